@@ -1,0 +1,40 @@
+//! Bounds of what the kernel side copies. They are part of the ABI: user space documents them
+//! and flags anything cut at these bounds as truncated.
+
+/// Bytes of the argument area (`argv`, NUL-separated as in `/proc/PID/cmdline`) copied per exec.
+pub const ARGS_MAX: usize = 8192;
+
+/// Bytes of `linux_binprm::filename` (the path as given to exec) copied per exec.
+pub const FILENAME_MAX: usize = 512;
+
+/// Bytes reserved for the executable's path, built from its dentries (leaf first).
+pub const PATH_MAX: usize = 4096;
+
+/// Longest single path component copied (NAME_MAX + NUL).
+pub const NAME_MAX: usize = 256;
+
+/// Path components walked from the executable towards the root before giving up.
+pub const PATH_DEPTH_MAX: usize = 40;
+
+/// Size of the variable area of an exec record: arguments, then filename, then path
+/// components. It is a power of two so that the kernel side can bound offsets with a mask.
+pub const EXEC_DATA_SIZE: usize = 16384;
+
+/// Slack after [`EXEC_DATA_SIZE`]: the largest single write that may start just below it.
+pub const EXEC_DATA_SLACK: usize = FILENAME_MAX;
+
+/// Bytes of a DNS packet's transport payload copied per packet (a power of two).
+pub const DNS_CAPTURE_MAX: usize = 2048;
+
+/// Ports watched for DNS when none are configured.
+pub const DEFAULT_DNS_PORTS: [u16; 1] = [53];
+
+/// Most DNS ports the kernel side can watch at once.
+pub const DNS_PORTS_MAX: usize = 8;
+
+/// Task command name length (`TASK_COMM_LEN`).
+pub const COMM_LEN: usize = 16;
+
+const _: () = assert!(EXEC_DATA_SIZE.is_power_of_two());
+const _: () = assert!(DNS_CAPTURE_MAX.is_power_of_two());
+const _: () = assert!(ARGS_MAX + FILENAME_MAX + PATH_MAX <= EXEC_DATA_SIZE);

@@ -1,0 +1,62 @@
+//! Kernel structure offsets, read from BTF by user space at load time and handed to the
+//! eBPF programs as a read-only global. Rust eBPF has no `preserve_access_index`, so the
+//! programs never hard-code a field offset: every read of a kernel structure goes through
+//! this table.
+
+/// Marks a field that this kernel does not have (for example `loginuid` without
+/// `CONFIG_AUDIT`). The kernel side then leaves the value at its default.
+pub const ABSENT: u32 = u32::MAX;
+
+/// Byte offsets of the kernel fields the programs read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_real_parent: u32,
+    pub task_comm: u32,
+    pub task_mm: u32,
+    pub task_real_cred: u32,
+    /// `start_boottime` (5.5+) or `real_start_time` (older).
+    pub task_start_boottime: u32,
+    pub task_signal: u32,
+    pub task_loginuid: u32,
+    pub task_exit_code: u32,
+    pub task_group_leader: u32,
+
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub mm_exe_file: u32,
+
+    pub file_f_path: u32,
+    pub file_f_inode: u32,
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+
+    pub dentry_d_parent: u32,
+    /// `dentry.d_name` plus `qstr.name`: the pointer to the component's bytes.
+    pub dentry_d_name_name: u32,
+
+    pub vfsmount_mnt_root: u32,
+    /// Offset of the `struct vfsmount mnt` embedded in `struct mount`.
+    pub mount_mnt: u32,
+    pub mount_mnt_parent: u32,
+    pub mount_mnt_mountpoint: u32,
+
+    pub cred_uid: u32,
+    pub cred_gid: u32,
+    pub cred_euid: u32,
+
+    pub inode_i_ino: u32,
+    pub inode_i_sb: u32,
+    pub super_block_s_dev: u32,
+
+    /// `signal_struct.live` (an `atomic_t`): 0 once the whole thread group is exiting.
+    pub signal_live: u32,
+
+    pub binprm_filename: u32,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: plain old data, `#[repr(C)]`, only `u32` fields and no padding.
+unsafe impl aya::Pod for KernelOffsets {}

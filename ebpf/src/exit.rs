@@ -1,0 +1,37 @@
+//! `sched_process_exit`: reported once per process, when its last thread exits, so that user
+//! space can retire the process-table entry.
+
+use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, macros::raw_tracepoint, programs::RawTracePointContext};
+use tunnelwatch_common::{ExitRecord, RECORD_VERSION, RecordHeader, RecordKind, stats};
+
+use crate::{globals::off, kread, maps, task};
+
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
+    // TP_PROTO(struct task_struct *p) (6.x adds `bool group_dead`; not relied on).
+    let t: *const u8 = ctx.arg(0);
+    // signal->live has been decremented before this tracepoint: 0 means the group is dead.
+    let signal = kread::ptr(t, off!(task_signal));
+    let live = kread::at::<i32>(signal, off!(signal_live)).unwrap_or(0);
+    if live != 0 {
+        return 0;
+    }
+    maps::count(stats::EXIT_SEEN);
+    let rec = ExitRecord {
+        header: RecordHeader {
+            kind: RecordKind::Exit as u8,
+            version: RECORD_VERSION,
+            _pad: 0,
+            size: core::mem::size_of::<ExitRecord>() as u32,
+            // SAFETY: helper without arguments.
+            boot_ns: unsafe { bpf_ktime_get_boot_ns() },
+        },
+        tgid: task::tgid(t),
+        exit_code: kread::at::<u32>(t, off!(task_exit_code)).unwrap_or(0),
+        start_ns: task::group_start_ns(t),
+    };
+    if maps::EVENTS.output::<ExitRecord>(&rec, 0).is_err() {
+        maps::count(stats::EXIT_LOST);
+    }
+    0
+}

@@ -1,0 +1,31 @@
+//! tunnelwatch's kernel side. It captures, bounds and drops: no rule is matched here.
+//!
+//! - `exec.rs`: `sched_process_exec` (raw tracepoint): every successful exec, with argv read
+//!   from the new process's own argument area and the executable's path from its dentries.
+//! - `fork.rs`, `exit.rs`: `sched_process_fork` / `sched_process_exit`, so user space can keep a
+//!   process table that names the sender of a DNS packet after it is gone.
+//! - `dns.rs`: `cgroup_skb` egress and ingress on the cgroup v2 root: packets to or from a DNS
+//!   port, with the process that sent them.
+#![no_std]
+#![no_main]
+
+mod exe_path;
+mod exec;
+mod exit;
+mod fork;
+mod dns;
+mod globals;
+mod kread;
+mod maps;
+mod task;
+
+/// The helpers used (probe_read_kernel, get_current_task) are GPL-only.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

@@ -1,0 +1,56 @@
+//! Maps shared by the programs.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+};
+use tunnelwatch_common::{DnsRecord, ExecRecord, TaskInfo, stats};
+
+/// Every record for user space. User space sets the size (`--ring-buffer-size`) before load.
+#[map]
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+
+/// Per-CPU counters, indexed by `tunnelwatch_common::stats`.
+#[map]
+pub(crate) static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stats::COUNT, 0);
+
+/// Per-CPU scratch space for an exec record (too large for the 512-byte stack).
+#[map]
+pub(crate) static EXEC_SCRATCH: PerCpuArray<ExecRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU scratch space for a DNS record.
+#[map]
+pub(crate) static DNS_SCRATCH: PerCpuArray<DnsRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Socket cookie -> the process last seen sending on it. Names the receiver of a DNS
+/// response (ingress runs in softirq context) and the sender of TCP segments that the
+/// kernel transmits outside the process's context.
+#[map]
+pub(crate) static SOCKET_OWNER: LruHashMap<u64, TaskInfo> = LruHashMap::with_max_entries(16384, 0);
+
+/// Adds one to counter `index`.
+#[inline(always)]
+pub(crate) fn count(index: u32) {
+    if let Some(p) = STATS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU while the program runs.
+        unsafe { *p += 1 };
+    }
+}
+
+/// Sends the first `size` bytes at `data` to user space; counts `lost` when the ring is full.
+#[inline(always)]
+pub(crate) fn submit(data: *const u8, size: usize, lost: u32) {
+    // SAFETY: `data` points into a scratch map value at least `size` bytes long; the caller
+    // bounds `size` so that the verifier can prove it.
+    let rc = unsafe {
+        aya_ebpf::helpers::bpf_ringbuf_output(
+            &raw const EVENTS as *mut core::ffi::c_void,
+            data as *mut core::ffi::c_void,
+            size as u64,
+            0,
+        )
+    };
+    if rc != 0 {
+        count(lost);
+    }
+}

@@ -1,0 +1,70 @@
+//! Reading a task's identity (`struct task_struct`) through the BTF offset table.
+
+use aya_ebpf::helpers::bpf_probe_read_kernel_buf;
+use tunnelwatch_common::{TaskInfo, offsets::ABSENT};
+
+use crate::{globals::off, kread};
+
+/// The task that is running now.
+#[inline(always)]
+pub(crate) fn current() -> *const u8 {
+    // SAFETY: a helper without arguments.
+    unsafe { aya_ebpf::helpers::bpf_get_current_task() as *const u8 }
+}
+
+/// Process id (thread group id) of `task`.
+#[inline(always)]
+pub(crate) fn tgid(task: *const u8) -> u32 {
+    kread::at::<u32>(task, off!(task_tgid)).unwrap_or(0)
+}
+
+/// Thread id of `task`.
+#[inline(always)]
+pub(crate) fn pid(task: *const u8) -> u32 {
+    kread::at::<u32>(task, off!(task_pid)).unwrap_or(0)
+}
+
+/// Boot-time start of the thread group leader of `task`: with the tgid, a process identity.
+#[inline(always)]
+pub(crate) fn group_start_ns(task: *const u8) -> u64 {
+    let leader = kread::ptr(task, off!(task_group_leader));
+    kread::at::<u64>(leader, off!(task_start_boottime)).unwrap_or(0)
+}
+
+/// Copies `task->comm` into `out`.
+#[inline(always)]
+pub(crate) fn comm(task: *const u8, out: &mut [u8; 16]) {
+    if task.is_null() {
+        return;
+    }
+    // SAFETY: probe read of 16 bytes into a 16-byte buffer.
+    let _ = unsafe { bpf_probe_read_kernel_buf(task.wrapping_add(off!(task_comm) as usize), out) };
+}
+
+/// Fills `info` from `task`. `cgroup_id` is the caller's (only the current task's is cheap).
+#[inline(always)]
+pub(crate) fn fill(task: *const u8, cgroup_id: u64, info: &mut TaskInfo) {
+    info.tgid = tgid(task);
+    info.pid = pid(task);
+    let parent = kread::ptr(task, off!(task_real_parent));
+    info.ppid = tgid(parent);
+    let cred = kread::ptr(task, off!(task_real_cred));
+    info.uid = kread::at::<u32>(cred, off!(cred_uid)).unwrap_or(u32::MAX);
+    info.gid = kread::at::<u32>(cred, off!(cred_gid)).unwrap_or(u32::MAX);
+    info.euid = kread::at::<u32>(cred, off!(cred_euid)).unwrap_or(u32::MAX);
+    let loginuid_off = off!(task_loginuid);
+    info.loginuid = if loginuid_off == ABSENT {
+        u32::MAX
+    } else {
+        kread::at::<u32>(task, loginuid_off).unwrap_or(u32::MAX)
+    };
+    info.start_ns = group_start_ns(task);
+    info.cgroup_id = cgroup_id;
+    comm(task, &mut info.comm);
+}
+
+/// The real parent of `task`.
+#[inline(always)]
+pub(crate) fn real_parent(task: *const u8) -> *const u8 {
+    kread::ptr(task, off!(task_real_parent))
+}

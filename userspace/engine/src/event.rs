@@ -1,0 +1,128 @@
+//! The events the engine matches, the same for every platform. The Linux sensor builds them
+//! from ring-buffer records (`crate::linux`), the Windows sensor from ETW (`etw/`), `replay`
+//! from recorded JSON lines.
+
+use std::{net::SocketAddr, sync::Arc, time::SystemTime};
+
+/// Where an event was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Platform {
+    Linux,
+    Windows,
+}
+
+impl Platform {
+    /// Sigma `logsource.product` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Linux => "linux",
+            Platform::Windows => "windows",
+        }
+    }
+}
+
+/// A process, as far as it is known. Empty strings mean "unknown".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    /// Image name: the last component of `path` (CIM `process_name`).
+    pub name: String,
+    /// Full path of the image (CIM `process_path`).
+    pub path: String,
+    /// Full command line, arguments joined by spaces (CIM `process`).
+    pub command_line: String,
+    /// User name (CIM `user`).
+    pub user: String,
+    /// Numeric uid on Linux, SID on Windows (CIM `user_id`).
+    pub user_id: String,
+    /// What the image really is, whatever its name (PE `OriginalFilename` on Windows).
+    pub original_file_name: String,
+}
+
+/// A process started (Endpoint.Processes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessEvent {
+    pub time: SystemTime,
+    pub host: Arc<str>,
+    pub platform: Platform,
+    pub process: Process,
+    pub parent: Process,
+    /// The command line was longer than the sensor captures and is cut short.
+    pub args_truncated: bool,
+}
+
+/// Whether a DNS message is a query or a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsMessageType {
+    Query,
+    Response,
+}
+
+impl DnsMessageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsMessageType::Query => "Query",
+            DnsMessageType::Response => "Response",
+        }
+    }
+}
+
+/// A DNS query or response (Network_Resolution), with the process that made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsEvent {
+    pub time: SystemTime,
+    pub host: Arc<str>,
+    pub platform: Platform,
+    pub message_type: DnsMessageType,
+    /// The name asked for: lower case, without a trailing dot (CIM `query`).
+    pub query: String,
+    /// Record type asked for, as a mnemonic: "A", "AAAA", "TXT", or "TYPE65" (CIM `query_type`).
+    pub query_type: String,
+    pub transaction_id: u16,
+    /// Response code name: "NoError", "NXDomain", ... (CIM `reply_code`); empty for queries.
+    pub reply_code: String,
+    /// Numeric response code (CIM `reply_code_id`); `None` for queries.
+    pub reply_code_id: Option<u16>,
+    /// Answer data: addresses for A/AAAA, names for CNAME, ... (CIM `answer`).
+    pub answers: Vec<String>,
+    /// Client side of the exchange (CIM `src`), when known.
+    pub src: Option<SocketAddr>,
+    /// Server side of the exchange (CIM `dest`), when known.
+    pub dest: Option<SocketAddr>,
+    /// "udp" or "tcp", or empty when unknown (Windows DNS-Client).
+    pub transport: &'static str,
+    /// The process that sent the query or receives the response.
+    pub process: Option<Process>,
+    /// Its parent, when known.
+    pub parent: Option<Process>,
+}
+
+/// Anything the engine matches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Process(ProcessEvent),
+    Dns(DnsEvent),
+}
+
+impl Event {
+    pub fn time(&self) -> SystemTime {
+        match self {
+            Event::Process(e) => e.time,
+            Event::Dns(e) => e.time,
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        match self {
+            Event::Process(e) => &e.host,
+            Event::Dns(e) => &e.host,
+        }
+    }
+
+    pub fn platform(&self) -> Platform {
+        match self {
+            Event::Process(e) => e.platform,
+            Event::Dns(e) => e.platform,
+        }
+    }
+}

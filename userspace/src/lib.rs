@@ -1,0 +1,7 @@
+//! tunnelwatch: the sensor binary's library. The engine is in `tunnelwatch-engine`
+//! (`userspace/engine/`); this crate holds the Linux sensor, which feeds it from eBPF.
+
+pub use tunnelwatch_engine as engine;
+
+#[cfg(target_os = "linux")]
+pub mod linux;
