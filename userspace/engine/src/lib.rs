@@ -3,3 +3,4 @@
 //! [`event::Event`]s and print what it returns.
 
 pub mod event;
+pub mod dns;

@@ -1,0 +1,1 @@
+//! DNS wire-format decoding (to be written).
