@@ -23,7 +23,7 @@ use tunnelwatch_common::{
     stats,
 };
 
-use crate::{globals, maps, task};
+use crate::{bounded::bounded, globals, maps, task};
 
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
@@ -253,11 +253,8 @@ fn handle(ctx: &SkBuffContext, dir: u8) {
         cap = DNS_CAPTURE_MAX;
         maps::count(stats::DNS_TRUNCATED);
     }
-    // Give the verifier a non-zero, bounded length.
-    let cap = cap & (DNS_CAPTURE_MAX * 2 - 1);
-    if cap == 0 || cap > DNS_CAPTURE_MAX {
-        return;
-    }
+    // 1 <= cap <= DNS_CAPTURE_MAX here; say so in a form the verifier can follow.
+    let cap = bounded::<DNS_CAPTURE_MAX>(cap);
     // SAFETY: `0 < cap <= DNS_CAPTURE_MAX` = size of `payload`.
     let rc = unsafe {
         bpf_skb_load_bytes(

@@ -18,10 +18,10 @@ use tunnelwatch_common::{
     stats,
 };
 
-use crate::{exe_path, globals::off, kread, maps, task};
+use crate::{bounded::bounded, exe_path, globals::off, kread, maps, task};
 
-/// Chunk used when the argument area cannot be read in one go.
-const ARGS_CHUNK: usize = 1024;
+/// Page size of every architecture this runs on (x86_64, aarch64 with 4K pages).
+const PAGE_SIZE: usize = 4096;
 
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
@@ -57,8 +57,8 @@ fn handle(task: *const u8, bprm: *const u8) {
     let mm = kread::ptr(task, off!(task_mm));
 
     // Arguments.
-    let arg_start = kread::at::<u64>(mm, off!(mm_arg_start)).unwrap_or(0);
-    let arg_end = kread::at::<u64>(mm, off!(mm_arg_end)).unwrap_or(0);
+    let arg_start = kread::at::<u64>(mm, off!(mm_arg_start));
+    let arg_end = kread::at::<u64>(mm, off!(mm_arg_end));
     let total = arg_end.saturating_sub(arg_start);
     rec.args_total = if total > u32::MAX as u64 { u32::MAX } else { total as u32 };
     let mut want = total as usize;
@@ -97,9 +97,9 @@ fn handle(task: *const u8, bprm: *const u8) {
         rec.flags |= exec_flags::NO_EXE;
     }
     let inode = kread::ptr(exe, off!(file_f_inode));
-    rec.exe_ino = kread::at::<u64>(inode, off!(inode_i_ino)).unwrap_or(0);
+    rec.exe_ino = kread::at::<u64>(inode, off!(inode_i_ino));
     let sb = kread::ptr(inode, off!(inode_i_sb));
-    rec.exe_dev = kread::at::<u32>(sb, off!(super_block_s_dev)).unwrap_or(0);
+    rec.exe_dev = kread::at::<u32>(sb, off!(super_block_s_dev));
     let walk = exe_path::walk(exe, data, args_len as u32 + filename_len);
     if walk.truncated {
         rec.flags |= exec_flags::PATH_TRUNCATED;
@@ -114,46 +114,29 @@ fn handle(task: *const u8, bprm: *const u8) {
 }
 
 /// Copies `want` (at most `ARGS_MAX`) bytes of the argument area at user address `src` into
-/// `data`. Returns how many bytes were read: all of them, or the chunks read before a fault.
+/// `data`. Returns how many bytes were read: all of them or, in the rare case that part of the
+/// area cannot be read, what lies on its first page.
 #[inline(always)]
 fn read_args(data: *mut u8, src: u64, want: usize) -> usize {
-    if want == 0 {
+    if want == 0 || want > ARGS_MAX {
         return 0;
     }
-    let want = want & (ARGS_MAX * 2 - 1);
-    if want > ARGS_MAX {
-        return 0;
-    }
-    // SAFETY: `want <= ARGS_MAX <= EXEC_DATA_SIZE`; a fault only fails the read.
+    // 1 <= want <= ARGS_MAX, in a form the verifier can follow.
+    let want = bounded::<ARGS_MAX>(want);
+    // SAFETY: `0 < want <= ARGS_MAX <= EXEC_DATA_SIZE`; a fault only fails the read.
     let rc = unsafe { bpf_probe_read_user(data.cast(), want as u32, src as *const _) };
     if rc == 0 {
         return want;
     }
-    // Rare: part of the area is not readable. Keep what can be read, chunk by chunk.
-    let mut done = 0usize;
-    let mut i = 0;
-    while i < ARGS_MAX / ARGS_CHUNK {
-        i += 1;
-        if done >= want {
-            break;
-        }
-        let mut len = want - done;
-        if len > ARGS_CHUNK {
-            len = ARGS_CHUNK;
-        }
-        let pos = done & (ARGS_MAX - 1);
-        // SAFETY: `pos + len <= ARGS_MAX + ARGS_CHUNK` stays inside the data area.
-        let rc = unsafe {
-            bpf_probe_read_user(
-                data.wrapping_add(pos).cast(),
-                (len & (ARGS_CHUNK * 2 - 1)) as u32,
-                (src + done as u64) as *const _,
-            )
-        };
-        if rc != 0 {
-            break;
-        }
-        done += len;
+    let mut first_page = PAGE_SIZE - (src as usize & (PAGE_SIZE - 1));
+    if first_page > want {
+        first_page = want;
     }
-    done
+    if first_page == 0 {
+        return 0;
+    }
+    let first_page = bounded::<PAGE_SIZE>(first_page);
+    // SAFETY: `0 < first_page <= PAGE_SIZE <= EXEC_DATA_SIZE`.
+    let rc = unsafe { bpf_probe_read_user(data.cast(), first_page as u32, src as *const _) };
+    if rc == 0 { first_page } else { 0 }
 }

@@ -12,7 +12,7 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     let t: *const u8 = ctx.arg(0);
     // signal->live has been decremented before this tracepoint: 0 means the group is dead.
     let signal = kread::ptr(t, off!(task_signal));
-    let live = kread::at::<i32>(signal, off!(signal_live)).unwrap_or(0);
+    let live = kread::at::<i32>(signal, off!(signal_live));
     if live != 0 {
         return 0;
     }
@@ -27,7 +27,7 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
             boot_ns: unsafe { bpf_ktime_get_boot_ns() },
         },
         tgid: task::tgid(t),
-        exit_code: kread::at::<u32>(t, off!(task_exit_code)).unwrap_or(0),
+        exit_code: kread::at::<u32>(t, off!(task_exit_code)),
         start_ns: task::group_start_ns(t),
     };
     if maps::EVENTS.output::<ExitRecord>(&rec, 0).is_err() {

@@ -9,6 +9,7 @@
 #![no_std]
 #![no_main]
 
+mod bounded;
 mod exe_path;
 mod exec;
 mod exit;

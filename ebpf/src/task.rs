@@ -15,20 +15,20 @@ pub(crate) fn current() -> *const u8 {
 /// Process id (thread group id) of `task`.
 #[inline(always)]
 pub(crate) fn tgid(task: *const u8) -> u32 {
-    kread::at::<u32>(task, off!(task_tgid)).unwrap_or(0)
+    kread::at::<u32>(task, off!(task_tgid))
 }
 
 /// Thread id of `task`.
 #[inline(always)]
 pub(crate) fn pid(task: *const u8) -> u32 {
-    kread::at::<u32>(task, off!(task_pid)).unwrap_or(0)
+    kread::at::<u32>(task, off!(task_pid))
 }
 
 /// Boot-time start of the thread group leader of `task`: with the tgid, a process identity.
 #[inline(always)]
 pub(crate) fn group_start_ns(task: *const u8) -> u64 {
     let leader = kread::ptr(task, off!(task_group_leader));
-    kread::at::<u64>(leader, off!(task_start_boottime)).unwrap_or(0)
+    kread::at::<u64>(leader, off!(task_start_boottime))
 }
 
 /// Copies `task->comm` into `out`.
@@ -49,14 +49,14 @@ pub(crate) fn fill(task: *const u8, cgroup_id: u64, info: &mut TaskInfo) {
     let parent = kread::ptr(task, off!(task_real_parent));
     info.ppid = tgid(parent);
     let cred = kread::ptr(task, off!(task_real_cred));
-    info.uid = kread::at::<u32>(cred, off!(cred_uid)).unwrap_or(u32::MAX);
-    info.gid = kread::at::<u32>(cred, off!(cred_gid)).unwrap_or(u32::MAX);
-    info.euid = kread::at::<u32>(cred, off!(cred_euid)).unwrap_or(u32::MAX);
+    info.uid = kread::at::<u32>(cred, off!(cred_uid));
+    info.gid = kread::at::<u32>(cred, off!(cred_gid));
+    info.euid = kread::at::<u32>(cred, off!(cred_euid));
     let loginuid_off = off!(task_loginuid);
     info.loginuid = if loginuid_off == ABSENT {
         u32::MAX
     } else {
-        kread::at::<u32>(task, loginuid_off).unwrap_or(u32::MAX)
+        kread::at::<u32>(task, loginuid_off)
     };
     info.start_ns = group_start_ns(task);
     info.cgroup_id = cgroup_id;
