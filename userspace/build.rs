@@ -19,7 +19,11 @@ fn main() -> anyhow::Result<()> {
     // RUSTC_BOOTSTRAP for -Z build-std=core. Its LLVM must match bpf-linker's.
     let toolchain = std::env::var("TUNNELWATCH_EBPF_TOOLCHAIN").unwrap_or_else(|_| "1.95.0".into());
     // SAFETY: build scripts are single-threaded at this point.
-    unsafe { std::env::set_var("RUSTC_BOOTSTRAP", "1") };
+    unsafe {
+        std::env::set_var("RUSTC_BOOTSTRAP", "1");
+        // aya-build relays every line the nested cargo prints as a warning: keep it to errors.
+        std::env::set_var("CARGO_TERM_QUIET", "true");
+    }
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "tunnelwatch-ebpf",

@@ -1,1 +1,169 @@
-fn main() {}
+//! `tunnelwatch`: watch this host for reverse-proxy tunnels (ngrok and kin) and print an alert,
+//! as one JSON line on stdout, the moment one starts.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+
+/// Exit codes, documented in the README.
+mod exit {
+    /// Bad flags, config file or rules.
+    pub const USAGE: u8 = 2;
+    /// The host cannot run the sensor: not root, no BTF, no cgroup v2, not Linux.
+    pub const ENVIRONMENT: u8 = 3;
+    /// The kernel refused to load or attach a program (the verifier's log is printed).
+    pub const LOAD: u8 = 4;
+    /// Failure while running.
+    pub const RUNTIME: u8 = 1;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tunnelwatch",
+    version,
+    about = "Real-time host sensor for reverse-proxy tunnels (ngrok and kin): alerts as JSON lines on stdout",
+    long_about = "Real-time host sensor for reverse-proxy tunnels (ngrok and kin).\n\n\
+        Run as root with no arguments: watches every exec and every DNS packet on this host with \
+        eBPF, matches them against the embedded rules and prints each alert as one JSON line (Splunk \
+        CIM field names) on stdout. Logs and stats go to stderr. SIGINT/SIGTERM detach everything."
+)]
+struct Cli {
+    /// Print every exec and DNS event as a JSON line, not only alerts.
+    #[arg(long)]
+    all_events: bool,
+
+    /// Configuration file (YAML): allowlists, DNS ports, ring buffer size, stats interval.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Kernel-to-user ring buffer size, e.g. 16MiB or 16777216 (a power of two, 64KiB to 1GiB). Default: 16MiB.
+    #[arg(long, value_name = "SIZE")]
+    ring_buffer_size: Option<String>,
+
+    /// A port to watch for DNS (repeatable; up to 8). Default: 53.
+    #[arg(long = "dns-port", value_name = "PORT")]
+    dns_ports: Vec<u16>,
+
+    /// Seconds between stats lines on stderr (0: only the final one). Default: 60.
+    #[arg(long, value_name = "SECONDS")]
+    stats_interval: Option<u64>,
+
+    /// More logging on stderr (-v: info, -vv: debug, including the kernel side's aya-log).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        2 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    env_logger::Builder::new()
+        .filter_level(level)
+        .parse_env("TUNNELWATCH_LOG")
+        .target(env_logger::Target::Stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, msg)) => {
+            eprintln!("tunnelwatch: error: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn run(cli: Cli) -> Result<(), (u8, String)> {
+    use tunnelwatch::linux::sensor::{self, RunError, StartError, Stop};
+    use tunnelwatch_engine::{config::Config, engine::Engine};
+
+    let config = match &cli.config {
+        Some(path) => Config::load(path).map_err(|e| (exit::USAGE, e.to_string()))?,
+        None => Config::default(),
+    };
+    let engine = Engine::from_config(&config).map_err(|e| (exit::USAGE, e.to_string()))?;
+    let opts = options(&cli, &config).map_err(|e| (exit::USAGE, e))?;
+    match sensor::run(&opts, engine) {
+        Ok(Stop::Signal(sig)) => {
+            eprintln!("tunnelwatch: {sig}: programs detached, exiting");
+            Ok(())
+        }
+        Ok(Stop::StdoutClosed) => {
+            eprintln!("tunnelwatch: stdout closed: programs detached, exiting");
+            Ok(())
+        }
+        Err(RunError::Start(StartError::Environment(e))) => Err((exit::ENVIRONMENT, format!("{e:#}"))),
+        Err(RunError::Start(StartError::Load(e))) => Err((exit::LOAD, format!("{e:#}"))),
+        Err(RunError::Run(e)) => Err((exit::RUNTIME, format!("{e:#}"))),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run(_cli: Cli) -> Result<(), (u8, String)> {
+    Err((
+        exit::ENVIRONMENT,
+        "this build is the Linux sensor; on Windows use tunnelwatch from etw/".into(),
+    ))
+}
+
+/// Sensor options from flags, then the config file, then defaults.
+#[cfg(target_os = "linux")]
+fn options(
+    cli: &Cli,
+    config: &tunnelwatch_engine::config::Config,
+) -> Result<tunnelwatch::linux::sensor::Options, String> {
+    use std::time::Duration;
+
+    let ring = match &cli.ring_buffer_size {
+        Some(s) => parse_size(s)?,
+        None => config.ring_buffer_size,
+    };
+    if !ring.is_power_of_two() || ring < 64 << 10 || ring > 1 << 30 {
+        return Err(format!(
+            "ring buffer size {ring} must be a power of two between 64KiB and 1GiB"
+        ));
+    }
+    let dns_ports = if !cli.dns_ports.is_empty() {
+        cli.dns_ports.clone()
+    } else {
+        config.dns_ports.clone()
+    };
+    if dns_ports.len() > tunnelwatch_common::limits::DNS_PORTS_MAX || dns_ports.contains(&0) {
+        return Err(format!(
+            "between 1 and {} DNS ports (1-65535) can be watched",
+            tunnelwatch_common::limits::DNS_PORTS_MAX
+        ));
+    }
+    let interval = cli
+        .stats_interval
+        .unwrap_or(config.stats_interval.as_secs());
+    Ok(tunnelwatch::linux::sensor::Options {
+        all_events: cli.all_events,
+        ring_buffer_bytes: ring as u32,
+        dns_ports,
+        stats_interval: (interval > 0).then(|| Duration::from_secs(interval)),
+        kernel_log_level: if cli.verbose >= 2 { 4 } else { 0 },
+    })
+}
+
+/// "8MiB", "64KiB", "1GiB", "4096", "16M" (binary multiples).
+#[cfg(target_os = "linux")]
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("bad size {s:?}: expected a number like 8MiB"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        _ => return Err(format!("bad size unit in {s:?}: use KiB, MiB or GiB")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("size {s:?} is too large"))
+}

@@ -1,0 +1,156 @@
+//! Running the sensor: start-up errors, signals, a closed stdout, two sensors at once, stats.
+
+use std::{
+    io::Write,
+    os::unix::process::CommandExt,
+    process::{Command, Stdio},
+};
+
+use nix::sys::signal::Signal;
+
+use crate::harness::{
+    programs::{self, Tools},
+    require_root,
+    sensor::{BIN, PATIENCE, Sensor, s, wait_timeout},
+};
+
+/// Whether the kernel still has a program with this id.
+fn program_exists(id: u32) -> bool {
+    Command::new("bpftool")
+        .args(["prog", "show", "id", &id.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("bpftool is installed by `cargo xtask setup`")
+        .success()
+}
+
+fn detaches_on(signal: Signal) {
+    let sensor = Sensor::start(&["--stats-interval", "0"]);
+    let ids = sensor.program_ids();
+    assert_eq!(ids.len(), 5, "three tracepoints and two cgroup_skb programs: {ids:?}");
+    assert!(ids.iter().all(|&id| program_exists(id)));
+    let stopped = sensor.stop_with(signal);
+    assert!(stopped.status.success(), "exit status {}: {}", stopped.status, stopped.stderr);
+    for id in ids {
+        assert!(!program_exists(id), "program {id} still loaded after {signal}");
+    }
+    assert!(stopped.stderr.contains("programs detached"), "{}", stopped.stderr);
+    let stats = stopped
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("tunnelwatch: stats ") && l.contains("\"final\""))
+        .unwrap_or_else(|| panic!("no final stats line:\n{}", stopped.stderr));
+    let stats: serde_json::Value = serde_json::from_str(stats.trim_start_matches("tunnelwatch: stats ")).unwrap();
+    for key in ["exec_seen", "exec_lost", "dns_seen", "dns_lost", "records", "alerts"] {
+        assert!(stats[key].is_u64(), "stats lack {key}: {stats}");
+    }
+}
+
+#[test]
+fn sigint_detaches_everything_and_reports_final_stats() {
+    if !require_root() {
+        return;
+    }
+    detaches_on(Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_detaches_everything() {
+    if !require_root() {
+        return;
+    }
+    detaches_on(Signal::SIGTERM);
+}
+
+#[test]
+fn two_sensors_at_once_both_alert() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    let mut a = Sensor::start(&[]);
+    let mut b = Sensor::start(&[]);
+    programs::run(Command::new(tools.path("ngrok")).args(["http", "1234"]));
+    let path = tools.path("ngrok").to_string_lossy().into_owned();
+    for sensor in [&mut a, &mut b] {
+        sensor.wait_for("ngrok in both sensors", |v| s(v, "process_path") == path);
+    }
+    a.stop();
+    // The other one is unaffected by the first one's exit.
+    programs::run(Command::new(tools.path("ngrok")).args(["http", "5678"]));
+    b.wait_for("ngrok after the other sensor stopped", |v| {
+        s(v, "process_path") == path && s(v, "process").ends_with("5678")
+    });
+    b.stop();
+}
+
+#[test]
+fn a_closed_stdout_ends_the_sensor_cleanly() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    let mut child = Command::new(BIN)
+        .arg("--all-events")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until ready, then close our end of its stdout.
+    let stderr = child.stderr.take().unwrap();
+    let mut reader = std::io::BufReader::new(stderr);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        assert!(n > 0, "tunnelwatch exited before it was ready");
+        if line.starts_with("tunnelwatch: ready") {
+            break;
+        }
+    }
+    drop(child.stdout.take());
+    // Any event now makes it write to the closed pipe.
+    programs::run(Command::new(tools.path("ngrok")).args(["http", "1"]));
+    let status = wait_timeout(&mut child, PATIENCE).expect("tunnelwatch exits when stdout closes");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    assert!(status.success(), "{status}: {rest}");
+    assert!(rest.contains("stdout closed"), "{rest}");
+}
+
+#[test]
+fn not_root_is_a_clear_error() {
+    if !require_root() {
+        return;
+    }
+    let out = Command::new(BIN).uid(65534).gid(65534).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must run as root"), "{err}");
+}
+
+#[test]
+fn bad_config_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("bad.yml");
+    let mut f = std::fs::File::create(&conf).unwrap();
+    writeln!(f, "dns_ports: [53]\nno_such_setting: 1").unwrap();
+    let out = Command::new(BIN).arg("--config").arg(&conf).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:2", conf.display())), "{err}");
+}
+
+#[test]
+fn help_and_bad_flags() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--all-events", "--config", "--ring-buffer-size", "--dns-port", "--stats-interval"] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+    let out = Command::new(BIN).args(["--ring-buffer-size", "3MiB"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("power of two"));
+}

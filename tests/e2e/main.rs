@@ -1,0 +1,13 @@
+//! End-to-end tests: the real `tunnelwatch` binary on the real kernel. Each test starts its own
+//! sensor (several run at once, which also proves that sensors coexist), runs real processes
+//! and sends real DNS traffic to a responder on 127.0.0.1 / ::1, and checks the exact JSON lines
+//! the sensor prints. Nothing leaves loopback.
+//!
+//! They need root (they load eBPF programs). Not root: they fail and say why, unless
+//! TUNNELWATCH_SKIP_E2E=1 is set, which skips them loudly.
+
+mod harness;
+
+mod dns;
+mod exec;
+mod lifecycle;

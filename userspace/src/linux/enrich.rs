@@ -1,0 +1,285 @@
+//! Records to engine events: decodes each ring-buffer record, keeps the process table up to
+//! date, and names the process (and its parent and user) behind every exec and DNS message.
+//! DNS payloads are decoded here (`tunnelwatch_engine::dns`); a query going out and its
+//! response coming back are tied together by client address, port and transaction id.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::Arc,
+};
+
+use tunnelwatch_common::{
+    TaskInfo,
+    records::{direction, exec_flags, owner_source},
+};
+use tunnelwatch_engine::{
+    dns,
+    event::{DnsEvent, DnsMessageType, Event, Platform, Process, ProcessEvent},
+};
+
+use crate::linux::{
+    clock::BootClock,
+    decode::{self, Record},
+    proc_table::{ProcInfo, ProcTable},
+    users::Users,
+};
+
+/// How long an unanswered query is remembered, in boot-time nanoseconds.
+const PENDING_TTL_NS: u64 = 30_000_000_000;
+/// Most unanswered queries remembered.
+const PENDING_MAX: usize = 65_536;
+
+/// User-space counters, reported with the kernel's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    pub records: u64,
+    pub decode_errors: u64,
+    pub dns_messages: u64,
+    /// DNS payloads that could not be decoded (hostile, or a TCP continuation segment).
+    pub dns_undecodable: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PendingKey {
+    client: SocketAddr,
+    id: u16,
+}
+
+struct Pending {
+    boot_ns: u64,
+    pid: u32,
+}
+
+pub struct Enricher {
+    host: Arc<str>,
+    clock: BootClock,
+    procs: ProcTable,
+    users: Users,
+    pending: HashMap<PendingKey, Pending>,
+    pub counters: Counters,
+}
+
+impl Enricher {
+    pub fn new(host: Arc<str>, procs: ProcTable) -> Self {
+        Enricher {
+            host,
+            clock: BootClock::new(),
+            procs,
+            users: Users::default(),
+            pending: HashMap::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn procs(&self) -> &ProcTable {
+        &self.procs
+    }
+
+    /// Periodic upkeep: forget exited processes and stale queries, follow the wall clock.
+    pub fn tick(&mut self) {
+        let now = BootClock::now_boot_ns();
+        self.procs.sweep(now);
+        self.pending
+            .retain(|_, p| now.saturating_sub(p.boot_ns) < PENDING_TTL_NS);
+        self.clock.resync();
+    }
+
+    /// Handles one ring-buffer record, appending the events it yields (0, 1 or more).
+    pub fn handle(&mut self, bytes: &[u8], out: &mut Vec<Event>) {
+        self.counters.records += 1;
+        let record = match decode::decode(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                self.counters.decode_errors += 1;
+                log::debug!("undecodable record: {e}");
+                return;
+            }
+        };
+        match record {
+            Record::Exec(e) => out.push(Event::Process(self.exec(&e))),
+            Record::Fork(f) => self.procs.fork(f.parent_tgid, f.child_tgid, f.child_start_ns),
+            Record::Exit(x) => self.procs.exit(x.tgid, x.start_ns, x.header.boot_ns),
+            Record::Dns(d) => self.dns(&d, out),
+        }
+    }
+
+    fn exec(&mut self, e: &decode::Exec<'_>) -> ProcessEvent {
+        let argv = decode::argv(e.args);
+        let mut path = decode::exe_path(e.path_components);
+        if path.is_empty() {
+            path = String::from_utf8_lossy(e.filename).into_owned();
+        }
+        let comm = decode::comm(&e.task.comm);
+        let args_truncated = e.flags & exec_flags::ARGS_TRUNCATED != 0;
+        let command_line = if argv.is_empty() { comm.clone() } else { argv.join(" ") };
+        let info = ProcInfo {
+            pid: e.task.tgid,
+            ppid: e.task.ppid,
+            uid: e.task.uid,
+            path: path.into(),
+            command_line: command_line.into(),
+            comm: comm.into(),
+            start_ns: e.task.start_ns,
+            args_truncated,
+        };
+        let process = self.process_of(&info);
+        self.procs.exec(info);
+        let parent = self.parent_of(e.task.ppid, &e.parent_comm);
+        ProcessEvent {
+            time: self.clock.to_system_time(e.boot_ns),
+            host: self.host.clone(),
+            platform: Platform::Linux,
+            process,
+            parent,
+            args_truncated,
+        }
+    }
+
+    fn process_of(&mut self, info: &ProcInfo) -> Process {
+        Process {
+            pid: info.pid,
+            name: info.name().to_string(),
+            path: info.path.to_string(),
+            command_line: info.command_line.to_string(),
+            user: self.users.name(info.uid).to_string(),
+            user_id: info.uid.to_string(),
+            original_file_name: String::new(),
+        }
+    }
+
+    /// The parent, from the table (or /proc), else by the name the kernel gave.
+    fn parent_of(&mut self, ppid: u32, comm: &[u8; 16]) -> Process {
+        match self.procs.lookup(ppid).cloned() {
+            Some(p) => self.process_of(&p),
+            None => Process {
+                pid: ppid,
+                name: decode::comm(comm),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The process behind a DNS packet: from the table, refined by what the kernel saw.
+    fn dns_process(&mut self, task: &TaskInfo) -> (Option<Process>, Option<Process>) {
+        let known = self.procs.lookup(task.tgid).cloned();
+        let info = match known {
+            Some(mut p) => {
+                p.uid = task.uid;
+                p
+            }
+            None => {
+                let comm = decode::comm(&task.comm);
+                ProcInfo {
+                    pid: task.tgid,
+                    ppid: task.ppid,
+                    uid: task.uid,
+                    command_line: comm.clone().into(),
+                    comm: comm.into(),
+                    ..Default::default()
+                }
+            }
+        };
+        let process = self.process_of(&info);
+        let parent = self.procs.lookup(info.ppid).cloned().map(|p| self.process_of(&p));
+        (Some(process), parent)
+    }
+
+    fn dns(&mut self, d: &decode::Dns<'_>, out: &mut Vec<Event>) {
+        let complete = d.payload.len() as u32 >= d.payload_len;
+        let messages = match d.protocol {
+            17 => match dns::parse_message(d.payload, complete) {
+                Ok(m) => vec![m],
+                Err(e) => {
+                    self.counters.dns_undecodable += 1;
+                    log::debug!("undecodable DNS payload: {e}");
+                    return;
+                }
+            },
+            _ => {
+                let m = dns::parse_tcp_segment(d.payload, complete);
+                if m.is_empty() {
+                    self.counters.dns_undecodable += 1;
+                }
+                m
+            }
+        };
+        let src = socket(d.ip_version, &d.src_addr, d.src_port);
+        let dst = socket(d.ip_version, &d.dst_addr, d.dst_port);
+        let transport = if d.protocol == 17 { "udp" } else { "tcp" };
+        for m in messages {
+            self.counters.dns_messages += 1;
+            // A query going out, or a response coming in; the other halves are the same
+            // exchange seen from the server side (loopback) or a local DNS server's traffic.
+            let (message_type, client, server) = match (d.direction, m.response) {
+                (direction::EGRESS, false) => (DnsMessageType::Query, src, dst),
+                (direction::INGRESS, true) => (DnsMessageType::Response, dst, src),
+                _ => continue,
+            };
+            let mut task = d.task;
+            let key = client.map(|client| PendingKey { client, id: m.id });
+            match message_type {
+                DnsMessageType::Query => {
+                    if let Some(key) = key {
+                        if self.pending.len() >= PENDING_MAX {
+                            self.pending.clear();
+                        }
+                        self.pending.insert(
+                            key,
+                            Pending {
+                                boot_ns: d.boot_ns,
+                                pid: task.tgid,
+                            },
+                        );
+                    }
+                }
+                DnsMessageType::Response => {
+                    let pending = key.and_then(|k| self.pending.remove(&k));
+                    if d.owner == owner_source::UNKNOWN {
+                        if let Some(p) = pending {
+                            task.tgid = p.pid;
+                        }
+                    }
+                }
+            }
+            let (process, parent) = if task.tgid != 0 {
+                self.dns_process(&task)
+            } else {
+                (None, None)
+            };
+            let answers: Vec<String> = m.answers.iter().map(|a| a.data.clone()).collect();
+            for q in &m.questions {
+                out.push(Event::Dns(DnsEvent {
+                    time: self.clock.to_system_time(d.boot_ns),
+                    host: self.host.clone(),
+                    platform: Platform::Linux,
+                    message_type,
+                    query: q.name.clone(),
+                    query_type: dns::type_name(q.qtype),
+                    transaction_id: m.id,
+                    reply_code: if m.response {
+                        dns::rcode_name(m.rcode).to_string()
+                    } else {
+                        String::new()
+                    },
+                    reply_code_id: m.response.then_some(m.rcode),
+                    answers: answers.clone(),
+                    src: client,
+                    dest: server,
+                    transport,
+                    process: process.clone(),
+                    parent: parent.clone(),
+                }));
+            }
+        }
+    }
+}
+
+fn socket(version: u8, addr: &[u8; 16], port: u16) -> Option<SocketAddr> {
+    let ip = match version {
+        4 => IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])),
+        6 => IpAddr::V6(Ipv6Addr::from(*addr)),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}

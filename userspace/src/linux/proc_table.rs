@@ -1,0 +1,231 @@
+//! The process table: pid -> what the process is. Fed by exec, fork and exit records and
+//! seeded from `/proc` at start, so that a DNS packet from pid 4242 names its process and
+//! parent even after the process has gone. Entries of exited processes stay for a grace
+//! period (records of a process can still be queued behind its exit); then they go, so the
+//! table is bounded by the live processes.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
+
+use crate::linux::procfs;
+
+/// How long an exited process stays known, in boot-time nanoseconds.
+pub const EXIT_GRACE_NS: u64 = 10_000_000_000;
+
+/// What the table knows of a process. Strings are shared: a fork copies the parent's entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    /// Executable path ("" when unknown).
+    pub path: Arc<str>,
+    /// Command line, arguments joined by spaces.
+    pub command_line: Arc<str>,
+    /// Kernel task name (at most 15 bytes).
+    pub comm: Arc<str>,
+    /// Boot-time start of the process (0 when seeded from /proc).
+    pub start_ns: u64,
+    pub args_truncated: bool,
+}
+
+impl ProcInfo {
+    /// The image name: the last component of the path, or `comm` when the path is unknown.
+    pub fn name(&self) -> &str {
+        match self.path.rsplit_once('/') {
+            Some((_, name)) if !name.is_empty() => name,
+            _ if !self.path.is_empty() => &self.path,
+            _ => &self.comm,
+        }
+    }
+
+    pub fn from_proc(e: procfs::ProcEntry) -> Self {
+        ProcInfo {
+            pid: e.pid,
+            ppid: e.ppid,
+            uid: e.uid,
+            path: e.path.into(),
+            command_line: if e.argv.is_empty() {
+                e.comm.clone().into()
+            } else {
+                e.argv.join(" ").into()
+            },
+            comm: e.comm.into(),
+            start_ns: 0,
+            args_truncated: false,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ProcTable {
+    procs: HashMap<u32, ProcInfo>,
+    /// (boot ns of exit, pid, start_ns) in exit order.
+    exited: VecDeque<(u64, u32, u64)>,
+    /// Whether misses may be filled from /proc (off in tests of the table itself).
+    use_procfs: bool,
+}
+
+impl ProcTable {
+    /// An empty table that fills misses from `/proc`.
+    pub fn new() -> Self {
+        ProcTable {
+            use_procfs: true,
+            ..Default::default()
+        }
+    }
+
+    /// An empty table that never reads `/proc`.
+    pub fn detached() -> Self {
+        ProcTable::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    /// Adds every process in `/proc` not already known.
+    pub fn seed_from_proc(&mut self) {
+        for pid in procfs::pids() {
+            if self.procs.contains_key(&pid) {
+                continue;
+            }
+            if let Some(e) = procfs::read(pid) {
+                self.procs.insert(pid, ProcInfo::from_proc(e));
+            }
+        }
+    }
+
+    /// A process executed a new program.
+    pub fn exec(&mut self, info: ProcInfo) {
+        self.procs.insert(info.pid, info);
+    }
+
+    /// `child` was forked from `parent`: it runs the parent's program until it execs.
+    pub fn fork(&mut self, parent: u32, child: u32, child_start_ns: u64) {
+        let info = match self.lookup(parent) {
+            Some(p) => ProcInfo {
+                pid: child,
+                ppid: parent,
+                start_ns: child_start_ns,
+                ..p.clone()
+            },
+            None => ProcInfo {
+                pid: child,
+                ppid: parent,
+                start_ns: child_start_ns,
+                ..Default::default()
+            },
+        };
+        self.procs.insert(child, info);
+    }
+
+    /// The process `pid` (started at `start_ns`) ended at `now_ns`.
+    pub fn exit(&mut self, pid: u32, start_ns: u64, now_ns: u64) {
+        self.exited.push_back((now_ns, pid, start_ns));
+    }
+
+    /// Forgets processes that exited more than [`EXIT_GRACE_NS`] before `now_ns`.
+    pub fn sweep(&mut self, now_ns: u64) {
+        while let Some(&(at, pid, start)) = self.exited.front() {
+            if now_ns.saturating_sub(at) < EXIT_GRACE_NS {
+                break;
+            }
+            self.exited.pop_front();
+            // Only if the pid was not reused since (a new exec/fork changed start_ns).
+            if self.procs.get(&pid).is_some_and(|p| p.start_ns == start || p.start_ns == 0) {
+                self.procs.remove(&pid);
+            }
+        }
+    }
+
+    /// The process `pid`, from the table or else from `/proc`.
+    pub fn lookup(&mut self, pid: u32) -> Option<&ProcInfo> {
+        if pid == 0 {
+            return None;
+        }
+        if !self.procs.contains_key(&pid) {
+            if !self.use_procfs {
+                return None;
+            }
+            let e = procfs::read(pid)?;
+            self.procs.insert(pid, ProcInfo::from_proc(e));
+        }
+        self.procs.get(&pid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(pid: u32, ppid: u32, path: &str, start: u64) -> ProcInfo {
+        ProcInfo {
+            pid,
+            ppid,
+            uid: 1000,
+            path: path.into(),
+            command_line: path.into(),
+            comm: "c".into(),
+            start_ns: start,
+            args_truncated: false,
+        }
+    }
+
+    #[test]
+    fn fork_inherits_then_exec_replaces() {
+        let mut t = ProcTable::detached();
+        t.exec(info(10, 1, "/usr/bin/bash", 5));
+        t.fork(10, 11, 7);
+        let child = t.lookup(11).unwrap();
+        assert_eq!((child.ppid, &*child.path, child.start_ns), (10, "/usr/bin/bash", 7));
+        t.exec(info(11, 10, "/tmp/ngrok", 7));
+        assert_eq!(t.lookup(11).unwrap().name(), "ngrok");
+        assert_eq!(t.lookup(10).unwrap().name(), "bash");
+    }
+
+    #[test]
+    fn exit_keeps_entry_for_grace_then_forgets() {
+        let mut t = ProcTable::detached();
+        t.exec(info(10, 1, "/bin/a", 5));
+        t.exit(10, 5, 100);
+        t.sweep(100 + EXIT_GRACE_NS - 1);
+        assert!(t.lookup(10).is_some());
+        t.sweep(100 + EXIT_GRACE_NS);
+        assert!(t.lookup(10).is_none());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn reused_pid_survives_old_exit() {
+        let mut t = ProcTable::detached();
+        t.exec(info(10, 1, "/bin/a", 5));
+        t.exit(10, 5, 100);
+        t.fork(1, 10, 200); // pid reused by a new process
+        t.sweep(100 + EXIT_GRACE_NS);
+        assert_eq!(t.lookup(10).unwrap().start_ns, 200);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(info(1, 0, "/usr/bin/bash", 0).name(), "bash");
+        let mut k = info(2, 0, "", 0);
+        k.comm = "kworker/0:1".into();
+        assert_eq!(k.name(), "kworker/0:1");
+    }
+
+    #[test]
+    fn misses_fall_back_to_proc() {
+        let mut t = ProcTable::new();
+        let me = std::process::id();
+        assert_eq!(t.lookup(me).unwrap().pid, me);
+        t.seed_from_proc();
+        assert!(t.len() > 1);
+    }
+}

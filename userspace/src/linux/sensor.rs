@@ -1,0 +1,266 @@
+//! The sensor's main loop: attach, seed the process table, then turn every ring-buffer record
+//! into events, run the engine on them and print alerts (or every event) as JSON lines, until
+//! SIGINT or SIGTERM, or until stdout closes. Stats go to stderr every interval and once at
+//! the end.
+
+use std::{
+    io::{self, Write},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+use tunnelwatch_common::stats;
+use tunnelwatch_engine::{emit::Emitter, engine::Engine, event::Event};
+
+use crate::linux::{
+    btf_offsets,
+    enrich::{Counters, Enricher},
+    loader::{self, KernelStats, LoadOptions},
+    preflight,
+    proc_table::ProcTable,
+};
+
+/// How the sensor runs (from the command line and the config file).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Print every event, not only alerts.
+    pub all_events: bool,
+    pub ring_buffer_bytes: u32,
+    pub dns_ports: Vec<u16>,
+    /// `None`: no periodic stats line (the final one is always printed).
+    pub stats_interval: Option<Duration>,
+    /// aya-log level for the kernel side (0 off, 4 debug).
+    pub kernel_log_level: u8,
+}
+
+/// Why the sensor stopped (all are clean exits).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    Signal(&'static str),
+    StdoutClosed,
+}
+
+/// A failure before the sensor could start, sorted for the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Not root, no BTF, no cgroup v2: the host cannot run the sensor as it is.
+    #[error("{0:#}")]
+    Environment(anyhow::Error),
+    /// The kernel refused to load or attach a program.
+    #[error("{0:#}")]
+    Load(anyhow::Error),
+}
+
+/// Runs the sensor until a signal or a closed stdout.
+pub fn run(opts: &Options, engine: Engine) -> Result<Stop, RunError> {
+    let host = preflight::check().map_err(|e| RunError::Start(StartError::Environment(e)))?;
+    let started = Instant::now();
+    let offsets = btf_offsets::read(&host.btf)
+        .map_err(|e| RunError::Start(StartError::Environment(e)))?;
+    let mut probes = loader::load(&LoadOptions {
+        offsets,
+        cgroup_root: host.cgroup_root.clone(),
+        ring_buffer_bytes: opts.ring_buffer_bytes,
+        dns_ports: opts.dns_ports.clone(),
+        kernel_log_level: opts.kernel_log_level,
+    })
+    .map_err(|e| RunError::Start(StartError::Load(e)))?;
+    let ring = probes.take_events().map_err(RunError::Run)?;
+    let kstats = probes.take_stats().map_err(RunError::Run)?;
+    let logger = probes.logger.take();
+
+    let mut procs = ProcTable::new();
+    procs.seed_from_proc();
+    let hostname: Arc<str> = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into())
+        .into();
+    let enricher = Enricher::new(hostname, procs);
+    eprintln!(
+        "tunnelwatch: ready in {} ms: exec, fork and exit via raw tracepoints; DNS (ports {}) via cgroup_skb on {}; {} rules; programs {:?}",
+        started.elapsed().as_millis(),
+        opts.dns_ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        host.cgroup_root.display(),
+        engine.rules().len(),
+        probes.program_ids,
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the event loop")
+        .map_err(RunError::Run)?;
+    let mut state = State {
+        engine,
+        enricher,
+        emitter: Emitter::new(io::stdout().lock()),
+        all_events: opts.all_events,
+        events: Vec::new(),
+        emitted: 0,
+        alerts: 0,
+        suppressed: 0,
+    };
+    let result = runtime.block_on(event_loop(&mut state, ring, logger, &kstats, opts.stats_interval));
+    // Detach everything before the final report: the programs are gone once this returns.
+    drop(probes);
+    let _ = state.emitter.get_mut().flush();
+    report(&kstats, &state, "final");
+    result.map_err(RunError::Run)
+}
+
+/// A start failure or a failure while running.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Start(StartError),
+    #[error("{0:#}")]
+    Run(anyhow::Error),
+}
+
+struct State<W: Write> {
+    engine: Engine,
+    enricher: Enricher,
+    emitter: Emitter<W>,
+    all_events: bool,
+    events: Vec<Event>,
+    emitted: u64,
+    alerts: u64,
+    suppressed: u64,
+}
+
+impl<W: Write> State<W> {
+    /// Handles one record. `Err` only when stdout is gone.
+    fn record(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.enricher.handle(bytes, &mut self.events);
+        let mut alerts = Vec::new();
+        for event in self.events.drain(..) {
+            alerts.clear();
+            self.engine.evaluate(&event, &mut alerts);
+            if self.all_events && alerts.is_empty() {
+                self.emitter.write_event(&event)?;
+                self.emitted += 1;
+            }
+            for alert in &alerts {
+                self.emitter.write_alert(&event, alert)?;
+                self.alerts += 1;
+                self.emitted += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn event_loop<W: Write>(
+    state: &mut State<W>,
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    kstats: &KernelStats,
+    stats_interval: Option<Duration>,
+) -> Result<Stop> {
+    // SAFETY: the ring buffer and the logger own their map fds, which stay open and the same
+    // for as long as the AsyncFd owns them.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+        .context("cannot poll the ring buffer")?;
+    let mut logger = match logger {
+        Some(l) => Some(
+            // SAFETY: as above.
+            unsafe { AsyncFd::register_with_interest(l, tokio::io::Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)
+                .context("cannot poll the kernel log ring")?,
+        ),
+        None => None,
+    };
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut upkeep = tokio::time::interval(Duration::from_secs(1));
+    upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_stats = Instant::now();
+    let mut last_lost = 0u64;
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = sigint.recv() => return Ok(Stop::Signal("SIGINT")),
+            _ = sigterm.recv() => return Ok(Stop::Signal("SIGTERM")),
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("ring buffer poll failed")?;
+                let rb = guard.get_inner_mut();
+                while let Some(item) = rb.next() {
+                    if let Err(e) = state.record(&item) {
+                        if e.kind() == io::ErrorKind::BrokenPipe {
+                            return Ok(Stop::StdoutClosed);
+                        }
+                        return Err(e).context("cannot write to stdout");
+                    }
+                }
+                guard.clear_ready();
+            }
+            guard = async {
+                match logger.as_mut() {
+                    Some(l) => l.readable_mut().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let mut guard = guard.context("kernel log poll failed")?;
+                guard.get_inner_mut().flush();
+                guard.clear_ready();
+            }
+            _ = upkeep.tick() => {
+                state.enricher.tick();
+                let k = kstats.read();
+                let lost = k[stats::EXEC_LOST as usize] + k[stats::FORK_LOST as usize]
+                    + k[stats::EXIT_LOST as usize] + k[stats::DNS_LOST as usize];
+                if lost > last_lost {
+                    log::warn!(
+                        "ring buffer full: {} records lost since the last check ({} in all); raise --ring-buffer-size",
+                        lost - last_lost, lost
+                    );
+                    last_lost = lost;
+                }
+                if let Some(every) = stats_interval {
+                    if last_stats.elapsed() >= every {
+                        last_stats = Instant::now();
+                        report(kstats, state, "periodic");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Prints one stats line on stderr: `tunnelwatch: stats {JSON}`.
+fn report<W: Write>(kstats: &KernelStats, state: &State<W>, which: &str) {
+    let k = kstats.read();
+    let mut obj = serde_json::Map::new();
+    obj.insert("stats".into(), which.into());
+    for (i, name) in stats::NAMES.iter().enumerate() {
+        if !name.starts_with("unused") {
+            obj.insert((*name).into(), k[i].into());
+        }
+    }
+    let Counters {
+        records,
+        decode_errors,
+        dns_messages,
+        dns_undecodable,
+    } = state.enricher.counters;
+    obj.insert("records".into(), records.into());
+    obj.insert("decode_errors".into(), decode_errors.into());
+    obj.insert("dns_messages".into(), dns_messages.into());
+    obj.insert("dns_undecodable".into(), dns_undecodable.into());
+    obj.insert("lines".into(), state.emitted.into());
+    obj.insert("alerts".into(), state.alerts.into());
+    obj.insert("suppressed".into(), state.suppressed.into());
+    obj.insert("processes".into(), state.enricher.procs().len().into());
+    eprintln!("tunnelwatch: stats {}", serde_json::Value::Object(obj));
+}
