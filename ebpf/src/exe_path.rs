@@ -39,7 +39,10 @@ pub(crate) fn walk(file: *const u8, data: *mut u8, start: u32) -> Walk {
     let mut at_root = false;
 
     for _ in 0..PATH_DEPTH_MAX {
-        let mnt_root = kread::ptr(mount.wrapping_add(mount_mnt as usize), off!(vfsmount_mnt_root));
+        let mnt_root = kread::ptr(
+            mount.wrapping_add(mount_mnt as usize),
+            off!(vfsmount_mnt_root),
+        );
         let parent = kread::ptr(dentry, off!(dentry_d_parent));
         if dentry == mnt_root || dentry == parent {
             // Top of this mount: go on from its mount point in the parent mount, or stop at

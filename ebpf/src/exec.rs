@@ -60,7 +60,11 @@ fn handle(task: *const u8, bprm: *const u8) {
     let arg_start = kread::at::<u64>(mm, off!(mm_arg_start));
     let arg_end = kread::at::<u64>(mm, off!(mm_arg_end));
     let total = arg_end.saturating_sub(arg_start);
-    rec.args_total = if total > u32::MAX as u64 { u32::MAX } else { total as u32 };
+    rec.args_total = if total > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        total as u32
+    };
     let mut want = total as usize;
     if want > ARGS_MAX {
         want = ARGS_MAX;

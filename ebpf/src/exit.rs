@@ -1,7 +1,9 @@
 //! `sched_process_exit`: reported once per process, when its last thread exits, so that user
 //! space can retire the process-table entry.
 
-use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    helpers::bpf_ktime_get_boot_ns, macros::raw_tracepoint, programs::RawTracePointContext,
+};
 use tunnelwatch_common::{ExitRecord, RECORD_VERSION, RecordHeader, RecordKind, stats};
 
 use crate::{globals::off, kread, maps, task};

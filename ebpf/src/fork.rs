@@ -1,7 +1,9 @@
 //! `sched_process_fork`: a new process (not a new thread). User space copies the parent's
 //! entry in its process table, so a child that never execs is still named.
 
-use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    helpers::bpf_ktime_get_boot_ns, macros::raw_tracepoint, programs::RawTracePointContext,
+};
 use tunnelwatch_common::{ForkRecord, RECORD_VERSION, RecordHeader, RecordKind, stats};
 
 use crate::{maps, task};

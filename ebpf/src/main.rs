@@ -10,11 +10,11 @@
 #![no_main]
 
 mod bounded;
+mod dns;
 mod exe_path;
 mod exec;
 mod exit;
 mod fork;
-mod dns;
 mod globals;
 mod kread;
 mod maps;

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use crate::{
     exec::me,
     harness::{
-        dns_client, dns_server::Responder, require_root,
+        dns_client,
+        dns_server::Responder,
+        require_root,
         sensor::{Sensor, s},
         unique,
     },
@@ -77,7 +79,10 @@ fn udp_sendto_ipv4_alerts_with_the_querying_process() {
     let name = format!("{}.ngrok.io", unique("sendto"));
     let answer = dns_client::sendto(dns.v4(), &name, RecordType::A);
     let line = sensor.wait_for(&name, alert_for(&name));
-    assert_fields(&line, network_alert(&name, "A", answer.metadata.id, dns.v4(), "udp"));
+    assert_fields(
+        &line,
+        network_alert(&name, "A", answer.metadata.id, dns.v4(), "udp"),
+    );
     assert!(line["src_port"].as_u64().unwrap() > 0);
     sensor.stop();
 }
@@ -91,7 +96,10 @@ fn udp_connected_send_over_ipv6() {
     let name = format!("{}.ngrok.com", unique("send6"));
     let answer = dns_client::connected_send(dns.v6(), &name, RecordType::AAAA);
     let line = sensor.wait_for(&name, alert_for(&name));
-    assert_fields(&line, network_alert(&name, "AAAA", answer.metadata.id, dns.v6(), "udp"));
+    assert_fields(
+        &line,
+        network_alert(&name, "AAAA", answer.metadata.id, dns.v6(), "udp"),
+    );
     sensor.stop();
 }
 
@@ -104,7 +112,10 @@ fn plain_write_on_a_connected_socket() {
     let name = format!("ngrok.{}.tunnel.com", unique("write"));
     let answer = dns_client::write(dns.v4(), &name, RecordType::A);
     let line = sensor.wait_for(&name, alert_for(&name));
-    assert_fields(&line, network_alert(&name, "A", answer.metadata.id, dns.v4(), "udp"));
+    assert_fields(
+        &line,
+        network_alert(&name, "A", answer.metadata.id, dns.v4(), "udp"),
+    );
     sensor.stop();
 }
 
@@ -120,8 +131,14 @@ fn sendmmsg_a_and_aaaa_in_one_call_both_alert() {
     let second = sensor.wait_for(&name, alert_for(&name));
     let mut got = [first, second];
     got.sort_by_key(|v| s(v, "query_type").to_string());
-    assert_fields(&got[0], network_alert(&name, "A", a.metadata.id, dns.v4(), "udp"));
-    assert_fields(&got[1], network_alert(&name, "AAAA", aaaa.metadata.id, dns.v4(), "udp"));
+    assert_fields(
+        &got[0],
+        network_alert(&name, "A", a.metadata.id, dns.v4(), "udp"),
+    );
+    assert_fields(
+        &got[1],
+        network_alert(&name, "AAAA", aaaa.metadata.id, dns.v4(), "udp"),
+    );
     sensor.stop();
 }
 
@@ -135,7 +152,10 @@ fn tcp_over_ipv4_and_ipv6() {
         let name = format!("{}.ngrok.io", unique("tcp"));
         let answer = dns_client::tcp(server, &name, RecordType::A);
         let line = sensor.wait_for(&name, alert_for(&name));
-        assert_fields(&line, network_alert(&name, "A", answer.metadata.id, server, "tcp"));
+        assert_fields(
+            &line,
+            network_alert(&name, "A", answer.metadata.id, server, "tcp"),
+        );
     }
     sensor.stop();
 }
@@ -173,7 +193,10 @@ fn benign_domains_do_not_alert() {
     let marker = format!("{tag}-marker.ngrok.io");
     dns_client::sendto(dns.v4(), &marker, RecordType::A);
     let lines = sensor.lines_until("the marker alert", alert_for(&marker));
-    let ours: Vec<&Value> = lines.iter().filter(|v| s(v, "query").contains(&tag)).collect();
+    let ours: Vec<&Value> = lines
+        .iter()
+        .filter(|v| s(v, "query").contains(&tag))
+        .collect();
     assert_eq!(ours.len(), 1, "only the marker may alert: {ours:#?}");
     sensor.stop();
 }
@@ -191,7 +214,10 @@ fn python_and_dig_clients_are_named() {
          q=struct.pack('>HHHHHH',0x1234,0x0100,1,0,0,0)+b''.join(bytes([len(l)])+l.encode() for l in '{py_name}'.split('.'))+b'\\0'+struct.pack('>HH',1,1)\n\
          s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(5);s.sendto(q,('127.0.0.1',{port}));s.recv(512)\n"
     );
-    let status = Command::new("python3").args(["-c", &script]).status().unwrap();
+    let status = Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap();
     assert!(status.success());
     let line = sensor.wait_for(&py_name, alert_for(&py_name));
     assert!(s(&line, "process_name").starts_with("python3"), "{line:#}");
@@ -199,7 +225,16 @@ fn python_and_dig_clients_are_named() {
 
     let dig_name = format!("{}.ngrok.io", unique("dig"));
     let status = Command::new("dig")
-        .args(["@127.0.0.1", "-p", &port, &dig_name, "A", "+tries=1", "+time=5", "+short"])
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port,
+            &dig_name,
+            "A",
+            "+tries=1",
+            "+time=5",
+            "+short",
+        ])
         .status()
         .expect("dig (dnsutils) is installed by `cargo xtask setup`");
     assert!(status.success());
@@ -221,7 +256,11 @@ fn glibc_resolver_through_getaddrinfo_on_port_53() {
     let name = format!("{}.ngrok.io", unique("glibc"));
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("resolv.conf");
-    std::fs::write(&conf, "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n").unwrap();
+    std::fs::write(
+        &conf,
+        "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n",
+    )
+    .unwrap();
     let status = Command::new("unshare")
         .args([
             "--mount",
@@ -229,18 +268,27 @@ fn glibc_resolver_through_getaddrinfo_on_port_53() {
             "private",
             "sh",
             "-c",
-            &format!("mount --bind {} /etc/resolv.conf && getent ahosts {name}", conf.display()),
+            &format!(
+                "mount --bind {} /etc/resolv.conf && getent ahosts {name}",
+                conf.display()
+            ),
         ])
         .status()
         .unwrap();
-    assert!(status.success(), "getent in a private mount namespace: {status}");
+    assert!(
+        status.success(),
+        "getent in a private mount namespace: {status}"
+    );
     let a = sensor.wait_for(&name, alert_for(&name));
     assert_eq!(s(&a, "process_name"), "getent");
     assert_eq!(s(&a, "dest"), "127.0.0.1");
     assert_eq!(a["dest_port"], 53);
     // glibc asks for A and AAAA (in one sendmmsg): both are seen.
     let b = sensor.wait_for(&name, alert_for(&name));
-    let mut types = [s(&a, "query_type").to_string(), s(&b, "query_type").to_string()];
+    let mut types = [
+        s(&a, "query_type").to_string(),
+        s(&b, "query_type").to_string(),
+    ];
     types.sort();
     assert_eq!(types, ["A", "AAAA"]);
     drop(dns);

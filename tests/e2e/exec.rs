@@ -13,7 +13,10 @@ use crate::harness::{
 const LINUX_RULE: &str = "bc84d574-708c-467d-b78a-4c1e20171f97";
 
 pub fn hostname() -> String {
-    nix::unistd::gethostname().unwrap().to_string_lossy().into_owned()
+    nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// This test process, as the sensor names a parent.
@@ -89,14 +92,18 @@ pub fn assert_line(line: &Value, expected: &Value) {
         .expect("time field");
     let time = time.as_str().unwrap();
     assert!(
-        time.len() == "2026-11-23T01:02:03.123456Z".len() && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        time.len() == "2026-11-23T01:02:03.123456Z".len()
+            && time.ends_with('Z')
+            && time.as_bytes()[10] == b'T',
         "time {time:?} is not RFC 3339 UTC with microseconds"
     );
     assert_eq!(&actual, expected, "alert line differs");
 }
 
 fn is_linux_alert_for(dir: &Path) -> impl Fn(&Value) -> bool + '_ {
-    move |v| s(v, "rule_id") == LINUX_RULE && s(v, "process_path").starts_with(&*dir.to_string_lossy())
+    move |v| {
+        s(v, "rule_id") == LINUX_RULE && s(v, "process_path").starts_with(&*dir.to_string_lossy())
+    }
 }
 
 /// Runs the marker (an alerting exec) and returns every line printed up to its alert.
@@ -181,8 +188,14 @@ fn ngrok_through_a_symlink_is_named_for_what_it_runs() {
     let line = sensor.wait_for("ngrok via symlink", is_linux_alert_for(tools.dir()));
     // The image is the file the link points to; the command line is what was typed.
     assert_eq!(s(&line, "process_name"), "ngrok");
-    assert_eq!(s(&line, "process_path"), tools.path("ngrok").to_string_lossy());
-    assert_eq!(s(&line, "process"), format!("{} start --all", link.display()));
+    assert_eq!(
+        s(&line, "process_path"),
+        tools.path("ngrok").to_string_lossy()
+    );
+    assert_eq!(
+        s(&line, "process"),
+        format!("{} start --all", link.display())
+    );
     sensor.stop();
 }
 
@@ -197,7 +210,10 @@ fn ngrok_through_execveat_from_a_file_descriptor() {
     programs::execveat(&ngrok, &["http", "9090"]);
     let line = sensor.wait_for("ngrok via execveat", is_linux_alert_for(tools.dir()));
     assert_eq!(s(&line, "process_path"), ngrok.to_string_lossy());
-    assert_eq!(s(&line, "process"), format!("{} http 9090", ngrok.display()));
+    assert_eq!(
+        s(&line, "process"),
+        format!("{} http 9090", ngrok.display())
+    );
     sensor.stop();
 }
 
@@ -207,15 +223,27 @@ fn ngrok_started_by_a_script_names_the_shell_as_parent() {
         return;
     }
     let tools = Tools::new();
-    let script = tools.script("tunnel.sh", &format!("{} http 7070", tools.path("ngrok").display()));
+    let script = tools.script(
+        "tunnel.sh",
+        &format!("{} http 7070", tools.path("ngrok").display()),
+    );
     let mut sensor = Sensor::start(&[]);
     programs::run(&mut Command::new(&script));
     let line = sensor.wait_for("ngrok from a script", is_linux_alert_for(tools.dir()));
     let sh = std::fs::canonicalize("/bin/sh").unwrap();
-    assert_eq!(s(&line, "process"), format!("{} http 7070", tools.path("ngrok").display()));
+    assert_eq!(
+        s(&line, "process"),
+        format!("{} http 7070", tools.path("ngrok").display())
+    );
     assert_eq!(s(&line, "parent_process_path"), sh.to_string_lossy());
-    assert_eq!(s(&line, "parent_process_name"), sh.file_name().unwrap().to_string_lossy());
-    assert_eq!(s(&line, "parent_process"), format!("/bin/sh {}", script.display()));
+    assert_eq!(
+        s(&line, "parent_process_name"),
+        sh.file_name().unwrap().to_string_lossy()
+    );
+    assert_eq!(
+        s(&line, "parent_process"),
+        format!("/bin/sh {}", script.display())
+    );
     sensor.stop();
 }
 
@@ -231,7 +259,11 @@ fn benign_look_alikes_do_not_alert() {
     programs::run(Command::new(tools.path("ngrok")).arg("version"));
     programs::run(&mut Command::new(tools.path("ngrok")));
     programs::run(Command::new(tools.path("ngrokker")).args(["http", "8080"]));
-    programs::run(Command::new(programs::true_binary()).args([&format!("{dir}/ngrok"), "http", "8080"]));
+    programs::run(Command::new(programs::true_binary()).args([
+        &format!("{dir}/ngrok"),
+        "http",
+        "8080",
+    ]));
     let lines = lines_until_marker(&mut sensor, &tools);
     let ours: Vec<&Value> = lines
         .iter()
@@ -253,7 +285,10 @@ fn all_events_streams_benign_execs_too() {
         s(v, "kind") == "event" && s(v, "process_path") == tools.path("ngrokker").to_string_lossy()
     });
     assert_eq!(s(&line, "datamodel"), "Endpoint.Processes");
-    assert_eq!(s(&line, "process"), format!("{} --flag value", tools.path("ngrokker").display()));
+    assert_eq!(
+        s(&line, "process"),
+        format!("{} --flag value", tools.path("ngrokker").display())
+    );
     assert!(line.get("rule_id").is_none());
     sensor.stop();
 }

@@ -28,21 +28,45 @@ fn program_exists(id: u32) -> bool {
 fn detaches_on(signal: Signal) {
     let sensor = Sensor::start(&["--stats-interval", "0"]);
     let ids = sensor.program_ids();
-    assert_eq!(ids.len(), 5, "three tracepoints and two cgroup_skb programs: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        5,
+        "three tracepoints and two cgroup_skb programs: {ids:?}"
+    );
     assert!(ids.iter().all(|&id| program_exists(id)));
     let stopped = sensor.stop_with(signal);
-    assert!(stopped.status.success(), "exit status {}: {}", stopped.status, stopped.stderr);
+    assert!(
+        stopped.status.success(),
+        "exit status {}: {}",
+        stopped.status,
+        stopped.stderr
+    );
     for id in ids {
-        assert!(!program_exists(id), "program {id} still loaded after {signal}");
+        assert!(
+            !program_exists(id),
+            "program {id} still loaded after {signal}"
+        );
     }
-    assert!(stopped.stderr.contains("programs detached"), "{}", stopped.stderr);
+    assert!(
+        stopped.stderr.contains("programs detached"),
+        "{}",
+        stopped.stderr
+    );
     let stats = stopped
         .stderr
         .lines()
         .find(|l| l.starts_with("tunnelwatch: stats ") && l.contains("\"final\""))
         .unwrap_or_else(|| panic!("no final stats line:\n{}", stopped.stderr));
-    let stats: serde_json::Value = serde_json::from_str(stats.trim_start_matches("tunnelwatch: stats ")).unwrap();
-    for key in ["exec_seen", "exec_lost", "dns_seen", "dns_lost", "records", "alerts"] {
+    let stats: serde_json::Value =
+        serde_json::from_str(stats.trim_start_matches("tunnelwatch: stats ")).unwrap();
+    for key in [
+        "exec_seen",
+        "exec_lost",
+        "dns_seen",
+        "dns_lost",
+        "records",
+        "alerts",
+    ] {
         assert!(stats[key].is_u64(), "stats lack {key}: {stats}");
     }
 }
@@ -136,7 +160,11 @@ fn bad_config_names_file_and_line() {
     let conf = dir.path().join("bad.yml");
     let mut f = std::fs::File::create(&conf).unwrap();
     writeln!(f, "dns_ports: [53]\nno_such_setting: 1").unwrap();
-    let out = Command::new(BIN).arg("--config").arg(&conf).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&conf)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:2", conf.display())), "{err}");
@@ -147,10 +175,19 @@ fn help_and_bad_flags() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--all-events", "--config", "--ring-buffer-size", "--dns-port", "--stats-interval"] {
+    for flag in [
+        "--all-events",
+        "--config",
+        "--ring-buffer-size",
+        "--dns-port",
+        "--stats-interval",
+    ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
-    let out = Command::new(BIN).args(["--ring-buffer-size", "3MiB"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--ring-buffer-size", "3MiB"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("power of two"));
 }

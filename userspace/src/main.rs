@@ -95,7 +95,9 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             eprintln!("tunnelwatch: stdout closed: programs detached, exiting");
             Ok(())
         }
-        Err(RunError::Start(StartError::Environment(e))) => Err((exit::ENVIRONMENT, format!("{e:#}"))),
+        Err(RunError::Start(StartError::Environment(e))) => {
+            Err((exit::ENVIRONMENT, format!("{e:#}")))
+        }
         Err(RunError::Start(StartError::Load(e))) => Err((exit::LOAD, format!("{e:#}"))),
         Err(RunError::Run(e)) => Err((exit::RUNTIME, format!("{e:#}"))),
     }
@@ -121,7 +123,7 @@ fn options(
         Some(s) => parse_size(s)?,
         None => config.ring_buffer_size,
     };
-    if !ring.is_power_of_two() || ring < 64 << 10 || ring > 1 << 30 {
+    if !ring.is_power_of_two() || !(64 << 10..=1 << 30).contains(&ring) {
         return Err(format!(
             "ring buffer size {ring} must be a power of two between 64KiB and 1GiB"
         ));
@@ -165,5 +167,6 @@ fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gib" | "gb" => 1 << 30,
         _ => return Err(format!("bad size unit in {s:?}: use KiB, MiB or GiB")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("size {s:?} is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} is too large"))
 }

@@ -27,14 +27,14 @@ const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
 
 /// Debian packages the build and the tests need.
 const APT_PACKAGES: &[&str] = &[
-    "llvm-22-dev",          // bpf-linker links against LLVM 22
-    "libzstd-dev",          // ... and its dependencies
+    "llvm-22-dev", // bpf-linker links against LLVM 22
+    "libzstd-dev", // ... and its dependencies
     "zlib1g-dev",
     "gcc-mingw-w64-x86-64", // links the Windows sensor
     "bpftool",              // tests check that nothing stays loaded
     "dnsutils",             // dig, one of the DNS clients in the tests
     "iproute2",
-    "util-linux",           // unshare, setpriv
+    "util-linux", // unshare, setpriv
     "python3",
 ];
 
@@ -90,7 +90,11 @@ fn run(cli: Cli) -> Result<()> {
                 .args(args)
                 .status()
                 .context("cannot start target/release/tunnelwatch")?;
-            if status.success() { Ok(()) } else { bail!("tunnelwatch exited with {status}") }
+            if status.success() {
+                Ok(())
+            } else {
+                bail!("tunnelwatch exited with {status}")
+            }
         }
         Cmd::Test { args } => {
             setup()?;
@@ -128,7 +132,13 @@ where
     S: AsRef<OsStr>,
 {
     let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    eprintln!("xtask: cargo {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+    eprintln!(
+        "xtask: cargo {}",
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let status = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(&args)
         .status()
@@ -180,7 +190,11 @@ fn setup_apt() -> Result<()> {
         return Ok(());
     }
     let root = output("id", &["-u"]).is_some_and(|u| u.trim() == "0");
-    let (program, prefix): (&str, Vec<&str>) = if root { ("apt-get", vec![]) } else { ("sudo", vec!["apt-get"]) };
+    let (program, prefix): (&str, Vec<&str>) = if root {
+        ("apt-get", vec![])
+    } else {
+        ("sudo", vec!["apt-get"])
+    };
     let mut update = prefix.clone();
     update.extend(["update", "-q"]);
     sh(program, &update)?;
@@ -195,9 +209,16 @@ fn setup_apt() -> Result<()> {
 fn setup_rustup() -> Result<()> {
     let toolchains = output("rustup", &["toolchain", "list"]).unwrap_or_default();
     if !toolchains.lines().any(|l| l.starts_with(TOOLCHAIN)) {
-        sh("rustup", &["toolchain", "install", TOOLCHAIN, "--profile", "minimal"])?;
+        sh(
+            "rustup",
+            &["toolchain", "install", TOOLCHAIN, "--profile", "minimal"],
+        )?;
     }
-    let components = output("rustup", &["component", "list", "--installed", "--toolchain", TOOLCHAIN]).unwrap_or_default();
+    let components = output(
+        "rustup",
+        &["component", "list", "--installed", "--toolchain", TOOLCHAIN],
+    )
+    .unwrap_or_default();
     let mut wanted = vec![];
     for c in ["rust-src", "clippy", "rustfmt"] {
         if !components.lines().any(|l| l.starts_with(c)) {
@@ -209,9 +230,16 @@ fn setup_rustup() -> Result<()> {
         args.extend(wanted);
         sh("rustup", &args)?;
     }
-    let targets = output("rustup", &["target", "list", "--installed", "--toolchain", TOOLCHAIN]).unwrap_or_default();
+    let targets = output(
+        "rustup",
+        &["target", "list", "--installed", "--toolchain", TOOLCHAIN],
+    )
+    .unwrap_or_default();
     if !targets.lines().any(|l| l.trim() == WINDOWS_TARGET) {
-        sh("rustup", &["target", "add", "--toolchain", TOOLCHAIN, WINDOWS_TARGET])?;
+        sh(
+            "rustup",
+            &["target", "add", "--toolchain", TOOLCHAIN, WINDOWS_TARGET],
+        )?;
     }
     Ok(())
 }
@@ -225,5 +253,12 @@ fn setup_bpf_linker() -> Result<()> {
     unsafe { env::set_var("LLVM_PREFIX", &prefix) };
     let spec = format!("bpf-linker@{BPF_LINKER_VERSION}");
     let feature = format!("llvm-{LLVM_MAJOR}");
-    cargo(["install", &spec, "--locked", "--no-default-features", "--features", &feature])
+    cargo([
+        "install",
+        &spec,
+        "--locked",
+        "--no-default-features",
+        "--features",
+        &feature,
+    ])
 }

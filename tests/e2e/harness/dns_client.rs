@@ -41,7 +41,9 @@ fn udp(server: SocketAddr) -> UdpSocket {
 
 fn recv(s: &UdpSocket) -> Message {
     let mut buf = [0u8; 4096];
-    let n = s.recv(&mut buf).expect("DNS answer from the test responder");
+    let n = s
+        .recv(&mut buf)
+        .expect("DNS answer from the test responder");
     Message::from_vec(&buf[..n]).expect("decodable answer")
 }
 

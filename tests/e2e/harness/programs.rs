@@ -67,7 +67,9 @@ pub fn true_binary() -> PathBuf {
 
 /// Runs `cmd` and asserts it exited 0.
 pub fn run(cmd: &mut Command) {
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(status.success(), "{cmd:?} failed: {status}");
 }
 
@@ -92,8 +94,12 @@ impl Argv {
 /// Runs `file` through `execveat(fd, "", argv, envp, AT_EMPTY_PATH)` (what fexecve does),
 /// from a child of this process.
 pub fn execveat(file: &Path, args: &[&str]) -> ExitStatus {
-    let fd = nix::fcntl::open(file, nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .expect("open for execveat");
+    let fd = nix::fcntl::open(
+        file,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .expect("open for execveat");
     let strings: Vec<CString> = std::iter::once(file.as_os_str().as_bytes())
         .chain(args.iter().map(|a| a.as_bytes()))
         .map(|s| CString::new(s).unwrap())
@@ -129,6 +135,9 @@ pub fn execveat(file: &Path, args: &[&str]) -> ExitStatus {
     }
     let status = cmd.status().expect("spawn for execveat");
     drop(fd);
-    assert!(status.success() || status.signal().is_none(), "execveat child: {status}");
+    assert!(
+        status.success() || status.signal().is_none(),
+        "execveat child: {status}"
+    );
     status
 }

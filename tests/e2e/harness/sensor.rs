@@ -49,7 +49,8 @@ impl Sensor {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let parsed = serde_json::from_str::<Value>(&line).map_err(|e| format!("{e}: {line}"));
+                let parsed =
+                    serde_json::from_str::<Value>(&line).map_err(|e| format!("{e}: {line}"));
                 if tx.send(parsed).is_err() {
                     break;
                 }
@@ -88,10 +89,16 @@ impl Sensor {
             }
             if let Some(status) = sensor.child.as_mut().unwrap().try_wait().unwrap() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("tunnelwatch exited with {status} before it was ready:\n{}", sensor.stderr());
+                panic!(
+                    "tunnelwatch exited with {status} before it was ready:\n{}",
+                    sensor.stderr()
+                );
             }
             if Instant::now() > deadline {
-                panic!("tunnelwatch not ready after {PATIENCE:?}:\n{}", sensor.stderr());
+                panic!(
+                    "tunnelwatch not ready after {PATIENCE:?}:\n{}",
+                    sensor.stderr()
+                );
             }
         }
     }
@@ -145,7 +152,10 @@ impl Sensor {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
         let status = wait_timeout(&mut child, PATIENCE).unwrap_or_else(|| {
             let _ = child.kill();
-            panic!("tunnelwatch did not exit after {signal}:\n{}", self.stderr())
+            panic!(
+                "tunnelwatch did not exit after {signal}:\n{}",
+                self.stderr()
+            )
         });
         // Let the stderr reader drain.
         std::thread::sleep(Duration::from_millis(50));

@@ -2,5 +2,21 @@
 //! crate, `userspace/src/linux`), the Windows sensor (`etw/`) and `replay` all hand it the same
 //! [`event::Event`]s and print what it returns.
 
-pub mod event;
+pub mod alert;
+pub mod allowlist;
+pub mod builtin;
+mod condition;
+pub mod config;
+mod detection;
 pub mod dns;
+pub mod emit;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod field;
+mod matcher;
+mod pattern;
+pub mod rule;
+pub mod ruleset;
+pub mod template;
+mod yaml;

@@ -101,12 +101,17 @@ impl Kernel {
     }
 
     /// Byte offset of `field` among `members`, searching anonymous structs and unions.
-    fn find_member(&self, members: &[btf_rs::Member], field: &str, base_bits: u32) -> Result<Option<u32>> {
+    fn find_member(
+        &self,
+        members: &[btf_rs::Member],
+        field: &str,
+        base_bits: u32,
+    ) -> Result<Option<u32>> {
         for m in members {
             let name = self.btf.resolve_name(m).unwrap_or_default();
             let bits = base_bits + m.bit_offset();
             if name == field {
-                if m.bitfield_size().is_some_and(|s| s != 0) || bits % 8 != 0 {
+                if m.bitfield_size().is_some_and(|s| s != 0) || !bits.is_multiple_of(8) {
                     bail!("kernel BTF: field {field} is a bitfield");
                 }
                 return Ok(Some(bits / 8));

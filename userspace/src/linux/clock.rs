@@ -15,7 +15,9 @@ pub struct BootClock {
 
 impl BootClock {
     pub fn new() -> Self {
-        let mut c = BootClock { epoch_at_boot_ns: 0 };
+        let mut c = BootClock {
+            epoch_at_boot_ns: 0,
+        };
         c.resync();
         c
     }
@@ -61,7 +63,9 @@ mod tests {
     fn now_maps_to_now() {
         let clock = BootClock::new();
         let t = clock.to_system_time(BootClock::now_boot_ns());
-        let skew = SystemTime::now().duration_since(t).unwrap_or_else(|e| e.duration());
+        let skew = SystemTime::now()
+            .duration_since(t)
+            .unwrap_or_else(|e| e.duration());
         assert!(skew < Duration::from_secs(1), "skew {skew:?}");
     }
 }

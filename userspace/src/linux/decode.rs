@@ -69,7 +69,9 @@ pub enum Record<'a> {
 
 /// Reads a plain-old-data `T` at `off`.
 fn read<T: Copy>(bytes: &[u8], off: usize) -> Result<T, DecodeError> {
-    let end = off.checked_add(size_of::<T>()).ok_or(DecodeError::Lengths)?;
+    let end = off
+        .checked_add(size_of::<T>())
+        .ok_or(DecodeError::Lengths)?;
     if end > bytes.len() {
         return Err(DecodeError::Short(bytes.len()));
     }
@@ -225,7 +227,11 @@ mod tests {
 
     #[test]
     fn exec_roundtrip() {
-        let b = exec_record(b"ngrok\0http\x008080\0", b"/tmp/x/ngrok\0", b"ngrok\0x\0tmp\0");
+        let b = exec_record(
+            b"ngrok\0http\x008080\0",
+            b"/tmp/x/ngrok\0",
+            b"ngrok\0x\0tmp\0",
+        );
         let Record::Exec(e) = decode(&b).unwrap() else {
             panic!("not an exec")
         };
@@ -259,7 +265,10 @@ mod tests {
         assert_eq!(decode(&b).unwrap_err(), DecodeError::Kind(99));
         b[0] = RecordKind::Exec as u8;
         b[1] = RECORD_VERSION + 1;
-        assert_eq!(decode(&b).unwrap_err(), DecodeError::Version(RECORD_VERSION + 1));
+        assert_eq!(
+            decode(&b).unwrap_err(),
+            DecodeError::Version(RECORD_VERSION + 1)
+        );
     }
 
     #[test]

@@ -98,7 +98,9 @@ impl Enricher {
         };
         match record {
             Record::Exec(e) => out.push(Event::Process(self.exec(&e))),
-            Record::Fork(f) => self.procs.fork(f.parent_tgid, f.child_tgid, f.child_start_ns),
+            Record::Fork(f) => self
+                .procs
+                .fork(f.parent_tgid, f.child_tgid, f.child_start_ns),
             Record::Exit(x) => self.procs.exit(x.tgid, x.start_ns, x.header.boot_ns),
             Record::Dns(d) => self.dns(&d, out),
         }
@@ -112,7 +114,11 @@ impl Enricher {
         }
         let comm = decode::comm(&e.task.comm);
         let args_truncated = e.flags & exec_flags::ARGS_TRUNCATED != 0;
-        let command_line = if argv.is_empty() { comm.clone() } else { argv.join(" ") };
+        let command_line = if argv.is_empty() {
+            comm.clone()
+        } else {
+            argv.join(" ")
+        };
         let info = ProcInfo {
             pid: e.task.tgid,
             ppid: e.task.ppid,
@@ -181,7 +187,11 @@ impl Enricher {
             }
         };
         let process = self.process_of(&info);
-        let parent = self.procs.lookup(info.ppid).cloned().map(|p| self.process_of(&p));
+        let parent = self
+            .procs
+            .lookup(info.ppid)
+            .cloned()
+            .map(|p| self.process_of(&p));
         (Some(process), parent)
     }
 
@@ -235,10 +245,10 @@ impl Enricher {
                 }
                 DnsMessageType::Response => {
                     let pending = key.and_then(|k| self.pending.remove(&k));
-                    if d.owner == owner_source::UNKNOWN {
-                        if let Some(p) = pending {
-                            task.tgid = p.pid;
-                        }
+                    if d.owner == owner_source::UNKNOWN
+                        && let Some(p) = pending
+                    {
+                        task.tgid = p.pid;
                     }
                 }
             }

@@ -17,7 +17,11 @@ use tunnelwatch_common::{KernelOffsets, SensorConfig, limits::DNS_PORTS_MAX, sta
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tunnelwatch-ebpf"));
 
 /// The raw tracepoints and the programs attached to them.
-pub const TRACEPOINTS: [&str; 3] = ["sched_process_exec", "sched_process_fork", "sched_process_exit"];
+pub const TRACEPOINTS: [&str; 3] = [
+    "sched_process_exec",
+    "sched_process_fork",
+    "sched_process_exit",
+];
 
 /// Everything [`load`] needs.
 #[derive(Clone, Debug)]
@@ -44,7 +48,9 @@ pub struct Probes {
 /// Loads and attaches. Errors name the program and carry the verifier's log.
 pub fn load(opts: &LoadOptions) -> Result<Probes> {
     if opts.dns_ports.is_empty() || opts.dns_ports.len() > DNS_PORTS_MAX {
-        return Err(anyhow!("between 1 and {DNS_PORTS_MAX} DNS ports can be watched"));
+        return Err(anyhow!(
+            "between 1 and {DNS_PORTS_MAX} DNS ports can be watched"
+        ));
     }
     let mut config = SensorConfig {
         self_tgid: std::process::id(),

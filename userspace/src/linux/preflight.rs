@@ -14,7 +14,9 @@ pub struct Host {
 
 pub fn check() -> Result<Host> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("tunnelwatch must run as root (it loads eBPF programs and attaches them to the root cgroup)");
+        bail!(
+            "tunnelwatch must run as root (it loads eBPF programs and attaches them to the root cgroup)"
+        );
     }
     let btf = PathBuf::from(VMLINUX_BTF);
     if !btf.exists() {
@@ -36,4 +38,3 @@ fn raise_memlock_limit() {
         log::debug!("cannot raise RLIMIT_MEMLOCK: {e}");
     }
 }
-

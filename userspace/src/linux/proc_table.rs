@@ -139,7 +139,11 @@ impl ProcTable {
             }
             self.exited.pop_front();
             // Only if the pid was not reused since (a new exec/fork changed start_ns).
-            if self.procs.get(&pid).is_some_and(|p| p.start_ns == start || p.start_ns == 0) {
+            if self
+                .procs
+                .get(&pid)
+                .is_some_and(|p| p.start_ns == start || p.start_ns == 0)
+            {
                 self.procs.remove(&pid);
             }
         }
@@ -184,7 +188,10 @@ mod tests {
         t.exec(info(10, 1, "/usr/bin/bash", 5));
         t.fork(10, 11, 7);
         let child = t.lookup(11).unwrap();
-        assert_eq!((child.ppid, &*child.path, child.start_ns), (10, "/usr/bin/bash", 7));
+        assert_eq!(
+            (child.ppid, &*child.path, child.start_ns),
+            (10, "/usr/bin/bash", 7)
+        );
         t.exec(info(11, 10, "/tmp/ngrok", 7));
         assert_eq!(t.lookup(11).unwrap().name(), "ngrok");
         assert_eq!(t.lookup(10).unwrap().name(), "bash");

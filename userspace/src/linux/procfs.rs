@@ -32,7 +32,11 @@ pub fn read_at(proc_root: &Path, pid: u32) -> Option<ProcEntry> {
         if let Some(v) = line.strip_prefix("PPid:") {
             entry.ppid = v.trim().parse().unwrap_or(0);
         } else if let Some(v) = line.strip_prefix("Uid:") {
-            entry.uid = v.split_whitespace().next().and_then(|u| u.parse().ok()).unwrap_or(0);
+            entry.uid = v
+                .split_whitespace()
+                .next()
+                .and_then(|u| u.parse().ok())
+                .unwrap_or(0);
         } else if let Some(v) = line.strip_prefix("Name:") {
             entry.comm = v.trim().to_string();
         }

@@ -60,8 +60,8 @@ pub enum StartError {
 pub fn run(opts: &Options, engine: Engine) -> Result<Stop, RunError> {
     let host = preflight::check().map_err(|e| RunError::Start(StartError::Environment(e)))?;
     let started = Instant::now();
-    let offsets = btf_offsets::read(&host.btf)
-        .map_err(|e| RunError::Start(StartError::Environment(e)))?;
+    let offsets =
+        btf_offsets::read(&host.btf).map_err(|e| RunError::Start(StartError::Environment(e)))?;
     let mut probes = loader::load(&LoadOptions {
         offsets,
         cgroup_root: host.cgroup_root.clone(),
@@ -109,7 +109,13 @@ pub fn run(opts: &Options, engine: Engine) -> Result<Stop, RunError> {
         alerts: 0,
         suppressed: 0,
     };
-    let result = runtime.block_on(event_loop(&mut state, ring, logger, &kstats, opts.stats_interval));
+    let result = runtime.block_on(event_loop(
+        &mut state,
+        ring,
+        logger,
+        &kstats,
+        opts.stats_interval,
+    ));
     // Detach everything before the final report: the programs are gone once this returns.
     drop(probes);
     let _ = state.emitter.get_mut().flush();
@@ -227,11 +233,11 @@ async fn event_loop<W: Write>(
                     );
                     last_lost = lost;
                 }
-                if let Some(every) = stats_interval {
-                    if last_stats.elapsed() >= every {
-                        last_stats = Instant::now();
-                        report(kstats, state, "periodic");
-                    }
+                if let Some(every) = stats_interval
+                    && last_stats.elapsed() >= every
+                {
+                    last_stats = Instant::now();
+                    report(kstats, state, "periodic");
                 }
             }
         }

@@ -1,0 +1,229 @@
+//! Allowlists, the counterpart of the Splunk analytics' empty `*_filter` macros: entries from
+//! the configuration that suppress an alert when every field they list matches the event
+//! (any of the globs given for a field; case-insensitive, Sigma wildcards). An entry applies to
+//! the rules it names (by id, or by a glob on the title) or, naming none, to every rule.
+
+use saphyr::YamlData;
+
+use crate::{
+    error::SourceError,
+    event::Event,
+    field::{Field, StackStr, Value},
+    pattern::Pattern,
+    rule::Rule,
+    ruleset::RuleSet,
+    yaml::{self, Node, Reader},
+};
+
+/// The allowlist entries of a configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Allowlist {
+    entries: Vec<AllowEntry>,
+}
+
+/// One entry: which rules it covers and what an event must look like to be let through.
+#[derive(Clone, Debug)]
+pub struct AllowEntry {
+    /// Rule ids or title globs; empty means every rule.
+    rules: Vec<RuleRef>,
+    /// Field, its name, and the globs one of which must match.
+    conditions: Vec<(Field, &'static str, Vec<Pattern>)>,
+    /// The file the entry was defined in (empty when built in code).
+    pub file: String,
+    /// Its line (0 when built in code).
+    pub line: usize,
+}
+
+#[derive(Clone, Debug)]
+struct RuleRef {
+    text: String,
+    title: Pattern,
+}
+
+impl RuleRef {
+    fn new(text: &str) -> RuleRef {
+        RuleRef {
+            text: text.to_owned(),
+            title: Pattern::glob(text, false),
+        }
+    }
+
+    fn covers(&self, rule: &Rule) -> bool {
+        rule.id
+            .as_deref()
+            .is_some_and(|id| id.eq_ignore_ascii_case(&self.text))
+            || self.title.matches(&rule.title)
+    }
+}
+
+impl AllowEntry {
+    /// Builds an entry in code. `conditions` are `(field name, globs)` with the names of
+    /// [`Field::for_allowlist`].
+    pub fn new(rules: &[&str], conditions: &[(&str, &[&str])]) -> Result<AllowEntry, String> {
+        let mut entry = AllowEntry {
+            rules: rules.iter().map(|r| RuleRef::new(r)).collect(),
+            conditions: Vec::new(),
+            file: String::new(),
+            line: 0,
+        };
+        for (name, globs) in conditions {
+            let field = allow_field(name)?;
+            entry.add_condition(field, name, globs.iter().copied())?;
+        }
+        entry.check()?;
+        Ok(entry)
+    }
+
+    fn add_condition<'a>(
+        &mut self,
+        field: Field,
+        name: &str,
+        globs: impl Iterator<Item = &'a str>,
+    ) -> Result<(), String> {
+        let patterns: Vec<Pattern> = globs.map(|g| Pattern::glob(g, false)).collect();
+        if patterns.is_empty() {
+            return Err(format!("allowlist field '{name}' has no value"));
+        }
+        if self.conditions.iter().any(|(f, _, _)| *f == field) {
+            return Err(format!("allowlist field '{name}' is given twice"));
+        }
+        let name = Field::allowlist_names()
+            .find(|n| *n == name)
+            .expect("checked by allow_field");
+        self.conditions.push((field, name, patterns));
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.conditions.is_empty() {
+            Err(format!(
+                "allowlist entry lists no field to match (one of {}); it would silence every alert",
+                Field::allowlist_names().collect::<Vec<_>>().join(", ")
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether the entry covers `rule`.
+    pub fn applies_to(&self, rule: &Rule) -> bool {
+        self.rules.is_empty() || self.rules.iter().any(|r| r.covers(rule))
+    }
+
+    /// Whether `event` matches every field of the entry.
+    pub fn matches(&self, event: &Event) -> bool {
+        self.conditions.iter().all(|(field, _, patterns)| {
+            let any = |s: &str| patterns.iter().any(|p| p.matches(s));
+            match field.value(event) {
+                Value::Absent => false,
+                Value::Str(s) => any(s),
+                Value::Int(n) => any(StackStr::render(n).as_str()),
+                Value::Ip(ip) => any(StackStr::render(ip).as_str()),
+                Value::Strs(list) => list.iter().any(|s| !s.is_empty() && any(s)),
+            }
+        })
+    }
+}
+
+fn allow_field(name: &str) -> Result<Field, String> {
+    Field::for_allowlist(name).ok_or_else(|| {
+        format!(
+            "unknown key '{name}' in allowlist entry (rules, {})",
+            Field::allowlist_names().collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+impl Allowlist {
+    /// An allowlist of these entries.
+    pub fn new(entries: Vec<AllowEntry>) -> Allowlist {
+        Allowlist { entries }
+    }
+
+    /// The entries.
+    pub fn entries(&self) -> &[AllowEntry] {
+        &self.entries
+    }
+
+    /// Whether there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether some entry covering `rule` matches `event`.
+    pub fn suppresses(&self, rule: &Rule, event: &Event) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.applies_to(rule) && e.matches(event))
+    }
+
+    /// Indices of the entries that cover `rule`.
+    pub(crate) fn entries_for(&self, rule: &Rule) -> Vec<u32> {
+        (0..self.entries.len())
+            .filter(|&i| self.entries[i].applies_to(rule))
+            .map(|i| i as u32)
+            .collect()
+    }
+
+    /// Whether entry `i` matches `event`.
+    pub(crate) fn entry_matches(&self, i: u32, event: &Event) -> bool {
+        self.entries[i as usize].matches(event)
+    }
+
+    /// Warnings for rule references that cover no rule of `rules` (likely typos: such an entry
+    /// suppresses nothing).
+    pub fn unmatched_rule_refs(&self, rules: &RuleSet) -> Vec<SourceError> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            for r in &e.rules {
+                if !rules.rules().iter().any(|rule| r.covers(rule)) {
+                    out.push(SourceError::new(
+                        &e.file,
+                        e.line,
+                        format!(
+                            "allowlist rule '{}' matches no loaded rule id or title",
+                            r.text
+                        ),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Parses the `allowlist:` list of a configuration file.
+    pub(crate) fn parse(r: &Reader<'_>, node: &Node<'_>) -> Result<Allowlist, SourceError> {
+        let items = match &r.untagged(node)?.data {
+            _ if yaml::is_null(node) => return Ok(Allowlist::default()),
+            YamlData::Sequence(items) => items,
+            _ => return Err(r.err(node, "allowlist must be a list of entries")),
+        };
+        let mut entries = Vec::with_capacity(items.len());
+        for item in items {
+            let mut entry = AllowEntry {
+                rules: Vec::new(),
+                conditions: Vec::new(),
+                file: r.file.to_owned(),
+                line: yaml::line(item),
+            };
+            for (k, v) in r.map(item, "each allowlist entry")? {
+                let key = r.key(k)?;
+                let values = r.strings(v, &format!("allowlist '{key}'"))?;
+                if values.is_empty() {
+                    return Err(r.err(v, format!("allowlist '{key}' is an empty list")));
+                }
+                if key == "rules" {
+                    entry.rules = values.iter().map(|s| RuleRef::new(s)).collect();
+                    continue;
+                }
+                let field = allow_field(key).map_err(|e| r.err(k, e))?;
+                entry
+                    .add_condition(field, key, values.iter().map(String::as_str))
+                    .map_err(|e| r.err(v, e))?;
+            }
+            entry.check().map_err(|e| r.err(item, e))?;
+            entries.push(entry);
+        }
+        Ok(Allowlist { entries })
+    }
+}

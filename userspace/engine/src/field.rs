@@ -1,0 +1,525 @@
+//! The fields that rules, alert messages and allowlists name: which spelling means which field
+//! for each Sigma log source category, and how a field's value is read from an [`Event`].
+//!
+//! Sigma field names are case-sensitive: only the spellings listed here are accepted.
+
+use std::{
+    fmt::{self, Write as _},
+    net::IpAddr,
+};
+
+use crate::event::{DnsMessageType, Event, Process};
+
+/// A Sigma `logsource.category` the engine evaluates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// `process_creation`: process-start events (CIM Endpoint.Processes).
+    ProcessCreation,
+    /// `dns_query` or `dns`: DNS events (CIM Network_Resolution).
+    Dns,
+}
+
+impl Category {
+    /// The category a Sigma `logsource.category` names, if the engine has it.
+    pub fn from_sigma(name: &str) -> Option<Category> {
+        match name {
+            "process_creation" => Some(Category::ProcessCreation),
+            "dns_query" | "dns" => Some(Category::Dns),
+            _ => None,
+        }
+    }
+
+    /// The CIM data model of events of this category.
+    pub fn datamodel(self) -> &'static str {
+        match self {
+            Category::ProcessCreation => "Endpoint.Processes",
+            Category::Dns => "Network_Resolution",
+        }
+    }
+
+    /// The category of `event`.
+    pub fn of(event: &Event) -> Category {
+        match event {
+            Event::Process(_) => Category::ProcessCreation,
+            Event::Dns(_) => Category::Dns,
+        }
+    }
+}
+
+/// Something an event can say. For DNS events the process fields describe the process that
+/// made the lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// Image name, the last component of the path (CIM `process_name`).
+    ProcessName,
+    /// Full image path (Sigma `Image`, CIM `process_path`).
+    ProcessPath,
+    /// Command line (Sigma `CommandLine`, CIM `process`).
+    CommandLine,
+    /// What the image really is (Sigma `OriginalFileName`, CIM `original_file_name`).
+    OriginalFileName,
+    /// Process id (Sigma `ProcessId`, CIM `process_id`); 0 counts as unknown.
+    ProcessId,
+    /// User name (Sigma `User`, CIM `user`).
+    User,
+    /// Numeric uid or SID (CIM `user_id`).
+    UserId,
+    /// Parent's image name (CIM `parent_process_name`).
+    ParentName,
+    /// Parent's image path (Sigma `ParentImage`, CIM `parent_process_path`).
+    ParentPath,
+    /// Parent's command line (Sigma `ParentCommandLine`, CIM `parent_process`).
+    ParentCommandLine,
+    /// Parent's process id (Sigma `ParentProcessId`, CIM `parent_process_id`); 0 is unknown.
+    ParentId,
+    /// The host the event was seen on (CIM `dest` of process events, and `host`).
+    Host,
+    /// The name looked up (Sigma `QueryName`/`query`, CIM `query`).
+    Query,
+    /// The record type asked for (Sigma `record_type`, CIM `query_type`).
+    QueryType,
+    /// `Query` or `Response` (CIM `message_type`).
+    MessageType,
+    /// DNS transaction id (CIM `transaction_id`).
+    TransactionId,
+    /// Response code name, e.g. `NXDomain` (CIM `reply_code`); responses only.
+    ReplyCode,
+    /// Numeric response code (CIM `reply_code_id`); responses only.
+    ReplyCodeId,
+    /// Sysmon's `QueryStatus`: 0 for NoError, else 9000 + response code (the Windows
+    /// `DNS_ERROR_RCODE_*` values, e.g. 9003 for NXDomain); responses only.
+    QueryStatus,
+    /// Answer records, several values (Sigma `answer`/`QueryResults`, CIM `answer`).
+    Answer,
+    /// Number of answers (CIM `answer_count`); responses only.
+    AnswerCount,
+    /// Client address (CIM `src`).
+    Src,
+    /// Client port (CIM `src_port`).
+    SrcPort,
+    /// DNS server address (CIM `dest` of DNS events).
+    DnsServer,
+    /// DNS server port (CIM `dest_port`).
+    DnsServerPort,
+    /// `udp` or `tcp` (CIM `transport`).
+    Transport,
+}
+
+use Field::*;
+
+/// Names rules of category `process_creation` may use.
+const PROCESS_RULE_FIELDS: &[(&str, Field)] = &[
+    // Sigma taxonomy.
+    ("Image", ProcessPath),
+    ("CommandLine", CommandLine),
+    ("OriginalFileName", OriginalFileName),
+    ("ParentImage", ParentPath),
+    ("ParentCommandLine", ParentCommandLine),
+    ("User", User),
+    ("ProcessId", ProcessId),
+    ("ParentProcessId", ParentId),
+    // Splunk CIM Endpoint.Processes.
+    ("process_name", ProcessName),
+    ("process_path", ProcessPath),
+    ("process", CommandLine),
+    ("original_file_name", OriginalFileName),
+    ("parent_process_name", ParentName),
+    ("parent_process_path", ParentPath),
+    ("parent_process", ParentCommandLine),
+    ("user", User),
+    ("user_id", UserId),
+    ("process_id", ProcessId),
+    ("parent_process_id", ParentId),
+    ("dest", Host),
+];
+
+/// Names rules of categories `dns_query` and `dns` may use.
+const DNS_RULE_FIELDS: &[(&str, Field)] = &[
+    // Sigma taxonomy (Sysmon event 22 and the `dns` category).
+    ("QueryName", Query),
+    ("QueryStatus", QueryStatus),
+    ("QueryResults", Answer),
+    ("Image", ProcessPath),
+    ("record_type", QueryType),
+    // Splunk CIM Network_Resolution (and the Sigma `dns` names `query`, `answer`).
+    ("query", Query),
+    ("query_type", QueryType),
+    ("reply_code", ReplyCode),
+    ("reply_code_id", ReplyCodeId),
+    ("answer", Answer),
+    ("src", Src),
+    ("dest", DnsServer),
+    ("transport", Transport),
+    ("message_type", MessageType),
+    ("process_name", ProcessName),
+    ("process_path", ProcessPath),
+    ("process", CommandLine),
+    ("process_id", ProcessId),
+    ("user", User),
+    ("user_id", UserId),
+    ("parent_process_name", ParentName),
+    ("parent_process_path", ParentPath),
+];
+
+/// Names of the output (JSON) fields of process events, usable in messages as `$name$`.
+const PROCESS_OUTPUT_FIELDS: &[(&str, Field)] = &[
+    ("host", Host),
+    ("dest", Host),
+    ("user", User),
+    ("user_id", UserId),
+    ("process", CommandLine),
+    ("process_name", ProcessName),
+    ("process_path", ProcessPath),
+    ("process_id", ProcessId),
+    ("parent_process", ParentCommandLine),
+    ("parent_process_name", ParentName),
+    ("parent_process_path", ParentPath),
+    ("parent_process_id", ParentId),
+    ("original_file_name", OriginalFileName),
+];
+
+/// Names of the output (JSON) fields of DNS events, usable in messages as `$name$`.
+const DNS_OUTPUT_FIELDS: &[(&str, Field)] = &[
+    ("host", Host),
+    ("query", Query),
+    ("query_type", QueryType),
+    ("message_type", MessageType),
+    ("transaction_id", TransactionId),
+    ("reply_code", ReplyCode),
+    ("reply_code_id", ReplyCodeId),
+    ("answer", Answer),
+    ("answer_count", AnswerCount),
+    ("src", Src),
+    ("src_port", SrcPort),
+    ("dest", DnsServer),
+    ("dest_port", DnsServerPort),
+    ("transport", Transport),
+    ("process_id", ProcessId),
+    ("process_name", ProcessName),
+    ("process_path", ProcessPath),
+    ("process", CommandLine),
+    ("user", User),
+    ("user_id", UserId),
+    ("parent_process_id", ParentId),
+    ("parent_process_name", ParentName),
+    ("parent_process_path", ParentPath),
+];
+
+/// Names allowlist entries may use, for events of any kind.
+const ALLOWLIST_FIELDS: &[(&str, Field)] = &[
+    ("user", User),
+    ("user_id", UserId),
+    ("process_name", ProcessName),
+    ("process_path", ProcessPath),
+    ("parent_process_name", ParentName),
+    ("parent_process_path", ParentPath),
+    ("query", Query),
+    ("host", Host),
+];
+
+fn lookup(table: &[(&str, Field)], name: &str) -> Option<Field> {
+    table.iter().find(|(n, _)| *n == name).map(|&(_, f)| f)
+}
+
+impl Field {
+    /// The field a rule of `category` means by `name`.
+    pub fn for_rule(category: Category, name: &str) -> Option<Field> {
+        lookup(Field::rule_names(category), name)
+    }
+
+    /// Every `(name, field)` rules of `category` may use.
+    pub fn rule_names(category: Category) -> &'static [(&'static str, Field)] {
+        match category {
+            Category::ProcessCreation => PROCESS_RULE_FIELDS,
+            Category::Dns => DNS_RULE_FIELDS,
+        }
+    }
+
+    /// The output field `name` (as in the JSON lines) of events of `category`.
+    pub fn for_output(category: Category, name: &str) -> Option<Field> {
+        lookup(
+            match category {
+                Category::ProcessCreation => PROCESS_OUTPUT_FIELDS,
+                Category::Dns => DNS_OUTPUT_FIELDS,
+            },
+            name,
+        )
+    }
+
+    /// The field an allowlist entry means by `name`.
+    pub fn for_allowlist(name: &str) -> Option<Field> {
+        lookup(ALLOWLIST_FIELDS, name)
+    }
+
+    /// Names allowlist entries may use.
+    pub fn allowlist_names() -> impl Iterator<Item = &'static str> {
+        ALLOWLIST_FIELDS.iter().map(|(n, _)| *n)
+    }
+
+    /// Whether only DNS responses carry this field (so a rule using it waits for the response).
+    pub fn is_response_only(self) -> bool {
+        matches!(
+            self,
+            ReplyCode | ReplyCodeId | QueryStatus | Answer | AnswerCount
+        )
+    }
+
+    /// This field's value in `event`. Empty strings, absent processes, pid 0 and unknown
+    /// addresses are [`Value::Absent`].
+    pub(crate) fn value(self, event: &Event) -> Value<'_> {
+        match event {
+            Event::Process(e) => match self {
+                Host => Value::str(&e.host),
+                ProcessName | ProcessPath | CommandLine | OriginalFileName | ProcessId | User
+                | UserId => process_value(self, &e.process),
+                ParentName => Value::str(&e.parent.name),
+                ParentPath => Value::str(&e.parent.path),
+                ParentCommandLine => Value::str(&e.parent.command_line),
+                ParentId => Value::pid(e.parent.pid),
+                _ => Value::Absent,
+            },
+            Event::Dns(e) => {
+                let response = e.message_type == DnsMessageType::Response;
+                match self {
+                    Host => Value::str(&e.host),
+                    Query => Value::str(&e.query),
+                    QueryType => Value::str(&e.query_type),
+                    MessageType => Value::Str(e.message_type.as_str()),
+                    TransactionId => Value::Int(e.transaction_id.into()),
+                    ReplyCode => Value::str(&e.reply_code),
+                    ReplyCodeId => e
+                        .reply_code_id
+                        .map_or(Value::Absent, |c| Value::Int(c.into())),
+                    QueryStatus => e.reply_code_id.map_or(Value::Absent, |c| {
+                        Value::Int(if c == 0 { 0 } else { 9000 + u64::from(c) })
+                    }),
+                    Answer if e.answers.iter().any(|a| !a.is_empty()) => Value::Strs(&e.answers),
+                    Answer => Value::Absent,
+                    AnswerCount if response => Value::Int(e.answers.len() as u64),
+                    AnswerCount => Value::Absent,
+                    Src => e.src.map_or(Value::Absent, |a| Value::Ip(a.ip())),
+                    SrcPort => e.src.map_or(Value::Absent, |a| Value::Int(a.port().into())),
+                    DnsServer => e.dest.map_or(Value::Absent, |a| Value::Ip(a.ip())),
+                    DnsServerPort => e
+                        .dest
+                        .map_or(Value::Absent, |a| Value::Int(a.port().into())),
+                    Transport => Value::str(e.transport),
+                    ProcessName | ProcessPath | CommandLine | OriginalFileName | ProcessId
+                    | User | UserId => e
+                        .process
+                        .as_ref()
+                        .map_or(Value::Absent, |p| process_value(self, p)),
+                    ParentName => e
+                        .parent
+                        .as_ref()
+                        .map_or(Value::Absent, |p| Value::str(&p.name)),
+                    ParentPath => e
+                        .parent
+                        .as_ref()
+                        .map_or(Value::Absent, |p| Value::str(&p.path)),
+                    ParentCommandLine => e
+                        .parent
+                        .as_ref()
+                        .map_or(Value::Absent, |p| Value::str(&p.command_line)),
+                    ParentId => e
+                        .parent
+                        .as_ref()
+                        .map_or(Value::Absent, |p| Value::pid(p.pid)),
+                }
+            }
+        }
+    }
+}
+
+fn process_value(field: Field, p: &Process) -> Value<'_> {
+    match field {
+        ProcessName => Value::str(&p.name),
+        ProcessPath => Value::str(&p.path),
+        CommandLine => Value::str(&p.command_line),
+        OriginalFileName => Value::str(&p.original_file_name),
+        ProcessId => Value::pid(p.pid),
+        User => Value::str(&p.user),
+        UserId => Value::str(&p.user_id),
+        _ => Value::Absent,
+    }
+}
+
+/// A field's value in one event, borrowed from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Value<'a> {
+    /// Unknown or empty.
+    Absent,
+    /// A non-empty string.
+    Str(&'a str),
+    /// A number.
+    Int(u64),
+    /// An address.
+    Ip(IpAddr),
+    /// Several strings (DNS answers), at least one non-empty.
+    Strs(&'a [String]),
+}
+
+impl<'a> Value<'a> {
+    fn str(s: &'a str) -> Value<'a> {
+        if s.is_empty() {
+            Value::Absent
+        } else {
+            Value::Str(s)
+        }
+    }
+
+    fn pid(pid: u32) -> Value<'a> {
+        if pid == 0 {
+            Value::Absent
+        } else {
+            Value::Int(pid.into())
+        }
+    }
+
+    /// Appends the value as text: several values joined by `", "`, nothing when absent.
+    pub(crate) fn write_to(&self, out: &mut String) {
+        match self {
+            Value::Absent => {}
+            Value::Str(s) => out.push_str(s),
+            Value::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Ip(ip) => {
+                let _ = write!(out, "{ip}");
+            }
+            Value::Strs(list) => {
+                for (i, s) in list.iter().filter(|s| !s.is_empty()).enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(s);
+                }
+            }
+        }
+    }
+}
+
+/// A short string on the stack: numbers and addresses rendered for string matching without
+/// allocating.
+pub(crate) struct StackStr {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl StackStr {
+    /// Renders `v` (a number or an address; anything longer than 48 bytes is cut).
+    pub(crate) fn render(v: impl fmt::Display) -> StackStr {
+        let mut s = StackStr {
+            buf: [0; 48],
+            len: 0,
+        };
+        let _ = write!(s, "{v}");
+        s
+    }
+
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl fmt::Write for StackStr {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{DnsEvent, Platform, ProcessEvent};
+    use std::{sync::Arc, time::SystemTime};
+
+    #[test]
+    fn names_are_per_category_and_case_sensitive() {
+        assert_eq!(
+            Field::for_rule(Category::ProcessCreation, "Image"),
+            Some(ProcessPath)
+        );
+        assert_eq!(Field::for_rule(Category::Dns, "Image"), Some(ProcessPath));
+        assert_eq!(Field::for_rule(Category::ProcessCreation, "image"), None);
+        assert_eq!(
+            Field::for_rule(Category::ProcessCreation, "QueryName"),
+            None
+        );
+        assert_eq!(Field::for_rule(Category::Dns, "CommandLine"), None);
+        assert_eq!(
+            Field::for_rule(Category::ProcessCreation, "dest"),
+            Some(Host)
+        );
+        assert_eq!(Field::for_rule(Category::Dns, "dest"), Some(DnsServer));
+        assert_eq!(Category::from_sigma("dns"), Some(Category::Dns));
+        assert_eq!(Category::from_sigma("network_connection"), None);
+        assert!(Answer.is_response_only() && !Query.is_response_only());
+    }
+
+    #[test]
+    fn values_of_a_dns_response() {
+        let e = Event::Dns(DnsEvent {
+            time: SystemTime::UNIX_EPOCH,
+            host: Arc::from("h"),
+            platform: Platform::Linux,
+            message_type: DnsMessageType::Response,
+            query: "a.ngrok.io".into(),
+            query_type: "A".into(),
+            transaction_id: 7,
+            reply_code: "NXDomain".into(),
+            reply_code_id: Some(3),
+            answers: vec![],
+            src: Some("10.1.2.3:5555".parse().unwrap()),
+            dest: None,
+            transport: "udp",
+            process: None,
+            parent: None,
+        });
+        assert_eq!(QueryStatus.value(&e), Value::Int(9003));
+        assert_eq!(ReplyCodeId.value(&e), Value::Int(3));
+        assert_eq!(AnswerCount.value(&e), Value::Int(0));
+        assert_eq!(Answer.value(&e), Value::Absent);
+        assert_eq!(Src.value(&e), Value::Ip("10.1.2.3".parse().unwrap()));
+        assert_eq!(SrcPort.value(&e), Value::Int(5555));
+        assert_eq!(DnsServer.value(&e), Value::Absent);
+        assert_eq!(ProcessName.value(&e), Value::Absent);
+        assert_eq!(Host.value(&e), Value::Str("h"));
+        assert_eq!(
+            StackStr::render("::ffff:10.1.2.3".parse::<IpAddr>().unwrap()).as_str(),
+            "::ffff:10.1.2.3"
+        );
+    }
+
+    #[test]
+    fn values_of_a_process_event() {
+        let e = Event::Process(ProcessEvent {
+            time: SystemTime::UNIX_EPOCH,
+            host: Arc::from("web1"),
+            platform: Platform::Linux,
+            process: Process {
+                pid: 42,
+                name: "ngrok".into(),
+                ..Process::default()
+            },
+            parent: Process::default(),
+            args_truncated: false,
+        });
+        assert_eq!(ProcessId.value(&e), Value::Int(42));
+        assert_eq!(ParentId.value(&e), Value::Absent);
+        assert_eq!(ProcessName.value(&e), Value::Str("ngrok"));
+        assert_eq!(ProcessPath.value(&e), Value::Absent);
+        assert_eq!(Host.value(&e), Value::Str("web1"));
+        assert_eq!(Query.value(&e), Value::Absent);
+        let mut s = String::new();
+        ProcessId.value(&e).write_to(&mut s);
+        assert_eq!(s, "42");
+    }
+}

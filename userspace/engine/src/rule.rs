@@ -1,0 +1,472 @@
+//! One Sigma rule: its metadata (Sigma keys and our `tunnelwatch:` extension block), where it
+//! applies (category, platform, DNS phase) and its compiled detection. Parsed from one YAML
+//! document; anything wrong is refused with `file:line: reason`.
+
+use saphyr::{Scalar, YamlData};
+
+use crate::{
+    detection::{self, Detection},
+    error::SourceError,
+    event::{DnsMessageType, Event, Platform},
+    field::{Category, Field},
+    template::Template,
+    yaml::{self, Node, Reader},
+};
+
+/// Sigma `level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// `informational`
+    Informational,
+    /// `low`
+    Low,
+    /// `medium`
+    Medium,
+    /// `high`
+    High,
+    /// `critical`
+    Critical,
+}
+
+impl Level {
+    /// The Sigma spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Informational => "informational",
+            Level::Low => "low",
+            Level::Medium => "medium",
+            Level::High => "high",
+            Level::Critical => "critical",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Level> {
+        Some(match s {
+            "informational" => Level::Informational,
+            "low" => Level::Low,
+            "medium" => Level::Medium,
+            "high" => Level::High,
+            "critical" => Level::Critical,
+            _ => return None,
+        })
+    }
+
+    /// The risk score a level stands for when a rule gives none.
+    pub fn risk_score(self) -> u32 {
+        match self {
+            Level::Informational => 0,
+            Level::Low => 25,
+            Level::Medium => 50,
+            Level::High => 75,
+            Level::Critical => 100,
+        }
+    }
+}
+
+/// Sigma `logsource`, as written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogSource {
+    /// `linux`, `windows`, or none for both.
+    pub product: Option<String>,
+    /// `process_creation`, `dns_query` or `dns`.
+    pub category: Option<String>,
+    /// Kept, not used: the engine has one source per category.
+    pub service: Option<String>,
+    /// Free text.
+    pub definition: Option<String>,
+}
+
+/// A Sigma `related` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Related {
+    /// The related rule's id.
+    pub id: String,
+    /// `derived`, `obsolete`, `merged`, `renamed` or `similar`.
+    pub kind: String,
+}
+
+/// Which DNS messages a DNS rule looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsPhase {
+    /// Queries only: the rule reads query-side fields, so it fires once per lookup, early.
+    Query,
+    /// Responses only: the rule reads a response field (answer, reply code, ...).
+    Response,
+    /// Both: the rule tests `message_type` itself.
+    Both,
+}
+
+/// A loaded rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Sigma `title` (the alert's `rule_name`).
+    pub title: String,
+    /// Sigma `id` (the alert's `rule_id`).
+    pub id: Option<String>,
+    /// `stable`, `test`, `experimental`, `deprecated` or `unsupported`.
+    pub status: Option<String>,
+    /// Sigma `description`.
+    pub description: Option<String>,
+    /// Sigma `references`.
+    pub references: Vec<String>,
+    /// Sigma `author`.
+    pub author: Option<String>,
+    /// Sigma `date`, as written.
+    pub date: Option<String>,
+    /// Sigma `modified`, as written.
+    pub modified: Option<String>,
+    /// Sigma `tags`.
+    pub tags: Vec<String>,
+    /// Sigma `logsource`.
+    pub logsource: LogSource,
+    /// Sigma `falsepositives`.
+    pub falsepositives: Vec<String>,
+    /// Sigma `level` (the alert's `severity`).
+    pub level: Option<Level>,
+    /// Sigma `fields`.
+    pub fields: Vec<String>,
+    /// Sigma `related`.
+    pub related: Vec<Related>,
+    /// Splunk analytic type (`tunnelwatch.type`): Anomaly, TTP, Hunting, ...
+    pub analytic_type: Option<String>,
+    /// `tunnelwatch.impact`, 0 to 100.
+    pub impact: Option<u32>,
+    /// `tunnelwatch.confidence`, 0 to 100.
+    pub confidence: Option<u32>,
+    /// `tunnelwatch.risk_score`, else impact × confidence / 100, else from the level.
+    pub risk_score: Option<u32>,
+    /// The alert message template (`tunnelwatch.message`); the title when absent.
+    pub message: String,
+    /// MITRE ATT&CK technique ids from the `attack.tNNNN[.NNN]` tags, e.g. `T1059.001`.
+    pub mitre_technique_ids: Vec<String>,
+    /// The file the rule came from.
+    pub file: String,
+    /// The line its document starts on.
+    pub line: usize,
+    /// The kind of events it reads.
+    pub category: Category,
+    /// The platforms it applies to (`logsource.product`; both when absent).
+    pub platforms: Vec<Platform>,
+    /// For DNS rules, which messages it reads.
+    pub dns_phase: DnsPhase,
+    pub(crate) template: Template,
+    pub(crate) detection: Detection,
+}
+
+const STATUSES: &[&str] = &[
+    "stable",
+    "test",
+    "experimental",
+    "deprecated",
+    "unsupported",
+];
+const RELATED_TYPES: &[&str] = &["derived", "obsolete", "merged", "renamed", "similar"];
+
+impl Rule {
+    /// Whether the rule is evaluated on `event` (category, platform and DNS phase).
+    pub fn applies_to(&self, event: &Event) -> bool {
+        if Category::of(event) != self.category || !self.platforms.contains(&event.platform()) {
+            return false;
+        }
+        match event {
+            Event::Dns(d) => match (self.dns_phase, d.message_type) {
+                (DnsPhase::Both, _) => true,
+                (DnsPhase::Query, t) => t == DnsMessageType::Query,
+                (DnsPhase::Response, t) => t == DnsMessageType::Response,
+            },
+            Event::Process(_) => true,
+        }
+    }
+
+    /// Parses one YAML document of `file` into a rule.
+    pub(crate) fn parse(file: &str, doc: &Node<'_>) -> Result<Rule, SourceError> {
+        let r = Reader::new(file);
+        let map = r.map(doc, "a rule")?;
+        let get = |key: &str| {
+            map.iter()
+                .find(|(k, _)| matches!(&k.data, YamlData::Value(Scalar::String(s)) if s == key))
+        };
+        for refused in ["correlation", "action"] {
+            if let Some((k, _)) = get(refused) {
+                return Err(r.err(
+                    k,
+                    format!("'{refused}' documents (Sigma correlations and collections) are not supported"),
+                ));
+            }
+        }
+        let opt_str = |key: &str| -> Result<Option<String>, SourceError> {
+            get(key)
+                .map(|(_, v)| r.string(v, key).map(str::to_owned))
+                .transpose()
+        };
+        let opt_strings = |key: &str| -> Result<Vec<String>, SourceError> {
+            Ok(get(key)
+                .map(|(_, v)| r.strings(v, key))
+                .transpose()?
+                .unwrap_or_default())
+        };
+
+        let title = opt_str("title")?.ok_or_else(|| r.err(doc, "rule has no 'title'"))?;
+        let id = opt_str("id")?;
+        if let (Some(id), Some((_, v))) = (&id, get("id"))
+            && id.trim().is_empty()
+        {
+            return Err(r.err(v, "'id' is empty"));
+        }
+        let status = opt_str("status")?;
+        if let (Some(s), Some((_, v))) = (&status, get("status"))
+            && !STATUSES.contains(&s.as_str())
+        {
+            return Err(r.err(
+                v,
+                format!("unknown status '{s}' (one of {})", STATUSES.join(", ")),
+            ));
+        }
+        let level = match get("level") {
+            None => None,
+            Some((_, v)) => {
+                let s = r.string(v, "level")?;
+                Some(Level::parse(s).ok_or_else(|| {
+                    r.err(
+                        v,
+                        format!(
+                            "unknown level '{s}' (informational, low, medium, high or critical)"
+                        ),
+                    )
+                })?)
+            }
+        };
+        let tags = opt_strings("tags")?;
+        let related = match get("related") {
+            None => Vec::new(),
+            Some((_, v)) => parse_related(&r, v)?,
+        };
+
+        // Where the rule applies.
+        let (lsk, lsv) = get("logsource").ok_or_else(|| r.err(doc, "rule has no 'logsource'"))?;
+        let logsource = parse_logsource(&r, lsv)?;
+        let Some(category_name) = logsource.category.clone() else {
+            return Err(r.err(
+                lsk,
+                "logsource has no 'category' (supported: process_creation, dns_query, dns)",
+            ));
+        };
+        let category = match Category::from_sigma(&category_name) {
+            Some(c) => c,
+            None => {
+                let why = if category_name == "network_connection" {
+                    "is not supported yet"
+                } else {
+                    "is not supported (supported: process_creation, dns_query, dns)"
+                };
+                return Err(r.err(lsv, format!("logsource category '{category_name}' {why}")));
+            }
+        };
+        let platforms = match logsource.product.as_deref() {
+            None => vec![Platform::Linux, Platform::Windows],
+            Some("linux") => vec![Platform::Linux],
+            Some("windows") => vec![Platform::Windows],
+            Some(p) => {
+                return Err(r.err(
+                    lsv,
+                    format!("logsource product '{p}' is not supported (linux, windows or none)"),
+                ));
+            }
+        };
+
+        let (_, dv) = get("detection").ok_or_else(|| r.err(doc, "rule has no 'detection'"))?;
+        let detection = detection::parse(&r, dv, category, &category_name)?;
+        let dns_phase = if detection.fields().any(Field::is_response_only) {
+            DnsPhase::Response
+        } else if detection.fields().any(|f| f == Field::MessageType) {
+            DnsPhase::Both
+        } else {
+            DnsPhase::Query
+        };
+
+        // Our extension block.
+        let mut analytic_type = None;
+        let (mut impact, mut confidence, mut risk_score) = (None, None, None);
+        let mut message = None;
+        if let Some((_, tv)) = get("tunnelwatch") {
+            for (k, v) in r.map(tv, "tunnelwatch")? {
+                let key = r.key(k)?;
+                match key {
+                    "type" => analytic_type = Some(r.string(v, "tunnelwatch.type")?.to_owned()),
+                    "impact" => impact = Some(r.int(v, "tunnelwatch.impact", 0, 100)? as u32),
+                    "confidence" => {
+                        confidence = Some(r.int(v, "tunnelwatch.confidence", 0, 100)? as u32)
+                    }
+                    "risk_score" => {
+                        risk_score =
+                            Some(r.int(v, "tunnelwatch.risk_score", 0, u32::MAX.into())? as u32)
+                    }
+                    "message" => {
+                        let text = r.string(v, "tunnelwatch.message")?;
+                        let t = Template::parse(text, category).map_err(|e| r.err(v, e))?;
+                        message = Some((text.to_owned(), t));
+                    }
+                    _ => {
+                        return Err(r.err(
+                            k,
+                            format!(
+                                "unknown key '{key}' in 'tunnelwatch' (type, impact, confidence, risk_score, message)"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        let risk_score = risk_score.or_else(|| match (impact, confidence) {
+            (Some(i), Some(c)) => Some(i * c / 100),
+            _ => level.map(Level::risk_score),
+        });
+        let (message, template) = match message {
+            Some(m) => m,
+            None => (title.clone(), Template::literal(&title)),
+        };
+
+        Ok(Rule {
+            id,
+            status,
+            description: opt_str("description")?,
+            references: opt_strings("references")?,
+            author: opt_str("author")?,
+            date: opt_str("date")?,
+            modified: opt_str("modified")?,
+            mitre_technique_ids: mitre_techniques(&tags),
+            tags,
+            logsource,
+            falsepositives: opt_strings("falsepositives")?,
+            level,
+            fields: opt_strings("fields")?,
+            related,
+            analytic_type,
+            impact,
+            confidence,
+            risk_score,
+            message,
+            file: file.to_owned(),
+            line: yaml::line(doc),
+            category,
+            platforms,
+            dns_phase,
+            template,
+            detection,
+            title,
+        })
+    }
+}
+
+fn parse_logsource(r: &Reader<'_>, node: &Node<'_>) -> Result<LogSource, SourceError> {
+    let mut ls = LogSource::default();
+    for (k, v) in r.map(node, "logsource")? {
+        let key = r.key(k)?;
+        let slot = match key {
+            "product" => &mut ls.product,
+            "category" => &mut ls.category,
+            "service" => &mut ls.service,
+            "definition" => &mut ls.definition,
+            _ => {
+                return Err(r.err(
+                    k,
+                    format!(
+                        "unknown key '{key}' in logsource (product, category, service, definition)"
+                    ),
+                ));
+            }
+        };
+        *slot = Some(r.string(v, key)?.to_owned());
+    }
+    Ok(ls)
+}
+
+fn parse_related(r: &Reader<'_>, node: &Node<'_>) -> Result<Vec<Related>, SourceError> {
+    let YamlData::Sequence(items) = &r.untagged(node)?.data else {
+        return Err(r.err(node, "related must be a list"));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let (mut id, mut kind) = (None, None);
+        for (k, v) in r.map(item, "each related entry")? {
+            match r.key(k)? {
+                "id" => id = Some(r.string(v, "related id")?.to_owned()),
+                "type" => {
+                    let t = r.string(v, "related type")?;
+                    if !RELATED_TYPES.contains(&t) {
+                        return Err(r.err(
+                            v,
+                            format!(
+                                "unknown related type '{t}' (one of {})",
+                                RELATED_TYPES.join(", ")
+                            ),
+                        ));
+                    }
+                    kind = Some(t.to_owned());
+                }
+                other => {
+                    return Err(r.err(k, format!("unknown key '{other}' in related (id, type)")));
+                }
+            }
+        }
+        match (id, kind) {
+            (Some(id), Some(kind)) => out.push(Related { id, kind }),
+            _ => return Err(r.err(item, "each related entry needs 'id' and 'type'")),
+        }
+    }
+    Ok(out)
+}
+
+/// `attack.t1572` → `T1572`, `attack.t1059.001` → `T1059.001`; other tags are skipped.
+fn mitre_techniques(tags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for tag in tags {
+        let Some(rest) = tag.strip_prefix("attack.") else {
+            continue;
+        };
+        let Some(num) = rest.strip_prefix(['t', 'T']) else {
+            continue;
+        };
+        let (main, sub) = num.split_once('.').unwrap_or((num, ""));
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        if digits(main, 4) && (sub.is_empty() || digits(sub, 3)) {
+            let id = format!("T{}", num);
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mitre_ids_from_tags() {
+        let tags: Vec<String> = [
+            "attack.command-and-control",
+            "attack.t1572",
+            "attack.t1059.001",
+            "attack.T1090",
+            "attack.g0001",
+            "attack.t12",
+            "cve.2021-44228",
+            "attack.t1572",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(mitre_techniques(&tags), ["T1572", "T1059.001", "T1090"]);
+    }
+
+    #[test]
+    fn level_risk_scores() {
+        assert_eq!(Level::Informational.risk_score(), 0);
+        assert_eq!(Level::Low.risk_score(), 25);
+        assert_eq!(Level::Medium.risk_score(), 50);
+        assert_eq!(Level::High.risk_score(), 75);
+        assert_eq!(Level::Critical.risk_score(), 100);
+    }
+}
