@@ -23,6 +23,8 @@ use tunnelwatch_common::{
     stats,
 };
 
+use aya_log_ebpf::{debug, error};
+
 use crate::{bounded::bounded, globals, maps, task};
 
 const IPPROTO_TCP: u8 = 6;
@@ -195,6 +197,7 @@ fn handle(ctx: &SkBuffContext, dir: u8) {
 
     let Some(rec) = maps::DNS_SCRATCH.get_ptr_mut(0) else {
         maps::count(stats::SCRATCH_MISSING);
+        error!(ctx, "dns: per-CPU scratch buffer missing");
         return;
     };
     // SAFETY: the per-CPU scratch value is ours for the duration of this program.
@@ -266,6 +269,7 @@ fn handle(ctx: &SkBuffContext, dir: u8) {
     };
     if rc != 0 {
         maps::count(stats::DNS_UNPARSED);
+        debug!(ctx, "dns: cannot copy {} payload bytes at offset {}", cap, flow.payload_off);
         return;
     }
     rec.captured_len = cap as u32;

@@ -18,6 +18,8 @@ use tunnelwatch_common::{
     stats,
 };
 
+use aya_log_ebpf::{debug, error};
+
 use crate::{bounded::bounded, exe_path, globals::off, kread, maps, task};
 
 /// Page size of every architecture this runs on (x86_64, aarch64 with 4K pages).
@@ -28,15 +30,16 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     // TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
     let task: *const u8 = ctx.arg(0);
     let bprm: *const u8 = ctx.arg(2);
-    handle(task, bprm);
+    handle(&ctx, task, bprm);
     0
 }
 
 #[inline(always)]
-fn handle(task: *const u8, bprm: *const u8) {
+fn handle(ctx: &RawTracePointContext, task: *const u8, bprm: *const u8) {
     maps::count(stats::EXEC_SEEN);
     let Some(rec) = maps::EXEC_SCRATCH.get_ptr_mut(0) else {
         maps::count(stats::SCRATCH_MISSING);
+        error!(ctx, "exec: per-CPU scratch buffer missing");
         return;
     };
     // SAFETY: the per-CPU scratch value is ours for the duration of this program.
@@ -75,6 +78,13 @@ fn handle(task: *const u8, bprm: *const u8) {
     if args_len < want {
         rec.flags |= exec_flags::ARGS_FAULT;
         maps::count(stats::ARGS_FAULT);
+        debug!(
+            ctx,
+            "exec: pid {}: argument area partly unreadable ({} of {} bytes)",
+            rec.task.tgid,
+            args_len,
+            want
+        );
     }
     rec.args_len = args_len as u32;
 

@@ -48,21 +48,24 @@ struct Cli {
     #[arg(long, value_name = "SECONDS")]
     stats_interval: Option<u64>,
 
-    /// More logging on stderr (-v: info, -vv: debug, including the kernel side's aya-log).
+    /// More logging on stderr (-v: info, -vv: debug, with the kernel side's aya-log; -vvv: all).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = match cli.verbose {
-        0 => log::LevelFilter::Warn,
-        1 => log::LevelFilter::Info,
-        2 => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Trace,
+    // -v and -vv raise tunnelwatch's own logs (the kernel side's aya-log records carry the
+    // `tunnelwatch_ebpf` target); -vvv also shows the libraries' (aya's loader, ...).
+    let (ours, theirs) = match cli.verbose {
+        0 => (log::LevelFilter::Warn, log::LevelFilter::Warn),
+        1 => (log::LevelFilter::Info, log::LevelFilter::Warn),
+        2 => (log::LevelFilter::Debug, log::LevelFilter::Warn),
+        _ => (log::LevelFilter::Trace, log::LevelFilter::Debug),
     };
     env_logger::Builder::new()
-        .filter_level(level)
+        .filter_level(theirs)
+        .filter_module("tunnelwatch", ours)
         .parse_env("TUNNELWATCH_LOG")
         .target(env_logger::Target::Stderr)
         .init();

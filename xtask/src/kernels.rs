@@ -64,12 +64,18 @@ const KERNELS: &[Kernel] = &[
     Kernel {
         name: "5.10",
         series: "5.10",
-        suites: &[("debian", "bullseye"), ("debian-security", "bullseye-security")],
+        suites: &[
+            ("debian", "bullseye"),
+            ("debian-security", "bullseye-security"),
+        ],
     },
     Kernel {
         name: "6.1",
         series: "6.1",
-        suites: &[("debian", "bookworm"), ("debian-security", "bookworm-security")],
+        suites: &[
+            ("debian", "bookworm"),
+            ("debian-security", "bookworm-security"),
+        ],
     },
     Kernel {
         name: "6.12",
@@ -157,7 +163,12 @@ pub fn run(args: &Args) -> Result<()> {
             accel,
             Duration::from_secs(args.timeout),
         )?;
-        eprintln!("xtask: {}: {} in {:.1} s", kernel.name, result.verdict(), result.seconds);
+        eprintln!(
+            "xtask: {}: {} in {:.1} s",
+            kernel.name,
+            result.verdict(),
+            result.seconds
+        );
         results.push((image, result));
     }
 
@@ -233,40 +244,35 @@ struct Image {
 fn fetch_kernel(kernel: &Kernel, dir: &Path, refresh: bool) -> Result<Image> {
     let info = dir.join("kernel.txt");
     let vmlinuz = dir.join("vmlinuz");
-    if !refresh && vmlinuz.is_file() {
-        if let Ok(text) = fs::read_to_string(&info) {
-            if let Some(image) = parse_info(&text, &vmlinuz) {
-                return Ok(image);
-            }
-        }
+    if !refresh
+        && vmlinuz.is_file()
+        && let Ok(text) = fs::read_to_string(&info)
+        && let Some(image) = parse_info(&text, &vmlinuz)
+    {
+        return Ok(image);
     }
     fs::create_dir_all(dir)?;
     let apt = Apt::new(&dir.join("apt"), kernel.suites)?;
     apt.update()?;
-    let (package, version) = apt
-        .newest_image(kernel.series)?
-        .with_context(|| {
-            format!(
-                "no linux-image-{}.*-cloud-amd64 package in {}",
-                kernel.series,
-                kernel
-                    .suites
-                    .iter()
-                    .map(|(_, s)| *s)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?;
+    let (package, version) = apt.newest_image(kernel.series)?.with_context(|| {
+        format!(
+            "no linux-image-{}.*-cloud-amd64 package in {}",
+            kernel.series,
+            kernel
+                .suites
+                .iter()
+                .map(|(_, s)| *s)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
     let deb = apt.download(&package, &version, &dir.join("debs"))?;
 
     let unpacked = dir.join("unpacked");
     if unpacked.exists() {
         fs::remove_dir_all(&unpacked)?;
     }
-    sh(
-        "dpkg-deb",
-        &["-x", path_str(&deb)?, path_str(&unpacked)?],
-    )?;
+    sh("dpkg-deb", &["-x", path_str(&deb)?, path_str(&unpacked)?])?;
     let boot = unpacked.join("boot");
     let image_name = fs::read_dir(&boot)
         .with_context(|| format!("{} has no /boot", deb.display()))?
@@ -397,11 +403,7 @@ impl Apt {
     fn newest_image(&self, series: &str) -> Result<Option<(String, String)>> {
         let names = output(
             "apt-cache",
-            &self.args(&[
-                "search",
-                "--names-only",
-                "^linux-image-.*-cloud-amd64$",
-            ]),
+            &self.args(&["search", "--names-only", "^linux-image-.*-cloud-amd64$"]),
         )
         .context("apt-cache search failed")?;
         let prefix = format!("linux-image-{series}.");
@@ -586,7 +588,11 @@ fn build_initramfs(dir: &Path) -> Result<PathBuf> {
         }
     }
 
-    cpio.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n".to_vec());
+    cpio.file(
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\n".to_vec(),
+    );
     cpio.file("etc/group", 0o644, b"root:x:0:\n".to_vec());
     let init = INIT
         .replace("@EXEC_RULE@", EXEC_RULE)
@@ -663,15 +669,13 @@ impl Cpio {
     /// The archive's bytes, trailer included.
     fn finish(self) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut ino = 1;
-        for (name, entry) in &self.entries {
+        for (ino, (name, entry)) in (1..).zip(&self.entries) {
             let (mode, nlink, rdev, data): (u32, u32, (u32, u32), &[u8]) = match entry {
                 Entry::Dir => (0o040_755, 2, (0, 0), &[]),
                 Entry::File { mode, data } => (0o100_000 | mode, 1, (0, 0), data),
                 Entry::CharDev { major, minor } => (0o020_600, 1, (*major, *minor), &[]),
             };
             Self::record(&mut out, ino, mode, nlink, rdev, name, data);
-            ino += 1;
         }
         Self::record(&mut out, 0, 0, 1, (0, 0), "TRAILER!!!", &[]);
         out
@@ -804,7 +808,9 @@ fn boot(
     accel: Accel,
     timeout: Duration,
 ) -> Result<Outcome> {
-    let console = Path::new("target/kernels").join(kernel.name).join("console.log");
+    let console = Path::new("target/kernels")
+        .join(kernel.name)
+        .join("console.log");
     let log = File::create(&console)?;
     let mut qemu = Command::new("qemu-system-x86_64");
     qemu.args(["-m", "1024", "-smp", "1", "-nographic", "-no-reboot"])

@@ -8,6 +8,7 @@
 //! - `run [ARGS]`: build, then run the sensor (as root) with ARGS.
 //! - `test`: setup, then everything CI checks: formatting, clippy (Linux and Windows targets),
 //!   every unit test and the end-to-end tests against the real kernel (root).
+//! - `kernels [--kernel NAME]...`: the kernel matrix (see kernels.rs).
 
 use std::{
     env,
@@ -18,6 +19,8 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
+
+mod kernels;
 
 /// The toolchain pinned in rust-toolchain.toml.
 const TOOLCHAIN: &str = "1.95.0";
@@ -62,6 +65,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Setup, build, then boot Debian's 5.10, 6.1, 6.12 and 7.x cloud kernels under QEMU and
+    /// check that the sensor loads, alerts and exits cleanly on each.
+    Kernels(kernels::Args),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +122,7 @@ fn run(cli: Cli) -> Result<()> {
             test.extend(args);
             cargo(test)
         }
+        Cmd::Kernels(args) => kernels::run(&args),
     }
 }
 
