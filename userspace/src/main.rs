@@ -6,6 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::Parser;
 
 /// Exit codes, documented in the README.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod exit {
     /// Bad flags, config file or rules.
     pub const USAGE: u8 = 2;
@@ -78,9 +79,9 @@ fn main() -> ExitCode {
     }
 }
 
-#[cfg(target_os = "linux")]
+/// Loads the configuration and the rules (the same on every platform), then starts this
+/// platform's sensor.
 fn run(cli: Cli) -> Result<(), (u8, String)> {
-    use tunnelwatch::linux::sensor::{self, RunError, StartError, Stop};
     use tunnelwatch_engine::{config::Config, engine::Engine};
 
     let config = match &cli.config {
@@ -88,7 +89,18 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
         None => Config::default(),
     };
     let engine = Engine::from_config(&config).map_err(|e| (exit::USAGE, e.to_string()))?;
-    let opts = options(&cli, &config).map_err(|e| (exit::USAGE, e))?;
+    run_sensor(&cli, &config, engine)
+}
+
+#[cfg(target_os = "linux")]
+fn run_sensor(
+    cli: &Cli,
+    config: &tunnelwatch_engine::config::Config,
+    engine: tunnelwatch_engine::engine::Engine,
+) -> Result<(), (u8, String)> {
+    use tunnelwatch::linux::sensor::{self, RunError, StartError, Stop};
+
+    let opts = options(cli, config).map_err(|e| (exit::USAGE, e))?;
     match sensor::run(&opts, engine) {
         Ok(Stop::Signal(sig)) => {
             eprintln!("tunnelwatch: {sig}: programs detached, exiting");
@@ -106,11 +118,25 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
-fn run(_cli: Cli) -> Result<(), (u8, String)> {
+/// The Windows sensor (ETW) is written in etw/ (issue 4).
+#[cfg(windows)]
+fn run_sensor(
+    _cli: &Cli,
+    _config: &tunnelwatch_engine::config::Config,
+    _engine: tunnelwatch_engine::engine::Engine,
+) -> Result<(), (u8, String)> {
+    Err((exit::ENVIRONMENT, "the Windows sensor is not built yet".into()))
+}
+
+#[cfg(not(any(target_os = "linux", windows)))]
+fn run_sensor(
+    _cli: &Cli,
+    _config: &tunnelwatch_engine::config::Config,
+    _engine: tunnelwatch_engine::engine::Engine,
+) -> Result<(), (u8, String)> {
     Err((
         exit::ENVIRONMENT,
-        "this build is the Linux sensor; on Windows use tunnelwatch from etw/".into(),
+        "tunnelwatch runs on Linux (eBPF) and Windows (ETW) only".into(),
     ))
 }
 

@@ -111,6 +111,8 @@ fn run(cli: Cli) -> Result<()> {
                 "--target",
                 WINDOWS_TARGET,
                 "-p",
+                "tunnelwatch",
+                "-p",
                 "tunnelwatch-engine",
                 "-p",
                 "tunnelwatch-etw",
