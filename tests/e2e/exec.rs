@@ -292,3 +292,44 @@ fn all_events_streams_benign_execs_too() {
     assert!(line.get("rule_id").is_none());
     sensor.stop();
 }
+
+#[test]
+fn allowlist_from_the_config_file_suppresses_only_what_it_names() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    let conf = tools.path("tunnelwatch.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "allowlist:\n  - rules: [\"{LINUX_RULE}\"]\n    user: [nobody]\n    process_path: [\"{}/*\"]\n",
+            tools.dir().display()
+        ),
+    )
+    .unwrap();
+    let mut sensor = Sensor::start(&["--config", &conf.to_string_lossy()]);
+    // Allowed: nobody running this directory's ngrok.
+    let status = Command::new(tools.path("ngrok"))
+        .args(["http", "allowed"])
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Not allowed: root running it (the marker).
+    let lines = lines_until_marker(&mut sensor, &tools);
+    let dir = tools.dir().to_string_lossy().into_owned();
+    let ours: Vec<&Value> = lines
+        .iter()
+        .filter(|v| s(v, "process_path").starts_with(&dir))
+        .collect();
+    assert_eq!(ours.len(), 1, "the allowed exec must not alert: {ours:#?}");
+    assert_eq!(s(ours[0], "user"), "root");
+    let stopped = sensor.stop();
+    assert!(
+        stopped.stderr.contains("\"suppressed\":1"),
+        "{}",
+        stopped.stderr
+    );
+}

@@ -125,7 +125,10 @@ fn run_sensor(
     _config: &tunnelwatch_engine::config::Config,
     _engine: tunnelwatch_engine::engine::Engine,
 ) -> Result<(), (u8, String)> {
-    Err((exit::ENVIRONMENT, "the Windows sensor is not built yet".into()))
+    Err((
+        exit::ENVIRONMENT,
+        "the Windows sensor is not built yet".into(),
+    ))
 }
 
 #[cfg(not(any(target_os = "linux", windows)))]

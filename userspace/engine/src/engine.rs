@@ -1,6 +1,8 @@
 //! The engine: a rule set compiled into a matcher, plus the allowlist. It takes events and
 //! returns alerts; it knows no operating system.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::{
     alert::Alert,
     allowlist::Allowlist,
@@ -19,6 +21,8 @@ pub struct Engine {
     allowlist: Allowlist,
     /// For each rule, the allowlist entries that cover it.
     allow_by_rule: Vec<Box<[u32]>>,
+    /// Alerts the allowlist suppressed so far.
+    suppressed: AtomicU64,
 }
 
 impl Engine {
@@ -35,6 +39,7 @@ impl Engine {
             matcher,
             allowlist,
             allow_by_rule,
+            suppressed: AtomicU64::new(0),
         }
     }
 
@@ -52,7 +57,9 @@ impl Engine {
             let allowed = self.allow_by_rule[i]
                 .iter()
                 .any(|&entry| self.allowlist.entry_matches(entry, event));
-            if !allowed {
+            if allowed {
+                self.suppressed.fetch_add(1, Ordering::Relaxed);
+            } else {
                 out.push(Alert::new(&rules[i], event));
             }
         });
@@ -66,6 +73,11 @@ impl Engine {
     /// The allowlist.
     pub fn allowlist(&self) -> &Allowlist {
         &self.allowlist
+    }
+
+    /// How many alerts the allowlist has suppressed.
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed.load(Ordering::Relaxed)
     }
 }
 

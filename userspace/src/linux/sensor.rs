@@ -107,7 +107,6 @@ pub fn run(opts: &Options, engine: Engine) -> Result<Stop, RunError> {
         events: Vec::new(),
         emitted: 0,
         alerts: 0,
-        suppressed: 0,
     };
     let result = runtime.block_on(event_loop(
         &mut state,
@@ -140,7 +139,6 @@ struct State<W: Write> {
     events: Vec<Event>,
     emitted: u64,
     alerts: u64,
-    suppressed: u64,
 }
 
 impl<W: Write> State<W> {
@@ -266,7 +264,7 @@ fn report<W: Write>(kstats: &KernelStats, state: &State<W>, which: &str) {
     obj.insert("dns_undecodable".into(), dns_undecodable.into());
     obj.insert("lines".into(), state.emitted.into());
     obj.insert("alerts".into(), state.alerts.into());
-    obj.insert("suppressed".into(), state.suppressed.into());
+    obj.insert("suppressed".into(), state.engine.suppressed().into());
     obj.insert("processes".into(), state.enricher.procs().len().into());
     eprintln!("tunnelwatch: stats {}", serde_json::Value::Object(obj));
 }
