@@ -49,6 +49,9 @@ pub struct KernelOffsets {
 
     pub inode_i_ino: u32,
     pub inode_i_sb: u32,
+    /// Seconds of the inode's mtime: `i_mtime_sec` (6.7+), `__i_mtime` (6.6) or `i_mtime`
+    /// (older), a `timespec64` whose first field is the seconds.
+    pub inode_i_mtime_sec: u32,
     pub super_block_s_dev: u32,
 
     /// `signal_struct.live` (an `atomic_t`): 0 once the whole thread group is exiting.

@@ -5,7 +5,7 @@
 use crate::limits::{COMM_LEN, DNS_CAPTURE_MAX, EXEC_DATA_SIZE, EXEC_DATA_SLACK};
 
 /// Layout version of every record; bumped on any change.
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
 
 /// What a record is.
 #[repr(u8)]
@@ -95,6 +95,9 @@ pub struct ExecRecord {
     pub parent_comm: [u8; COMM_LEN],
     pub parent_start_ns: u64,
     pub exe_ino: u64,
+    /// Seconds of the executable's mtime: with `exe_dev` and `exe_ino`, the key of user
+    /// space's cache of what a file is.
+    pub exe_mtime: u64,
     pub exe_dev: u32,
     /// A combination of [`exec_flags`].
     pub flags: u32,

@@ -269,7 +269,10 @@ fn handle(ctx: &SkBuffContext, dir: u8) {
     };
     if rc != 0 {
         maps::count(stats::DNS_UNPARSED);
-        debug!(ctx, "dns: cannot copy {} payload bytes at offset {}", cap, flow.payload_off);
+        debug!(
+            ctx,
+            "dns: cannot copy {} payload bytes at offset {}", cap, flow.payload_off
+        );
         return;
     }
     rec.captured_len = cap as u32;

@@ -112,6 +112,7 @@ fn handle(ctx: &RawTracePointContext, task: *const u8, bprm: *const u8) {
     }
     let inode = kread::ptr(exe, off!(file_f_inode));
     rec.exe_ino = kread::at::<u64>(inode, off!(inode_i_ino));
+    rec.exe_mtime = kread::at::<u64>(inode, off!(inode_i_mtime_sec));
     let sb = kread::ptr(inode, off!(inode_i_sb));
     rec.exe_dev = kread::at::<u32>(sb, off!(super_block_s_dev));
     let walk = exe_path::walk(exe, data, args_len as u32 + filename_len);

@@ -34,6 +34,7 @@ pub(crate) static OFFSETS: KernelOffsets = KernelOffsets {
     cred_euid: 0,
     inode_i_ino: 0,
     inode_i_sb: 0,
+    inode_i_mtime_sec: 0,
     super_block_s_dev: 0,
     signal_live: 0,
     binprm_filename: 0,

@@ -333,3 +333,30 @@ fn allowlist_from_the_config_file_suppresses_only_what_it_names() {
         stopped.stderr
     );
 }
+
+#[test]
+fn a_renamed_ngrok_is_identified_by_its_build_information() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    let renamed = tools.go_tool("update-helper", "go.ngrok.com/cmd/ngrok");
+    let innocent = tools.go_tool("some-go-tool", "github.com/example/tool/cmd/tool");
+    let mut sensor = Sensor::start(&["--all-events"]);
+    programs::run(Command::new(&innocent).arg("serve"));
+    programs::run(Command::new(&renamed).args(["http", "8080"]));
+    let innocent_path = innocent.to_string_lossy().into_owned();
+    let renamed_path = renamed.to_string_lossy().into_owned();
+    let lines = sensor.lines_until("the renamed ngrok", |v| {
+        s(v, "process_path") == renamed_path
+    });
+    let event = lines.last().unwrap();
+    assert_eq!(s(event, "process_name"), "update-helper");
+    assert_eq!(s(event, "original_file_name"), "ngrok");
+    let other = lines
+        .iter()
+        .find(|v| s(v, "process_path") == innocent_path)
+        .expect("the other Go tool's event");
+    assert!(other.get("original_file_name").is_none(), "{other:#}");
+    sensor.stop();
+}

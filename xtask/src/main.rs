@@ -39,6 +39,7 @@ const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "util-linux", // unshare, setpriv
     "python3",
+    "binutils", // objcopy: the tests build a "renamed ngrok"
 ];
 
 #[derive(Parser)]

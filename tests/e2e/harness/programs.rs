@@ -51,6 +51,26 @@ impl Tools {
         link
     }
 
+    /// A copy of /bin/true called `name` that carries Go build information saying it was
+    /// built from `main_package` (what the Go linker writes into every binary): to the
+    /// sensor it is that tool, whatever its name.
+    pub fn go_tool(&self, name: &str, main_package: &str) -> PathBuf {
+        let dst = self.path(name);
+        fs::copy(true_binary(), &dst).expect("copy /bin/true");
+        let section = self.path(&format!("{name}.buildinfo"));
+        fs::write(
+            &section,
+            tunnelwatch::linux::identify::buildinfo_section("go1.22.4", main_package, "example"),
+        )
+        .unwrap();
+        run(Command::new("objcopy")
+            .arg("--add-section")
+            .arg(format!(".go.buildinfo={}", section.display()))
+            .arg(&dst));
+        fs::set_permissions(&dst, fs::Permissions::from_mode(0o755)).unwrap();
+        dst
+    }
+
     /// An executable script `name` with `body` after a `#!/bin/sh` line.
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
         let p = self.path(name);

@@ -54,6 +54,7 @@ pub fn read(path: &Path) -> Result<KernelOffsets> {
         cred_euid: k.offset("cred", &["euid"])?,
         inode_i_ino: k.offset("inode", &["i_ino"])?,
         inode_i_sb: k.offset("inode", &["i_sb"])?,
+        inode_i_mtime_sec: k.offset("inode", &["i_mtime_sec", "__i_mtime", "i_mtime"])?,
         super_block_s_dev: k.offset("super_block", &["s_dev"])?,
         signal_live: k.offset("signal_struct", &["live"])?,
         binprm_filename: k.offset("linux_binprm", &["filename"])?,

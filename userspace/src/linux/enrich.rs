@@ -5,6 +5,7 @@
 
 use std::{
     collections::HashMap,
+    fs::File,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::Arc,
 };
@@ -21,6 +22,7 @@ use tunnelwatch_engine::{
 use crate::linux::{
     clock::BootClock,
     decode::{self, Record},
+    identify::{FileKey, Identifier},
     proc_table::{ProcInfo, ProcTable},
     users::Users,
 };
@@ -40,6 +42,13 @@ pub struct Counters {
     pub dns_undecodable: u64,
 }
 
+impl Enricher {
+    /// Executables read to identify them (cache misses).
+    pub fn files_identified(&self) -> u64 {
+        self.identifier.files_read
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct PendingKey {
     client: SocketAddr,
@@ -56,6 +65,7 @@ pub struct Enricher {
     clock: BootClock,
     procs: ProcTable,
     users: Users,
+    identifier: Identifier,
     pending: HashMap<PendingKey, Pending>,
     pub counters: Counters,
 }
@@ -67,6 +77,7 @@ impl Enricher {
             clock: BootClock::new(),
             procs,
             users: Users::default(),
+            identifier: Identifier::default(),
             pending: HashMap::new(),
             counters: Counters::default(),
         }
@@ -119,6 +130,19 @@ impl Enricher {
         } else {
             argv.join(" ")
         };
+        let key = FileKey {
+            dev: e.exe_dev,
+            ino: e.exe_ino,
+            mtime: e.exe_mtime,
+        };
+        let tgid = e.task.tgid;
+        let original_file_name = self.identifier.identify(key, || {
+            // The running process's own file (works for deleted files and memfds), else
+            // the path as it is now.
+            File::open(format!("/proc/{tgid}/exe"))
+                .or_else(|_| File::open(&path))
+                .ok()
+        });
         let info = ProcInfo {
             pid: e.task.tgid,
             ppid: e.task.ppid,
@@ -128,6 +152,7 @@ impl Enricher {
             comm: comm.into(),
             start_ns: e.task.start_ns,
             args_truncated,
+            original_file_name,
         };
         let process = self.process_of(&info);
         self.procs.exec(info);
@@ -150,7 +175,11 @@ impl Enricher {
             command_line: info.command_line.to_string(),
             user: self.users.name(info.uid).to_string(),
             user_id: info.uid.to_string(),
-            original_file_name: String::new(),
+            original_file_name: info
+                .original_file_name
+                .as_deref()
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod clock;
 pub mod decode;
 pub mod enrich;
+pub mod identify;
 pub mod loader;
 pub mod preflight;
 pub mod proc_table;

@@ -29,6 +29,8 @@ pub struct ProcInfo {
     /// Boot-time start of the process (0 when seeded from /proc).
     pub start_ns: u64,
     pub args_truncated: bool,
+    /// What the executable really is, when identified by content (`identify`).
+    pub original_file_name: Option<Arc<str>>,
 }
 
 impl ProcInfo {
@@ -55,6 +57,7 @@ impl ProcInfo {
             comm: e.comm.into(),
             start_ns: 0,
             args_truncated: false,
+            original_file_name: None,
         }
     }
 }
@@ -179,6 +182,7 @@ mod tests {
             comm: "c".into(),
             start_ns: start,
             args_truncated: false,
+            original_file_name: None,
         }
     }
 

@@ -266,5 +266,9 @@ fn report<W: Write>(kstats: &KernelStats, state: &State<W>, which: &str) {
     obj.insert("alerts".into(), state.alerts.into());
     obj.insert("suppressed".into(), state.engine.suppressed().into());
     obj.insert("processes".into(), state.enricher.procs().len().into());
+    obj.insert(
+        "files_identified".into(),
+        state.enricher.files_identified().into(),
+    );
     eprintln!("tunnelwatch: stats {}", serde_json::Value::Object(obj));
 }
