@@ -191,3 +191,82 @@ fn help_and_bad_flags() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("power of two"));
 }
+
+/// Resident memory of `pid` in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_blocked_stdout_drops_and_counts_lines_and_memory_stays_bounded() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    // stdout is a pipe nobody reads: it fills, then the sensor's queue (64 lines) fills.
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--all-events",
+            "--output-queue",
+            "64",
+            "--stats-interval",
+            "0",
+        ])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut err = std::io::BufReader::new(stderr);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0,
+            "exited early"
+        );
+        if line.starts_with("tunnelwatch: ready") {
+            break;
+        }
+    }
+    // Enough events to fill a 64 KiB pipe and the queue several times over.
+    let script = tools.script(
+        "storm.sh",
+        &format!(
+            "i=0; while [ $i -lt 600 ]; do {} x $i; i=$((i+1)); done",
+            tools.path("ngrokker").display()
+        ),
+    );
+    programs::run(&mut Command::new(&script));
+    let rss = rss_kib(child.id());
+    assert!(
+        rss < 64 * 1024,
+        "resident memory {rss} KiB with a blocked stdout"
+    );
+    // SIGTERM is still handled while stdout is stuck.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let status =
+        wait_timeout(&mut child, PATIENCE).expect("exits on SIGTERM with a blocked stdout");
+    assert!(status.success(), "{status}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let stats = rest
+        .lines()
+        .find(|l| l.contains("\"final\""))
+        .unwrap_or_else(|| panic!("no final stats: {rest}"));
+    let stats: serde_json::Value =
+        serde_json::from_str(stats.trim_start_matches("tunnelwatch: stats ")).unwrap();
+    assert!(stats["output_dropped"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(stats["exec_lost"], 0, "{stats}");
+    drop(reader);
+}

@@ -9,5 +9,6 @@
 mod harness;
 
 mod dns;
+mod evasion;
 mod exec;
 mod lifecycle;

@@ -3,5 +3,7 @@
 
 pub use tunnelwatch_engine as engine;
 
+pub mod output;
+
 #[cfg(target_os = "linux")]
 pub mod linux;

@@ -45,6 +45,10 @@ struct Cli {
     #[arg(long = "dns-port", value_name = "PORT")]
     dns_ports: Vec<u16>,
 
+    /// Lines queued for a slow stdout before further lines are dropped (and counted).
+    #[arg(long, value_name = "LINES", default_value_t = tunnelwatch::output::QUEUE_LINES)]
+    output_queue: usize,
+
     /// Seconds between stats lines on stderr (0: only the final one). Default: 60.
     #[arg(long, value_name = "SECONDS")]
     stats_interval: Option<u64>,
@@ -180,6 +184,7 @@ fn options(
         dns_ports,
         stats_interval: (interval > 0).then(|| Duration::from_secs(interval)),
         kernel_log_level: if cli.verbose >= 2 { 4 } else { 0 },
+        output_queue: cli.output_queue.max(1),
     })
 }
 

@@ -40,6 +40,8 @@ pub struct Counters {
     pub dns_messages: u64,
     /// DNS payloads that could not be decoded (hostile, or a TCP continuation segment).
     pub dns_undecodable: u64,
+    /// Command lines longer than the kernel copies, completed from /proc.
+    pub args_completed: u64,
 }
 
 impl Enricher {
@@ -118,13 +120,22 @@ impl Enricher {
     }
 
     fn exec(&mut self, e: &decode::Exec<'_>) -> ProcessEvent {
-        let argv = decode::argv(e.args);
+        let mut argv = decode::argv(e.args);
+        let mut args_truncated = e.flags & exec_flags::ARGS_TRUNCATED != 0;
+        if args_truncated {
+            // Longer than the kernel side copies: the rest is still in the process's own
+            // argument area while it runs (a tunnel agent runs for long).
+            if let Some(full) = full_args(e.task.tgid, e.args_total) {
+                argv = full;
+                args_truncated = false;
+                self.counters.args_completed += 1;
+            }
+        }
         let mut path = decode::exe_path(e.path_components);
         if path.is_empty() {
             path = String::from_utf8_lossy(e.filename).into_owned();
         }
         let comm = decode::comm(&e.task.comm);
-        let args_truncated = e.flags & exec_flags::ARGS_TRUNCATED != 0;
         let command_line = if argv.is_empty() {
             comm.clone()
         } else {
@@ -312,6 +323,13 @@ impl Enricher {
             }
         }
     }
+}
+
+/// The whole argument area of `pid` from `/proc/PID/cmdline`, if the process still runs and
+/// it is as long as the kernel said (`total` bytes), so that it is the same program's.
+fn full_args(pid: u32, total: u32) -> Option<Vec<String>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    (bytes.len() == total as usize).then(|| decode::argv(&bytes))
 }
 
 fn socket(version: u8, addr: &[u8; 16], port: u16) -> Option<SocketAddr> {

@@ -4,8 +4,8 @@
 //! the end.
 
 use std::{
-    io::{self, Write},
-    sync::Arc,
+    io,
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -17,12 +17,15 @@ use tokio::{
 use tunnelwatch_common::stats;
 use tunnelwatch_engine::{emit::Emitter, engine::Engine, event::Event};
 
-use crate::linux::{
-    btf_offsets,
-    enrich::{Counters, Enricher},
-    loader::{self, KernelStats, LoadOptions},
-    preflight,
-    proc_table::ProcTable,
+use crate::{
+    linux::{
+        btf_offsets,
+        enrich::{Counters, Enricher},
+        loader::{self, KernelStats, LoadOptions},
+        preflight,
+        proc_table::ProcTable,
+    },
+    output::Output,
 };
 
 /// How the sensor runs (from the command line and the config file).
@@ -36,6 +39,8 @@ pub struct Options {
     pub stats_interval: Option<Duration>,
     /// aya-log level for the kernel side (0 off, 4 debug).
     pub kernel_log_level: u8,
+    /// Lines queued for stdout at most (see `output`).
+    pub output_queue: usize,
 }
 
 /// Why the sensor stopped (all are clean exits).
@@ -102,10 +107,13 @@ pub fn run(opts: &Options, engine: Engine) -> Result<Stop, RunError> {
     let mut state = State {
         engine,
         enricher,
-        emitter: Emitter::new(io::stdout().lock()),
+        sink: Sink {
+            emitter: Emitter::new(Vec::with_capacity(4096)),
+            output: Output::start(io::stdout(), opts.output_queue),
+            emitted: 0,
+        },
         all_events: opts.all_events,
         events: Vec::new(),
-        emitted: 0,
         alerts: 0,
     };
     let result = runtime.block_on(event_loop(
@@ -117,7 +125,8 @@ pub fn run(opts: &Options, engine: Engine) -> Result<Stop, RunError> {
     ));
     // Detach everything before the final report: the programs are gone once this returns.
     drop(probes);
-    let _ = state.emitter.get_mut().flush();
+    // What is already queued is written before the final report (unless stdout is stuck).
+    state.sink.output.finish(Duration::from_secs(2));
     report(&kstats, &state, "final");
     result.map_err(RunError::Run)
 }
@@ -131,40 +140,63 @@ pub enum RunError {
     Run(anyhow::Error),
 }
 
-struct State<W: Write> {
+struct State {
     engine: Engine,
     enricher: Enricher,
-    emitter: Emitter<W>,
+    sink: Sink,
     all_events: bool,
     events: Vec<Event>,
-    emitted: u64,
     alerts: u64,
 }
 
-impl<W: Write> State<W> {
-    /// Handles one record. `Err` only when stdout is gone.
+/// Formats lines and hands them to the output queue.
+struct Sink {
+    emitter: Emitter<Vec<u8>>,
+    output: Output,
+    /// Lines handed to the queue.
+    emitted: u64,
+}
+
+impl Sink {
+    fn ship(&mut self) {
+        let line = std::mem::replace(self.emitter.get_mut(), Vec::with_capacity(1024));
+        self.output.send(line);
+        self.emitted += 1;
+    }
+}
+
+impl State {
+    /// Handles one record. `Err` only when a line cannot be formatted.
     fn record(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.enricher.handle(bytes, &mut self.events);
+        let State {
+            engine,
+            enricher,
+            sink,
+            all_events,
+            events,
+            alerts: alert_count,
+        } = self;
+        enricher.handle(bytes, events);
         let mut alerts = Vec::new();
-        for event in self.events.drain(..) {
+        for event in events.drain(..) {
             alerts.clear();
-            self.engine.evaluate(&event, &mut alerts);
-            if self.all_events && alerts.is_empty() {
-                self.emitter.write_event(&event)?;
-                self.emitted += 1;
+            engine.evaluate(&event, &mut alerts);
+            if *all_events && alerts.is_empty() {
+                sink.emitter.write_event(&event)?;
+                sink.ship();
             }
             for alert in &alerts {
-                self.emitter.write_alert(&event, alert)?;
-                self.alerts += 1;
-                self.emitted += 1;
+                sink.emitter.write_alert(&event, alert)?;
+                *alert_count += 1;
+                sink.ship();
             }
         }
         Ok(())
     }
 }
 
-async fn event_loop<W: Write>(
-    state: &mut State<W>,
+async fn event_loop(
+    state: &mut State,
     ring: aya::maps::RingBuf<aya::maps::MapData>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     kstats: &KernelStats,
@@ -200,14 +232,12 @@ async fn event_loop<W: Write>(
                 let mut guard = guard.context("ring buffer poll failed")?;
                 let rb = guard.get_inner_mut();
                 while let Some(item) = rb.next() {
-                    if let Err(e) = state.record(&item) {
-                        if e.kind() == io::ErrorKind::BrokenPipe {
-                            return Ok(Stop::StdoutClosed);
-                        }
-                        return Err(e).context("cannot write to stdout");
-                    }
+                    state.record(&item).context("cannot format an output line")?;
                 }
                 guard.clear_ready();
+                if state.sink.output.stats().closed() {
+                    return Ok(Stop::StdoutClosed);
+                }
             }
             guard = async {
                 match logger.as_mut() {
@@ -220,6 +250,9 @@ async fn event_loop<W: Write>(
                 guard.clear_ready();
             }
             _ = upkeep.tick() => {
+                if state.sink.output.stats().closed() {
+                    return Ok(Stop::StdoutClosed);
+                }
                 state.enricher.tick();
                 let k = kstats.read();
                 let lost = k[stats::EXEC_LOST as usize] + k[stats::FORK_LOST as usize]
@@ -243,7 +276,7 @@ async fn event_loop<W: Write>(
 }
 
 /// Prints one stats line on stderr: `tunnelwatch: stats {JSON}`.
-fn report<W: Write>(kstats: &KernelStats, state: &State<W>, which: &str) {
+fn report(kstats: &KernelStats, state: &State, which: &str) {
     let k = kstats.read();
     let mut obj = serde_json::Map::new();
     obj.insert("stats".into(), which.into());
@@ -257,12 +290,23 @@ fn report<W: Write>(kstats: &KernelStats, state: &State<W>, which: &str) {
         decode_errors,
         dns_messages,
         dns_undecodable,
+        args_completed,
     } = state.enricher.counters;
     obj.insert("records".into(), records.into());
     obj.insert("decode_errors".into(), decode_errors.into());
     obj.insert("dns_messages".into(), dns_messages.into());
     obj.insert("dns_undecodable".into(), dns_undecodable.into());
-    obj.insert("lines".into(), state.emitted.into());
+    obj.insert("args_completed".into(), args_completed.into());
+    obj.insert("lines".into(), state.sink.emitted.into());
+    let out = state.sink.output.stats();
+    obj.insert(
+        "lines_written".into(),
+        out.written.load(Ordering::Relaxed).into(),
+    );
+    obj.insert(
+        "output_dropped".into(),
+        out.dropped.load(Ordering::Relaxed).into(),
+    );
     obj.insert("alerts".into(), state.alerts.into());
     obj.insert("suppressed".into(), state.engine.suppressed().into());
     obj.insert("processes".into(), state.enricher.procs().len().into());

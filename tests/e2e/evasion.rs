@@ -1,0 +1,172 @@
+//! Evasions a tunnel operator might try; each must still be caught.
+
+use std::{
+    os::unix::process::CommandExt,
+    process::{Command, Stdio},
+};
+
+use hickory_proto::rr::RecordType;
+
+use crate::harness::{
+    dns_client,
+    dns_server::Responder,
+    programs::{self, Tools},
+    require_root,
+    sensor::{Sensor, s},
+    unique,
+};
+
+const LINUX_RULE: &str = "bc84d574-708c-467d-b78a-4c1e20171f97";
+const NETWORK_RULE: &str = "5790a766-53b8-40d3-a696-3547b978fcf0";
+
+#[test]
+fn a_spoofed_argv0_does_not_hide_the_image() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    let mut sensor = Sensor::start(&[]);
+    let ngrok = tools.path("ngrok");
+    programs::run(
+        Command::new(&ngrok)
+            .arg0("[kworker/0:1]")
+            .args(["http", "80"]),
+    );
+    let path = ngrok.to_string_lossy().into_owned();
+    let line = sensor.wait_for("ngrok with a spoofed argv[0]", |v| {
+        s(v, "rule_id") == LINUX_RULE && s(v, "process_path") == path
+    });
+    assert_eq!(s(&line, "process_name"), "ngrok");
+    assert_eq!(s(&line, "process"), "[kworker/0:1] http 80");
+    sensor.stop();
+}
+
+#[test]
+fn the_tunnel_argument_after_seventy_others_is_seen() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    let mut sensor = Sensor::start(&[]);
+    let mut args: Vec<String> = (0..70).map(|i| format!("--opt{i}=v")).collect();
+    args.extend(["tcp".into(), "22".into()]);
+    programs::run(Command::new(tools.path("ngrok")).args(&args));
+    let path = tools.path("ngrok").to_string_lossy().into_owned();
+    let line = sensor.wait_for("ngrok with 72 arguments", |v| {
+        s(v, "rule_id") == LINUX_RULE && s(v, "process_path") == path
+    });
+    assert!(s(&line, "process").ends_with("--opt69=v tcp 22"));
+    assert!(line.get("args_truncated").is_none());
+    sensor.stop();
+}
+
+#[test]
+fn a_command_line_beyond_the_kernel_copy_is_completed_while_the_tunnel_runs() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    // `yes` accepts any arguments and runs until killed, like a tunnel agent.
+    std::fs::create_dir(tools.dir().join("live")).unwrap();
+    let ngrok_named = tools.dir().join("live").join("ngrok");
+    std::fs::copy(std::fs::canonicalize("/usr/bin/yes").unwrap(), &ngrok_named).unwrap();
+    let mut sensor = Sensor::start(&[]);
+    let padding = "p".repeat(200);
+    let mut args: Vec<String> = (0..60).map(|_| padding.clone()).collect(); // ~12 KiB
+    args.extend(["http".into(), "8080".into()]);
+    let mut child = Command::new(&ngrok_named)
+        .args(&args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let path = ngrok_named.to_string_lossy().into_owned();
+    let line = sensor.wait_for("ngrok with a 12 KiB command line", |v| {
+        s(v, "rule_id") == LINUX_RULE && s(v, "process_path") == path
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        s(&line, "process").ends_with(" http 8080"),
+        "tail of the command line seen"
+    );
+    assert!(line.get("args_truncated").is_none());
+    let stopped = sensor.stop();
+    assert!(
+        stopped.stderr.contains("\"args_completed\":"),
+        "{}",
+        stopped.stderr
+    );
+}
+
+#[test]
+fn a_short_lived_process_with_a_huge_command_line_is_flagged_truncated() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    let mut sensor = Sensor::start(&["--all-events"]);
+    let padding = "q".repeat(1000);
+    let args: Vec<String> = (0..12).map(|_| padding.clone()).collect();
+    programs::run(Command::new(tools.path("ngrokker")).args(&args));
+    let path = tools.path("ngrokker").to_string_lossy().into_owned();
+    let line = sensor.wait_for("the truncated exec", |v| s(v, "process_path") == path);
+    assert_eq!(line["args_truncated"], true);
+    assert!(s(&line, "process").len() >= 8000);
+    sensor.stop();
+}
+
+#[test]
+fn a_query_with_a_trailing_dot_is_caught() {
+    if !require_root() {
+        return;
+    }
+    let dns = Responder::start(0);
+    let port = dns.port.to_string();
+    let mut sensor = Sensor::start(&["--dns-port", &port]);
+    let name = format!("{}.ngrok.io", unique("dot"));
+    dns_client::sendto(dns.v4(), &format!("{name}."), RecordType::A);
+    let line = sensor.wait_for(&name, |v| {
+        s(v, "rule_id") == NETWORK_RULE && s(v, "query") == name
+    });
+    assert_eq!(s(&line, "query"), name);
+    sensor.stop();
+}
+
+#[test]
+fn a_query_from_another_network_namespace_is_caught() {
+    if !require_root() {
+        return;
+    }
+    // A fresh network namespace with only its own loopback: the query and its responder live
+    // there; the sensor in the host namespace still sees it (cgroup, not netns, decides).
+    let port = 5300 + (std::process::id() % 500) as u16;
+    let name = format!("{}.ngrok.io", unique("netns"));
+    let mut sensor = Sensor::start(&["--dns-port", &port.to_string()]);
+    let script = format!(
+        "import socket,struct\n\
+         srv=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);srv.bind(('127.0.0.1',{port}))\n\
+         q=struct.pack('>HHHHHH',0x4242,0x0100,1,0,0,0)+b''.join(bytes([len(l)])+l.encode() for l in '{name}'.split('.'))+b'\\0'+struct.pack('>HH',1,1)\n\
+         c=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);c.sendto(q,('127.0.0.1',{port}))\n\
+         srv.settimeout(5);srv.recvfrom(512)\n"
+    );
+    let status = Command::new("unshare")
+        .args([
+            "--net",
+            "sh",
+            "-c",
+            "ip link set lo up && exec python3 -c \"$0\"",
+        ])
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "query inside a new network namespace: {status}"
+    );
+    let line = sensor.wait_for(&name, |v| {
+        s(v, "rule_id") == NETWORK_RULE && s(v, "query") == name
+    });
+    assert!(s(&line, "process_name").starts_with("python3"), "{line:#}");
+    assert_eq!(line["transaction_id"], 0x4242);
+    sensor.stop();
+}
