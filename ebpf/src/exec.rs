@@ -74,8 +74,8 @@ fn handle(ctx: &RawTracePointContext, task: *const u8, bprm: *const u8) {
         rec.flags |= exec_flags::ARGS_TRUNCATED;
         maps::count(stats::ARGS_TRUNCATED);
     }
-    let args_len = read_args(data, arg_start, want);
-    if args_len < want {
+    let (args_len, complete) = read_args(data, arg_start, want);
+    if !complete {
         rec.flags |= exec_flags::ARGS_FAULT;
         maps::count(stats::ARGS_FAULT);
         debug!(
@@ -130,28 +130,35 @@ fn handle(ctx: &RawTracePointContext, task: *const u8, bprm: *const u8) {
 
 /// Copies `want` (at most `ARGS_MAX`) bytes of the argument area at user address `src` into
 /// `data`. Returns how many bytes were read: all of them or, in the rare case that part of the
-/// area cannot be read, what lies on its first page.
+/// area cannot be read, what lies on its first page; and whether the first, whole read worked.
+/// The flag, not `len < want`, tells the caller: the 5.10 and 6.1 verifiers cannot see that
+/// `want (a constant) > first_page (1..=4096)` always holds, walk the dead branch with
+/// impossible bounds, and then refuse `data + len` as a scalar (6.12 on prune that branch).
 #[inline(always)]
-fn read_args(data: *mut u8, src: u64, want: usize) -> usize {
+fn read_args(data: *mut u8, src: u64, want: usize) -> (usize, bool) {
     if want == 0 || want > ARGS_MAX {
-        return 0;
+        return (0, want == 0);
     }
     // 1 <= want <= ARGS_MAX, in a form the verifier can follow.
     let want = bounded::<ARGS_MAX>(want);
     // SAFETY: `0 < want <= ARGS_MAX <= EXEC_DATA_SIZE`; a fault only fails the read.
     let rc = unsafe { bpf_probe_read_user(data.cast(), want as u32, src as *const _) };
     if rc == 0 {
-        return want;
+        return (want, true);
     }
     let mut first_page = PAGE_SIZE - (src as usize & (PAGE_SIZE - 1));
     if first_page > want {
         first_page = want;
     }
     if first_page == 0 {
-        return 0;
+        return (0, false);
     }
     let first_page = bounded::<PAGE_SIZE>(first_page);
     // SAFETY: `0 < first_page <= PAGE_SIZE <= EXEC_DATA_SIZE`.
     let rc = unsafe { bpf_probe_read_user(data.cast(), first_page as u32, src as *const _) };
-    if rc == 0 { first_page } else { 0 }
+    if rc == 0 {
+        (first_page, false)
+    } else {
+        (0, false)
+    }
 }

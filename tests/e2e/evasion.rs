@@ -19,6 +19,16 @@ use crate::harness::{
 const LINUX_RULE: &str = "bc84d574-708c-467d-b78a-4c1e20171f97";
 const NETWORK_RULE: &str = "5790a766-53b8-40d3-a696-3547b978fcf0";
 
+/// A child killed (and reaped) when the test ends, even by a panic.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_spoofed_argv0_does_not_hide_the_image() {
     if !require_root() {
@@ -66,25 +76,34 @@ fn a_command_line_beyond_the_kernel_copy_is_completed_while_the_tunnel_runs() {
         return;
     }
     let tools = Tools::new();
-    // `yes` accepts any arguments and runs until killed, like a tunnel agent.
+    // `tail -f /dev/null` runs until killed whatever other files it is given, like a tunnel
+    // agent, and leaves its argument area alone. (`yes` would not do: it reuses its argument
+    // area for its output, and the sensor then rightly refuses what /proc shows.)
     std::fs::create_dir(tools.dir().join("live")).unwrap();
     let ngrok_named = tools.dir().join("live").join("ngrok");
-    std::fs::copy(std::fs::canonicalize("/usr/bin/yes").unwrap(), &ngrok_named).unwrap();
+    std::fs::copy(
+        std::fs::canonicalize("/usr/bin/tail").unwrap(),
+        &ngrok_named,
+    )
+    .unwrap();
     let mut sensor = Sensor::start(&[]);
     let padding = "p".repeat(200);
-    let mut args: Vec<String> = (0..60).map(|_| padding.clone()).collect(); // ~12 KiB
+    let mut args: Vec<String> = vec!["-f".into(), "/dev/null".into()];
+    args.extend((0..60).map(|_| padding.clone())); // ~12 KiB
     args.extend(["http".into(), "8080".into()]);
-    let mut child = Command::new(&ngrok_named)
-        .args(&args)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = KillOnDrop(
+        Command::new(&ngrok_named)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let path = ngrok_named.to_string_lossy().into_owned();
     let line = sensor.wait_for("ngrok with a 12 KiB command line", |v| {
         s(v, "rule_id") == LINUX_RULE && s(v, "process_path") == path
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     assert!(
         s(&line, "process").ends_with(" http 8080"),
         "tail of the command line seen"

@@ -3,12 +3,13 @@
 //! the VM that the sensor loads, alerts on an exec of `ngrok` and on a DNS query for an ngrok
 //! domain, and exits cleanly on SIGINT.
 //!
-//! - Packages: qemu-system-x86 and busybox-static, installed here rather than by `setup`, so
-//!   that builds and CI do not pull in QEMU for nothing.
-//! - Kernels: `apt-get download` of `linux-image-*-cloud-amd64` with a private apt configuration
-//!   (sources, lists, cache and state under `target/kernels/apt/NAME/`) naming only
-//!   deb.debian.org; the machine's own apt configuration is left as it is. The newest image of
-//!   each series in its suites is picked and cached: `--refresh` looks again.
+//! - Packages: qemu-system-x86, busybox-static and binutils, installed here rather than by
+//!   `setup`, so that builds and CI do not pull in QEMU for nothing.
+//! - Kernels: `apt-get download` of `linux-image-*-cloud-amd64` (and, from 6.19 on, the
+//!   `linux-binary-*` and `linux-base-*` packages that hold its files) with a private apt
+//!   configuration (sources, lists, cache and state under `target/kernels/NAME/apt/`) naming
+//!   only deb.debian.org; the machine's own apt configuration is left as it is. The newest image
+//!   of each series in its suites is picked and cached: `--refresh` looks again.
 //! - VM: no network device at all (`-nic none`), serial console only; the initramfs holds
 //!   busybox, the sensor and its libraries, a copy of `true` named `ngrok`, and an init script
 //!   that prints a report between markers and powers off.
@@ -96,12 +97,11 @@ const KERNELS: &[Kernel] = &[
 /// How QEMU runs the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Accel {
-    /// KVM when /dev/kvm can be opened, else TCG.
-    Auto,
-    /// Hardware virtualisation (needs /dev/kvm).
-    Kvm,
-    /// Pure emulation: works anywhere, slower.
+    /// Pure emulation: works anywhere (the default: nested KVM, where /dev/kvm exists in a
+    /// VM, can fail with "KVM internal error" or unsettable MSRs).
     Tcg,
+    /// Hardware virtualisation (needs a working /dev/kvm), with `-cpu host`.
+    Kvm,
 }
 
 /// `cargo xtask kernels` arguments.
@@ -114,7 +114,7 @@ pub struct Args {
     #[arg(long)]
     refresh: bool,
     /// QEMU accelerator.
-    #[arg(long, value_enum, default_value_t = Accel::Auto)]
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     accel: Accel,
     /// Seconds one VM may run (boot, test, power off) before it counts as failed.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
@@ -143,11 +143,10 @@ pub fn run(args: &Args) -> Result<()> {
     let dir = PathBuf::from("target/kernels");
     fs::create_dir_all(&dir)?;
     let initrd = build_initramfs(&dir)?;
-    let accel = match args.accel {
-        Accel::Auto if kvm_usable() => Accel::Kvm,
-        Accel::Auto => Accel::Tcg,
-        other => other,
-    };
+    let accel = args.accel;
+    if accel == Accel::Kvm && !kvm_usable() {
+        bail!("--accel kvm: /dev/kvm cannot be opened");
+    }
 
     let mut results = Vec::new();
     for kernel in selected {
@@ -254,7 +253,7 @@ fn fetch_kernel(kernel: &Kernel, dir: &Path, refresh: bool) -> Result<Image> {
     fs::create_dir_all(dir)?;
     let apt = Apt::new(&dir.join("apt"), kernel.suites)?;
     apt.update()?;
-    let (package, version) = apt.newest_image(kernel.series)?.with_context(|| {
+    let candidate = apt.newest_image(kernel.series)?.with_context(|| {
         format!(
             "no linux-image-{}.*-cloud-amd64 package in {}",
             kernel.series,
@@ -266,26 +265,27 @@ fn fetch_kernel(kernel: &Kernel, dir: &Path, refresh: bool) -> Result<Image> {
                 .join(", ")
         )
     })?;
-    let deb = apt.download(&package, &version, &dir.join("debs"))?;
+    let debs = apt.download(&candidate, &dir.join("debs"))?;
 
     let unpacked = dir.join("unpacked");
     if unpacked.exists() {
         fs::remove_dir_all(&unpacked)?;
     }
-    sh("dpkg-deb", &["-x", path_str(&deb)?, path_str(&unpacked)?])?;
-    let boot = unpacked.join("boot");
-    let image_name = fs::read_dir(&boot)
-        .with_context(|| format!("{} has no /boot", deb.display()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| n.starts_with("vmlinuz-"))
-        .with_context(|| format!("{} has no /boot/vmlinuz-*", deb.display()))?;
-    let release = image_name["vmlinuz-".len()..].to_string();
-    let config = fs::read_to_string(boot.join(format!("config-{release}"))).unwrap_or_default();
-    let btf = config.lines().any(|l| l == "CONFIG_DEBUG_INFO_BTF=y");
-    fs::copy(boot.join(&image_name), &vmlinuz)?;
+    for deb in &debs {
+        sh("dpkg-deb", &["-x", path_str(deb)?, path_str(&unpacked)?])?;
+    }
+    let (image_file, release, config) =
+        find_kernel(&unpacked).with_context(|| format!("no vmlinuz in {}", candidate.package))?;
+    let btf = fs::read_to_string(config)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l == "CONFIG_DEBUG_INFO_BTF=y");
+    fs::copy(image_file, &vmlinuz)?;
     // The modules are not needed: the tests use nothing but what is built in.
     fs::remove_dir_all(&unpacked)?;
+    let Candidate {
+        package, version, ..
+    } = candidate;
     fs::write(
         &info,
         format!("package={package}\nversion={version}\nrelease={release}\nbtf={btf}\n"),
@@ -299,6 +299,35 @@ fn fetch_kernel(kernel: &Kernel, dir: &Path, refresh: bool) -> Result<Image> {
         release,
         btf,
         vmlinuz,
+    })
+}
+
+/// In an unpacked image: the kernel, its release (`uname -r`) and its config. Up to 6.18
+/// they are /boot/vmlinuz-REL and /boot/config-REL, since 6.19 /usr/lib/modules/REL/vmlinuz
+/// and /usr/lib/modules/REL/config.
+fn find_kernel(root: &Path) -> Option<(PathBuf, String, PathBuf)> {
+    let names = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let boot = root.join("boot");
+    if let Some(rel) = names(&boot).iter().find_map(|n| n.strip_prefix("vmlinuz-")) {
+        return Some((
+            boot.join(format!("vmlinuz-{rel}")),
+            rel.to_string(),
+            boot.join(format!("config-{rel}")),
+        ));
+    }
+    let modules = root.join("usr/lib/modules");
+    names(&modules).into_iter().find_map(|rel| {
+        let dir = modules.join(&rel);
+        let image = dir.join("vmlinuz");
+        image.is_file().then(|| (image, rel, dir.join("config")))
     })
 }
 
@@ -398,9 +427,8 @@ impl Apt {
         sh("apt-get", &self.args(&["-q", "update"]))
     }
 
-    /// The newest `linux-image-{series}.*-cloud-amd64` image (not a meta-package): its
-    /// package name and version.
-    fn newest_image(&self, series: &str) -> Result<Option<(String, String)>> {
+    /// The newest `linux-image-{series}.*-cloud-amd64` image (not a meta-package).
+    fn newest_image(&self, series: &str) -> Result<Option<Candidate>> {
         let names = output(
             "apt-cache",
             &self.args(&["search", "--names-only", "^linux-image-.*-cloud-amd64$"]),
@@ -418,7 +446,7 @@ impl Apt {
         let mut show = vec!["show"];
         show.extend(&names);
         let stanzas = output("apt-cache", &self.args(&show)).context("apt-cache show failed")?;
-        let mut best: Option<(String, String)> = None;
+        let mut best: Option<Candidate> = None;
         for stanza in stanzas.split("\n\n") {
             let field = |key: &str| {
                 stanza
@@ -433,41 +461,74 @@ impl Apt {
             }
             let newer = match &best {
                 None => true,
-                Some((_, v)) => Command::new("dpkg")
-                    .args(["--compare-versions", version, "gt", v])
+                Some(b) => Command::new("dpkg")
+                    .args(["--compare-versions", version, "gt", &b.version])
                     .status()
                     .context("cannot run dpkg --compare-versions")?
                     .success(),
             };
             if newer {
-                best = Some((package.to_string(), version.to_string()));
+                // Since 6.19 the image package is empty: the kernel is in linux-binary-ABI
+                // and its config in linux-base-ABI, both of exactly this version.
+                let parts = field("Depends")
+                    .split([',', '|'])
+                    .filter_map(|d| d.split_whitespace().next())
+                    .filter(|d| d.starts_with("linux-binary-") || d.starts_with("linux-base-"))
+                    .map(str::to_string)
+                    .collect();
+                best = Some(Candidate {
+                    package: package.to_string(),
+                    version: version.to_string(),
+                    parts,
+                });
             }
         }
         Ok(best)
     }
 
-    /// Downloads one package into `dir` (emptied first) and returns the .deb's path.
-    fn download(&self, package: &str, version: &str, dir: &Path) -> Result<PathBuf> {
+    /// Downloads the candidate's packages into `dir` (emptied first); returns the .debs.
+    fn download(&self, candidate: &Candidate, dir: &Path) -> Result<Vec<PathBuf>> {
         if dir.exists() {
             fs::remove_dir_all(dir)?;
         }
         fs::create_dir_all(dir)?;
-        let spec = format!("{package}={version}");
-        eprintln!("xtask: apt-get download {spec}");
+        let specs: Vec<String> = std::iter::once(&candidate.package)
+            .chain(&candidate.parts)
+            .map(|p| format!("{p}={}", candidate.version))
+            .collect();
+        let mut args = vec!["-q", "download"];
+        args.extend(specs.iter().map(String::as_str));
+        eprintln!("xtask: apt-get download {}", specs.join(" "));
         let status = Command::new("apt-get")
-            .args(self.args(&["-q", "download", &spec]))
+            .args(self.args(&args))
             .current_dir(dir)
             .status()
             .context("cannot run apt-get")?;
         if !status.success() {
-            bail!("apt-get download {spec} failed ({status})");
+            bail!("apt-get download {} failed ({status})", specs.join(" "));
         }
-        fs::read_dir(dir)?
+        let debs: Vec<PathBuf> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "deb"))
-            .with_context(|| format!("apt-get download {spec} left no .deb"))
+            .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+            .collect();
+        if debs.len() != specs.len() {
+            bail!(
+                "apt-get download {} left {} .deb files",
+                specs.join(" "),
+                debs.len()
+            );
+        }
+        Ok(debs)
     }
+}
+
+/// A kernel image package and the packages that hold its files.
+struct Candidate {
+    package: String,
+    version: String,
+    /// linux-binary-ABI and linux-base-ABI, for the packages that split them off (6.19 on).
+    parts: Vec<String>,
 }
 
 fn path_str(p: &Path) -> Result<&str> {
@@ -493,8 +554,10 @@ mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 hostname tunnelwatch-vm
 ip link set lo up
-# Keep kernel messages off the console while the report is printed (dmesg has them).
+# Keep kernel messages off the console while the report is printed; the report shows those
+# logged during the test.
 echo 1 >/proc/sys/kernel/printk
+dmesg -c >/dev/null
 
 [ -r /sys/kernel/btf/vmlinux ] && btf=PASS || btf=FAIL
 /usr/bin/tunnelwatch --stats-interval 0 >/tmp/out 2>/tmp/err &
@@ -536,12 +599,13 @@ grep -q '"rule_id":"@DNS_RULE@"' /tmp/out && dns_alert=PASS || dns_alert=FAIL
 echo
 echo '@BEGIN@'
 echo "kernel: $(uname -r)"
+echo "network interfaces: $(ls /sys/class/net | tr '\n' ' ')"
 echo '----- sensor stderr -----'
 cat /tmp/err
 echo '----- sensor stdout -----'
 cat /tmp/out
-echo '----- kernel log (bpf, warnings) -----'
-dmesg | grep -iE 'bpf|bug|warn|oops|call trace' | tail -n 40
+echo '----- kernel log during the test -----'
+dmesg | tail -n 60
 echo '----- results -----'
 echo "TW-RESULT btf $btf"
 echo "TW-RESULT loaded $loaded"
@@ -769,6 +833,13 @@ impl Outcome {
         }
     }
 
+    /// How long the sensor took to load and attach, from its `ready in N ms` line.
+    fn ready_ms(&self) -> Option<u64> {
+        let stderr = &self.report.as_ref()?.stderr;
+        let at = stderr.find("tunnelwatch: ready in ")? + "tunnelwatch: ready in ".len();
+        stderr[at..].split_whitespace().next()?.parse().ok()
+    }
+
     /// The program the kernel refused or could not attach, from the sensor's error.
     fn refused(&self) -> Option<String> {
         let stderr = &self.report.as_ref()?.stderr;
@@ -776,7 +847,8 @@ impl Outcome {
             .iter()
             .find_map(|p| {
                 let at = stderr.find(p)? + p.len();
-                stderr[at..].split_whitespace().next().map(str::to_string)
+                let word = stderr[at..].split_whitespace().next()?;
+                Some(word.trim_end_matches(':').to_string())
             })
     }
 
@@ -823,7 +895,7 @@ fn boot(
         .args(["-append", "console=ttyS0 panic=-1 quiet"]);
     match accel {
         Accel::Kvm => qemu.args(["-accel", "kvm", "-cpu", "host"]),
-        _ => qemu.args(["-accel", "tcg"]),
+        Accel::Tcg => qemu.args(["-accel", "tcg"]),
     };
     let started = Instant::now();
     let mut child = qemu
@@ -917,8 +989,16 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
         None => "-",
     };
     println!(
-        "\n{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<6} {:>7}  refused",
-        "kernel", "release", "btf", "loaded", "exec alert", "dns alert", "exit", "seconds"
+        "\n{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<6} {:>8} {:>7}  refused",
+        "kernel",
+        "release",
+        "btf",
+        "loaded",
+        "exec alert",
+        "dns alert",
+        "exit",
+        "load ms",
+        "seconds"
     );
     for (image, o) in results {
         let release = o
@@ -926,7 +1006,7 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
             .as_ref()
             .map_or(image.release.as_str(), |r| r.kernel.as_str());
         println!(
-            "{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<6} {:>7.1}  {}",
+            "{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<6} {:>8} {:>7.1}  {}",
             o.name,
             release,
             if image.btf { "yes" } else { "no" },
@@ -934,15 +1014,19 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
             mark(o.check("exec_alert")),
             mark(o.check("dns_alert")),
             mark(o.check("exit")),
+            o.ready_ms().map_or_else(|| "-".into(), |ms| ms.to_string()),
             o.seconds,
             o.refused().unwrap_or_else(|| "-".into()),
         );
     }
-    println!("(QEMU {accel:?}; packages: {})", {
-        let p: Vec<String> = results
-            .iter()
-            .map(|(i, _)| format!("{} {}", i.package, i.version))
-            .collect();
-        p.join(", ")
-    });
+    println!(
+        "(QEMU {accel:?}; seconds: boot, test and power-off; packages: {})",
+        {
+            let p: Vec<String> = results
+                .iter()
+                .map(|(i, _)| format!("{} {}", i.package, i.version))
+                .collect();
+            p.join(", ")
+        }
+    );
 }

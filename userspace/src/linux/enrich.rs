@@ -328,8 +328,17 @@ impl Enricher {
 /// The whole argument area of `pid` from `/proc/PID/cmdline`, if the process still runs and
 /// it is as long as the kernel said (`total` bytes), so that it is the same program's.
 fn full_args(pid: u32, total: u32) -> Option<Vec<String>> {
-    let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    (bytes.len() == total as usize).then(|| decode::argv(&bytes))
+    let bytes = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .inspect_err(|e| log::debug!("pid {pid}: cannot read its command line: {e}"))
+        .ok()?;
+    if bytes.len() != total as usize {
+        log::debug!(
+            "pid {pid}: command line is {} bytes, not {total}: not the exec'd one",
+            bytes.len()
+        );
+        return None;
+    }
+    Some(decode::argv(&bytes))
 }
 
 fn socket(version: u8, addr: &[u8; 16], port: u16) -> Option<SocketAddr> {
