@@ -1,10 +1,8 @@
 //! `sched_process_exit`: reported once per process, when its last thread exits, so that user
 //! space can retire the process-table entry.
 
-use aya_ebpf::{
-    helpers::bpf_ktime_get_boot_ns, macros::raw_tracepoint, programs::RawTracePointContext,
-};
-use tunnelwatch_common::{ExitRecord, RECORD_VERSION, RecordHeader, RecordKind, stats};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use tunnelwatch_common::{ExitRecord, RecordKind, stats};
 
 use crate::{globals::off, kread, maps, task};
 
@@ -20,20 +18,11 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     }
     maps::count(stats::EXIT_SEEN);
     let rec = ExitRecord {
-        header: RecordHeader {
-            kind: RecordKind::Exit as u8,
-            version: RECORD_VERSION,
-            _pad: 0,
-            size: core::mem::size_of::<ExitRecord>() as u32,
-            // SAFETY: helper without arguments.
-            boot_ns: unsafe { bpf_ktime_get_boot_ns() },
-        },
+        header: maps::header::<ExitRecord>(RecordKind::Exit),
         tgid: task::tgid(t),
         exit_code: kread::at::<u32>(t, off!(task_exit_code)),
         start_ns: task::group_start_ns(t),
     };
-    if maps::EVENTS.output::<ExitRecord>(&rec, 0).is_err() {
-        maps::count(stats::EXIT_LOST);
-    }
+    maps::send(&rec, stats::EXIT_LOST);
     0
 }

@@ -1,10 +1,8 @@
 //! `sched_process_fork`: a new process (not a new thread). User space copies the parent's
 //! entry in its process table, so a child that never execs is still named.
 
-use aya_ebpf::{
-    helpers::bpf_ktime_get_boot_ns, macros::raw_tracepoint, programs::RawTracePointContext,
-};
-use tunnelwatch_common::{ForkRecord, RECORD_VERSION, RecordHeader, RecordKind, stats};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use tunnelwatch_common::{ForkRecord, RecordKind, stats};
 
 use crate::{maps, task};
 
@@ -20,21 +18,12 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     }
     maps::count(stats::FORK_SEEN);
     let rec = ForkRecord {
-        header: RecordHeader {
-            kind: RecordKind::Fork as u8,
-            version: RECORD_VERSION,
-            _pad: 0,
-            size: core::mem::size_of::<ForkRecord>() as u32,
-            // SAFETY: helper without arguments.
-            boot_ns: unsafe { bpf_ktime_get_boot_ns() },
-        },
+        header: maps::header::<ForkRecord>(RecordKind::Fork),
         parent_tgid: task::tgid(parent),
         child_tgid,
         parent_start_ns: task::group_start_ns(parent),
         child_start_ns: task::group_start_ns(child),
     };
-    if maps::EVENTS.output::<ForkRecord>(&rec, 0).is_err() {
-        maps::count(stats::FORK_LOST);
-    }
+    maps::send(&rec, stats::FORK_LOST);
     0
 }

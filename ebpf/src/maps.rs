@@ -4,7 +4,9 @@ use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
-use tunnelwatch_common::{DnsRecord, ExecRecord, TaskInfo, stats};
+use tunnelwatch_common::{
+    DnsRecord, ExecRecord, RECORD_VERSION, RecordHeader, RecordKind, TaskInfo, stats,
+};
 
 /// Every record for user space. User space sets the size (`--ring-buffer-size`) before load.
 #[map]
@@ -51,6 +53,27 @@ pub(crate) fn submit(data: *const u8, size: usize, lost: u32) {
         )
     };
     if rc != 0 {
+        count(lost);
+    }
+}
+
+/// The header of a fixed-size record of type `T`, stamped now.
+#[inline(always)]
+pub(crate) fn header<T>(kind: RecordKind) -> RecordHeader {
+    RecordHeader {
+        kind: kind as u8,
+        version: RECORD_VERSION,
+        _pad: 0,
+        size: core::mem::size_of::<T>() as u32,
+        // SAFETY: helper without arguments.
+        boot_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() },
+    }
+}
+
+/// Sends a fixed-size record; counts `lost` when the ring is full.
+#[inline(always)]
+pub(crate) fn send<T: 'static>(rec: &T, lost: u32) {
+    if EVENTS.output::<T>(rec, 0).is_err() {
         count(lost);
     }
 }

@@ -29,7 +29,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
 
-use crate::{cargo, output, setup, sh};
+use crate::{cargo, install_packages, output, setup, sh};
 
 /// Debian packages that only this subcommand needs.
 const APT_PACKAGES: &[&str] = &[
@@ -185,35 +185,6 @@ pub fn run(args: &Args) -> Result<()> {
     } else {
         bail!("kernel matrix failed on {}", failed.join(", "))
     }
-}
-
-/// Installs the packages this machine lacks (as `setup` does for its own list).
-fn install_packages(packages: &[&str]) -> Result<()> {
-    let missing: Vec<&str> = packages
-        .iter()
-        .copied()
-        .filter(|p| {
-            output("dpkg-query", &["-W", "-f=${db:Status-Abbrev}", p])
-                .is_none_or(|s| !s.starts_with("ii"))
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let root = output("id", &["-u"]).is_some_and(|u| u.trim() == "0");
-    let (program, mut args): (&str, Vec<&str>) = if root {
-        ("apt-get", vec![])
-    } else {
-        ("sudo", vec!["apt-get"])
-    };
-    let mut update = args.clone();
-    update.extend(["update", "-q"]);
-    sh(program, &update)?;
-    args.extend(["install", "-y", "-q", "--no-install-recommends"]);
-    args.extend(&missing);
-    // SAFETY: single-threaded; the child inherits it.
-    unsafe { std::env::set_var("DEBIAN_FRONTEND", "noninteractive") };
-    sh(program, &args)
 }
 
 fn kvm_usable() -> bool {
