@@ -1,2 +1,38 @@
-//! The Windows sensor (ETW, ferrisetw) is not written yet: see issue 4. The engine it will feed
-//! lives in `userspace/src/engine/` and knows no OS.
+//! tunnelwatch's Windows sensor: ETW events normalised to the shared engine's events.
+//!
+//! ```text
+//! kernel session   "tunnelwatch-kernel": Process Start/DCStart/End (command line, user SID)  ─┐
+//! user session     "tunnelwatch": Microsoft-Windows-Kernel-Process 1/2 (image path),          ├─ callbacks copy the
+//!                                 Microsoft-Windows-DNS-Client 3006/3008                      ─┘  properties (schema.rs)
+//!   ─> bounded channel (drops counted) ─> enrich (process table, paths, SIDs, PE version)
+//!   ─> engine (shared rules, allowlist) ─> emitter (shared JSON lines) ─> stdout
+//! ```
+//!
+//! Everything from the copied properties on is OS-neutral and tested on Linux: [`fields`],
+//! [`schema`], [`paths`], [`sid`], [`pe_version`], [`dns_results`], [`process_map`],
+//! [`dns_map`], [`process_table`], [`enrich`], [`pipeline`], [`stats`]. The ETW sessions,
+//! Win32 look-ups, elevation check, console and service plumbing are Windows-only:
+//! `consumer`, `elevation`, `sensor`, `service`.
+
+pub mod dns_map;
+pub mod dns_results;
+pub mod enrich;
+pub mod fields;
+pub mod host;
+pub mod paths;
+pub mod pe_version;
+pub mod pipeline;
+pub mod process_map;
+pub mod process_table;
+pub mod schema;
+pub mod sid;
+pub mod stats;
+
+#[cfg(windows)]
+pub mod consumer;
+#[cfg(windows)]
+pub mod elevation;
+#[cfg(windows)]
+pub mod sensor;
+#[cfg(windows)]
+pub mod service;

@@ -122,17 +122,60 @@ fn run_sensor(
     }
 }
 
-/// The Windows sensor (ETW) is written in etw/ (issue 4).
+/// The Windows sensor: ETW, in etw/ (crate `tunnelwatch-etw`). Started by the service control
+/// manager it runs as the `tunnelwatch` service, else in this console until Ctrl-C.
+/// `--ring-buffer-size` and `--dns-port` are Linux-only and refused here; the config file's
+/// `ring_buffer_size` and `dns_ports` are ignored (one file can serve both platforms).
 #[cfg(windows)]
 fn run_sensor(
-    _cli: &Cli,
-    _config: &tunnelwatch_engine::config::Config,
-    _engine: tunnelwatch_engine::engine::Engine,
+    cli: &Cli,
+    config: &tunnelwatch_engine::config::Config,
+    engine: tunnelwatch_engine::engine::Engine,
 ) -> Result<(), (u8, String)> {
-    Err((
-        exit::ENVIRONMENT,
-        "the Windows sensor is not built yet".into(),
-    ))
+    use std::time::Duration;
+
+    use tunnelwatch_etw::{
+        sensor::{self, Options, RunError, Stop},
+        service::{self, Outcome},
+    };
+
+    if cli.ring_buffer_size.is_some() || !cli.dns_ports.is_empty() {
+        return Err((
+            exit::USAGE,
+            "--ring-buffer-size and --dns-port apply to the Linux sensor only (on Windows ETW \
+             sizes its own buffers, and DNS-Client events are not tied to a port)"
+                .into(),
+        ));
+    }
+    let interval = cli
+        .stats_interval
+        .unwrap_or(config.stats_interval.as_secs());
+    let opts = Options {
+        all_events: cli.all_events,
+        stats_interval: (interval > 0).then(|| Duration::from_secs(interval)),
+    };
+    let result = match service::run(opts, engine) {
+        Outcome::Service(result) => result,
+        Outcome::Console(opts, engine) => {
+            if let Err(e) = sensor::install_console_handler() {
+                log::warn!("cannot handle Ctrl-C: {e}");
+            }
+            sensor::run(&opts, *engine)
+        }
+    };
+    match result {
+        Ok(Stop::Requested) => {
+            eprintln!("tunnelwatch: stop requested: ETW sessions stopped, exiting");
+            Ok(())
+        }
+        Ok(Stop::StdoutClosed) => {
+            eprintln!("tunnelwatch: stdout closed: ETW sessions stopped, exiting");
+            Ok(())
+        }
+        Err(RunError::Environment(m)) => Err((exit::ENVIRONMENT, m)),
+        Err(RunError::Start(m)) => Err((exit::LOAD, m)),
+        Err(RunError::Runtime(m)) => Err((exit::RUNTIME, m)),
+    }
 }
 
 #[cfg(not(any(target_os = "linux", windows)))]

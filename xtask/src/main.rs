@@ -9,6 +9,8 @@
 //! - `test`: setup, then everything CI checks: formatting, clippy (Linux and Windows targets),
 //!   every unit test and the end-to-end tests against the real kernel (root).
 //! - `kernels [--kernel NAME]...`: the kernel matrix (see kernels.rs).
+//! - `wine-test [ARGS]`: the engine's and the ETW crate's tests, cross-compiled for Windows,
+//!   under Wine (see windows.rs).
 
 use std::{
     env,
@@ -21,6 +23,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod kernels;
+mod windows;
 
 /// The toolchain pinned in rust-toolchain.toml.
 const TOOLCHAIN: &str = "1.95.0";
@@ -69,6 +72,13 @@ enum Cmd {
     /// Setup, build, then boot Debian's 5.10, 6.1, 6.12 and 7.x cloud kernels under QEMU and
     /// check that the sensor loads, alerts and exits cleanly on each.
     Kernels(kernels::Args),
+    /// Setup, then the engine's and the ETW crate's tests cross-compiled for Windows, run
+    /// under Wine (installs wine64 and a stand-in bcryptprimitives.dll).
+    WineTest {
+        /// Extra arguments for `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -139,11 +149,16 @@ fn run(cli: Cli) -> Result<()> {
                 "-D",
                 "warnings",
             ])?;
+            windows::link_exe()?;
             let mut test = vec!["test".to_string(), "--no-fail-fast".to_string()];
             test.extend(args);
             cargo(test)
         }
         Cmd::Kernels(args) => kernels::run(&args),
+        Cmd::WineTest { args } => {
+            setup()?;
+            windows::wine_test(&args)
+        }
     }
 }
 

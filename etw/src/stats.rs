@@ -1,0 +1,121 @@
+//! The stats line on stderr, `tunnelwatch: stats {JSON}`, shaped like the Linux sensor's:
+//! what was lost first (ETW's own counters, the hand-off channel's drops), then what was
+//! handled, then the output.
+
+use serde_json::{Map, Value};
+
+use crate::enrich::Counters;
+
+/// Losses, as counted by ETW for a session and by the sensor for its channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Losses {
+    /// `EVENT_TRACE_PROPERTIES.EventsLost`, both sessions: events ETW could not buffer.
+    pub etw_events_lost: u64,
+    /// `RealTimeBuffersLost`: buffers ETW dropped because the sensor read too slowly.
+    pub etw_buffers_lost: u64,
+    /// Events the callbacks dropped because the channel to the main loop was full.
+    pub channel_dropped: u64,
+    /// Events whose schema or properties ETW (TDH) could not decode.
+    pub decode_errors: u64,
+}
+
+impl Losses {
+    /// Everything lost, in events or buffers.
+    pub fn total(&self) -> u64 {
+        self.etw_events_lost + self.etw_buffers_lost + self.channel_dropped
+    }
+}
+
+/// What the stats line reports besides the losses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Activity {
+    pub counters: Counters,
+    pub lines: u64,
+    pub alerts: u64,
+    pub suppressed: u64,
+    pub processes: usize,
+}
+
+/// The JSON object of a stats line (`which`: "periodic" or "final").
+pub fn stats_json(which: &str, losses: &Losses, a: &Activity) -> Value {
+    let mut obj = Map::new();
+    obj.insert("stats".into(), which.into());
+    obj.insert("etw_events_lost".into(), losses.etw_events_lost.into());
+    obj.insert("etw_buffers_lost".into(), losses.etw_buffers_lost.into());
+    obj.insert("channel_dropped".into(), losses.channel_dropped.into());
+    obj.insert("decode_errors".into(), losses.decode_errors.into());
+    obj.insert("records".into(), a.counters.records.into());
+    obj.insert("unmapped".into(), a.counters.unmapped.into());
+    obj.insert("process_starts".into(), a.counters.process_starts.into());
+    obj.insert("dns_messages".into(), a.counters.dns_events.into());
+    obj.insert("lines".into(), a.lines.into());
+    obj.insert("alerts".into(), a.alerts.into());
+    obj.insert("suppressed".into(), a.suppressed.into());
+    obj.insert("processes".into(), a.processes.into());
+    Value::Object(obj)
+}
+
+/// The warning for losses since the last check, or `None` when nothing new was lost.
+pub fn loss_warning(before: &Losses, now: &Losses) -> Option<String> {
+    let new = now.total().checked_sub(before.total())?;
+    (new > 0).then(|| {
+        format!(
+            "events lost: {new} since the last check ({} in all: ETW {} events and {} buffers, channel {}); the machine produces events faster than the sensor reads them",
+            now.total(),
+            now.etw_events_lost,
+            now.etw_buffers_lost,
+            now.channel_dropped
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stats_line_has_losses_then_activity() {
+        let losses = Losses {
+            etw_events_lost: 1,
+            etw_buffers_lost: 2,
+            channel_dropped: 3,
+            decode_errors: 4,
+        };
+        let a = Activity {
+            counters: Counters {
+                records: 10,
+                process_starts: 5,
+                dns_events: 4,
+                unmapped: 1,
+            },
+            lines: 2,
+            alerts: 1,
+            suppressed: 0,
+            processes: 120,
+        };
+        let expected: Value = serde_json::from_str(concat!(
+            r#"{"stats":"final","etw_events_lost":1,"etw_buffers_lost":2,"channel_dropped":3,"#,
+            r#""decode_errors":4,"records":10,"unmapped":1,"process_starts":5,"dns_messages":4,"#,
+            r#""lines":2,"alerts":1,"suppressed":0,"processes":120}"#
+        ))
+        .unwrap();
+        assert_eq!(stats_json("final", &losses, &a), expected);
+    }
+
+    #[test]
+    fn losses_are_warned_about_once() {
+        let a = Losses::default();
+        let b = Losses {
+            etw_buffers_lost: 2,
+            channel_dropped: 5,
+            ..Losses::default()
+        };
+        assert_eq!(loss_warning(&a, &a), None);
+        let w = loss_warning(&a, &b).unwrap();
+        assert!(
+            w.starts_with("events lost: 7 since the last check (7 in all"),
+            "{w}"
+        );
+        assert_eq!(loss_warning(&b, &b), None);
+    }
+}

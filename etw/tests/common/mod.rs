@@ -1,0 +1,264 @@
+//! ETW event fixtures, built field by field after the documented layouts (see
+//! `etw/src/schema.rs` for the sources), and a host that answers from tables.
+#![allow(dead_code)]
+
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
+
+use tunnelwatch_engine::{config::Config, engine::Engine};
+use tunnelwatch_etw::{
+    enrich::Enricher,
+    fields::{FILETIME_SECOND, Fields, Header, RawEvent, Source, Value},
+    host::{Host, LocalFiles},
+    paths::DeviceMap,
+    pipeline::Pipeline,
+    sid::Sid,
+};
+
+/// FILETIME of 2026-11-23T01:02:03.1234567Z.
+pub const T0: i64 = 134_398_693_231_234_567;
+/// How the emitter writes [`T0`].
+pub const T0_TEXT: &str = "2026-11-23T01:02:03.123456Z";
+
+pub fn at(seconds: i64) -> i64 {
+    T0 + seconds * FILETIME_SECOND
+}
+
+pub const HOST: &str = "DESKTOP-1";
+pub const USER_SID: &str = "S-1-5-21-1004336348-1177238915-682003330-1001";
+pub const SYSTEM_SID: &str = "S-1-5-18";
+
+/// `\Device\...` of this machine's drives, as `QueryDosDeviceW` reports them.
+pub fn devices() -> DeviceMap {
+    DeviceMap::new([
+        ("C:", r"\Device\HarddiskVolume3"),
+        ("D:", r"\Device\HarddiskVolume10"),
+    ])
+    .with_system_root(r"C:\Windows")
+}
+
+/// A host whose accounts, live processes and image files come from tables; image files map
+/// Windows paths to files on this machine (the PE fixtures), read with the real parser.
+#[derive(Default)]
+pub struct TableHost {
+    pub accounts: HashMap<String, String>,
+    pub live: HashMap<u32, String>,
+    pub images: HashMap<String, PathBuf>,
+    pub files: LocalFiles,
+    pub account_lookups: u32,
+}
+
+impl Host for TableHost {
+    fn account_name(&mut self, sid: &Sid) -> Option<String> {
+        self.account_lookups += 1;
+        self.accounts.get(&sid.to_string()).cloned()
+    }
+    fn live_image_path(&mut self, pid: u32) -> Option<String> {
+        self.live.get(&pid).cloned()
+    }
+    fn original_file_name(&mut self, path: &str) -> Option<String> {
+        let file = self.images.get(path)?.clone();
+        self.files.original_file_name(file.to_str()?)
+    }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pe")
+        .join(name)
+}
+
+/// The machine of the tests: a local user `CONTOSO\a`, SYSTEM, and an ngrok download whose
+/// image is the `with-version.exe` fixture (`OriginalFilename` ngrok.exe).
+pub fn table_host() -> TableHost {
+    let mut h = TableHost::default();
+    h.accounts.insert(USER_SID.into(), r"CONTOSO\a".into());
+    h.accounts
+        .insert(SYSTEM_SID.into(), r"NT AUTHORITY\SYSTEM".into());
+    h.images.insert(
+        r"C:\Users\a\Downloads\ngrok.exe".into(),
+        fixture("with-version.exe"),
+    );
+    h.images.insert(
+        r"C:\Users\a\AppData\Local\Temp\svchost.exe".into(),
+        fixture("with-version.exe"),
+    );
+    h.images.insert(
+        r"C:\Windows\System32\cmd.exe".into(),
+        fixture("no-version.exe"),
+    );
+    h
+}
+
+pub fn enricher(host: TableHost) -> Enricher<TableHost> {
+    Enricher::new(Arc::from(HOST), devices(), host)
+}
+
+/// The shipped rules, no allowlist; every event printed when `all_events`.
+pub fn pipeline(all_events: bool) -> Pipeline<TableHost, Vec<u8>> {
+    pipeline_with(table_host(), &Config::default(), all_events)
+}
+
+pub fn pipeline_with(
+    host: TableHost,
+    config: &Config,
+    all_events: bool,
+) -> Pipeline<TableHost, Vec<u8>> {
+    Pipeline::new(
+        enricher(host),
+        Engine::from_config(config).unwrap(),
+        Vec::new(),
+        all_events,
+    )
+}
+
+/// The lines written so far, and forgets them.
+pub fn take_lines(p: &mut Pipeline<TableHost, Vec<u8>>) -> Vec<String> {
+    let out = std::mem::take(p.out());
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn header(source: Source, event_id: u16, opcode: u8, version: u8, pid: u32, time: i64) -> Header {
+    Header {
+        source,
+        event_id,
+        opcode,
+        version,
+        pid,
+        timestamp: time,
+        pointer_size: 8,
+    }
+}
+
+/// Microsoft-Windows-Kernel-Process event 1 (ProcessStart, manifest version 3; logged by the
+/// creating process, here the parent): ProcessID, ProcessSequenceNumber, CreateTime,
+/// ParentProcessID, ParentProcessSequenceNumber, SessionID, Flags, ProcessTokenElevationType,
+/// ProcessTokenIsElevated, MandatoryLabel, ImageName, ImageChecksum, TimeDateStamp,
+/// PackageFullName, PackageRelativeAppId.
+pub fn kernel_process_start(pid: u32, ppid: u32, image_name: &str, time: i64) -> RawEvent {
+    RawEvent {
+        header: header(Source::KernelProcess, 1, 1, 3, ppid, time),
+        fields: Fields::new()
+            .with("ProcessID", Value::U32(pid))
+            .with("ProcessSequenceNumber", Value::U64(4711))
+            .with("CreateTime", Value::U64(time as u64))
+            .with("ParentProcessID", Value::U32(ppid))
+            .with("SessionID", Value::U32(1))
+            .with("Flags", Value::U32(0))
+            .with("ImageName", Value::Str(image_name.into()))
+            .with("ImageChecksum", Value::U32(0))
+            .with("TimeDateStamp", Value::U32(0))
+            .with("PackageFullName", Value::Str(String::new()))
+            .with("PackageRelativeAppId", Value::Str(String::new())),
+    }
+}
+
+/// Microsoft-Windows-Kernel-Process event 2 (ProcessStop).
+pub fn kernel_process_stop(pid: u32, time: i64) -> RawEvent {
+    RawEvent {
+        header: header(Source::KernelProcess, 2, 2, 2, pid, time),
+        fields: Fields::new()
+            .with("ProcessID", Value::U32(pid))
+            .with("ExitCode", Value::U32(0)),
+    }
+}
+
+/// The WBEM SID of the kernel's `UserSID`: a TOKEN_USER from a 64-bit kernel (a non-null
+/// pointer to the SID, the attributes and padding), then the SID.
+pub fn wbem_sid(sid: &str) -> Vec<u8> {
+    let mut b = vec![
+        0x60, 0x3c, 0x21, 0x0b, 0x85, 0xa9, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    b.extend_from_slice(Sid::parse(sid).unwrap().as_bytes());
+    b
+}
+
+/// The kernel logger's Process event (`Process_V4_TypeGroup1`, event version 4) with
+/// `opcode` 1 (Start), 2 (End) or 3 (DCStart): UniqueProcessKey, ProcessId, ParentId,
+/// SessionId, ExitStatus, DirectoryTableBase, Flags, UserSID, ImageFileName, CommandLine,
+/// PackageFullName, ApplicationId. Logged in the context of the creating process.
+pub fn kernel_trace(
+    opcode: u8,
+    pid: u32,
+    ppid: u32,
+    sid: &str,
+    image_file_name: &str,
+    command_line: &str,
+    time: i64,
+) -> RawEvent {
+    RawEvent {
+        header: header(Source::KernelTrace, 0, opcode, 4, ppid, time),
+        fields: Fields::new()
+            .with("UniqueProcessKey", Value::U64(0xffff_a985_0b21_3c60))
+            .with("ProcessId", Value::U32(pid))
+            .with("ParentId", Value::U32(ppid))
+            .with("SessionId", Value::U32(1))
+            .with("ExitStatus", Value::U32(259))
+            .with("DirectoryTableBase", Value::U64(0x1_2345_6000))
+            .with("Flags", Value::U32(0))
+            .with("UserSID", Value::Bytes(wbem_sid(sid)))
+            .with("ImageFileName", Value::Str(image_file_name.into()))
+            .with("CommandLine", Value::Str(command_line.into()))
+            .with("PackageFullName", Value::Str(String::new()))
+            .with("ApplicationId", Value::Str(String::new())),
+    }
+}
+
+/// Microsoft-Windows-DNS-Client 3006 (version 0), logged by dnsapi.dll in process `pid`:
+/// QueryName, QueryType, QueryOptions, ServerList, IsNetworkQuery, NetworkQueryIndex,
+/// InterfaceIndex, IsAsyncQuery.
+pub fn dns_3006(pid: u32, name: &str, qtype: u32, time: i64) -> RawEvent {
+    RawEvent {
+        header: header(Source::DnsClient, 3006, 0, 0, pid, time),
+        fields: Fields::new()
+            .with("QueryName", Value::Str(name.into()))
+            .with("QueryType", Value::U32(qtype))
+            .with("QueryOptions", Value::U64(0x4000_6000))
+            .with("ServerList", Value::Str(String::new()))
+            .with("IsNetworkQuery", Value::U32(0))
+            .with("NetworkQueryIndex", Value::U32(0))
+            .with("InterfaceIndex", Value::U32(0))
+            .with("IsAsyncQuery", Value::U32(0)),
+    }
+}
+
+/// Microsoft-Windows-DNS-Client 3008 (version 0): QueryName, QueryType, QueryOptions,
+/// QueryStatus, QueryResults.
+pub fn dns_3008(
+    pid: u32,
+    name: &str,
+    qtype: u32,
+    status: u32,
+    results: &str,
+    time: i64,
+) -> RawEvent {
+    RawEvent {
+        header: header(Source::DnsClient, 3008, 0, 0, pid, time),
+        fields: Fields::new()
+            .with("QueryName", Value::Str(name.into()))
+            .with("QueryType", Value::U32(qtype))
+            .with("QueryOptions", Value::U64(0x4000_6000))
+            .with("QueryStatus", Value::U32(status))
+            .with("QueryResults", Value::Str(results.into())),
+    }
+}
+
+/// The processes before the test's own: System and cmd.exe (pid 4000, user CONTOSO\a), as the
+/// kernel's rundown (DCStart) reports them when the sensor starts.
+pub fn rundown() -> Vec<RawEvent> {
+    vec![
+        kernel_trace(3, 4, 0, SYSTEM_SID, "System", "", at(-60)),
+        kernel_trace(
+            3,
+            4000,
+            3100,
+            USER_SID,
+            "cmd.exe",
+            r#""C:\Windows\system32\cmd.exe" "#,
+            at(-60),
+        ),
+    ]
+}
