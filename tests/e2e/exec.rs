@@ -112,8 +112,10 @@ fn is_linux_alert_for(dir: &Path) -> impl Fn(&Value) -> bool + '_ {
 fn lines_until_marker(sensor: &mut Sensor, tools: &Tools) -> Vec<Value> {
     let marker = tools.path("ngrok");
     programs::run(Command::new(&marker).args(["http", "marker"]));
+    // This test's marker: other tests run markers of their own at the same time.
+    let process = format!("{} http marker", marker.display());
     sensor.lines_until("the marker alert", |v| {
-        s(v, "rule_id") == LINUX_RULE && s(v, "process").ends_with("ngrok http marker")
+        s(v, "rule_id") == LINUX_RULE && s(v, "process") == process
     })
 }
 
@@ -335,7 +337,7 @@ fn allowlist_from_the_config_file_suppresses_only_what_it_names() {
 }
 
 #[test]
-fn a_renamed_ngrok_is_identified_by_its_build_information() {
+fn a_renamed_ngrok_is_identified_by_its_build_information_and_alerts() {
     if !require_root() {
         return;
     }
@@ -350,9 +352,12 @@ fn a_renamed_ngrok_is_identified_by_its_build_information() {
     let lines = sensor.lines_until("the renamed ngrok", |v| {
         s(v, "process_path") == renamed_path
     });
-    let event = lines.last().unwrap();
-    assert_eq!(s(event, "process_name"), "update-helper");
-    assert_eq!(s(event, "original_file_name"), "ngrok");
+    let alert = lines.last().unwrap();
+    assert_eq!(s(alert, "kind"), "alert");
+    assert_eq!(s(alert, "rule_id"), "fe647c01-2e4b-4f5a-8611-6e0fab46fa0a");
+    assert_eq!(s(alert, "rule_name"), "Renamed Ngrok Agent");
+    assert_eq!(s(alert, "process_name"), "update-helper");
+    assert_eq!(s(alert, "original_file_name"), "ngrok");
     let other = lines
         .iter()
         .find(|v| s(v, "process_path") == innocent_path)

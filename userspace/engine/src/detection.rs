@@ -5,7 +5,12 @@
 //! Supported: selections as a mapping (AND) or a list of mappings (OR); field keys
 //! `Field|mod|mod`; values string, integer, boolean or null, alone or in a list (OR, or AND
 //! with `all`); modifiers `contains`, `startswith`, `endswith`, `all`, `re` (with `i`, `m`,
-//! `s`), `cased`, `exists`, `windash`. Anything else is refused with its line.
+//! `s`), `cased`, `exists`, `windash`, `base64`, `base64offset`, and `utf16le`/`wide`,
+//! `utf16be`, `utf16` before a Base64 modifier. Anything else is refused with its line.
+//!
+//! Value transformations (`windash` and the encodings) apply in the order written; the
+//! anchor (`contains`, `startswith`, `endswith`) applies last. Base64 text is matched
+//! case-sensitively: its letters' case is data.
 
 use regex::{Regex, RegexBuilder};
 use saphyr::{Scalar, YamlData};
@@ -13,8 +18,10 @@ use saphyr::{Scalar, YamlData};
 use crate::{
     condition::{self, Cond},
     error::SourceError,
-    field::{Category, Field},
-    pattern::{Pattern, Tok, parse_wildcards, windash_variants},
+    field::{Field, NETWORK_UNAVAILABLE, Vocabulary},
+    pattern::{
+        Pattern, Tok, base64, base64_offsets, parse_wildcards, utf16be, utf16le, windash_variants,
+    },
     yaml::{self, Node, Reader},
 };
 
@@ -78,56 +85,49 @@ impl Detection {
 
 /// Sigma modifiers known but not supported yet.
 const UNSUPPORTED_MODIFIERS: &[&str] = &[
-    "base64",
-    "base64offset",
-    "utf16le",
-    "utf16be",
-    "utf16",
-    "wide",
-    "cidr",
-    "expand",
-    "fieldref",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
-    "neq",
-    "minute",
-    "hour",
-    "day",
-    "week",
-    "month",
-    "year",
+    "cidr", "expand", "fieldref", "gt", "gte", "lt", "lte", "neq", "minute", "hour", "day", "week",
+    "month", "year",
 ];
 
-/// Parses the `detection` mapping of a rule of `category` (`category_name` as the rule spells it).
+/// The field names and their spelling for one log source category.
+#[derive(Clone, Copy)]
+pub(crate) struct Fields<'a> {
+    pub vocabulary: Vocabulary,
+    /// The category as the rule spells it, for messages.
+    pub category_name: &'a str,
+}
+
+/// Parses the `detection` mapping of a rule (or the `filter` mapping of a Sigma filter: its
+/// `what` is "filter" and its `reserved` keys, such as `rules`, are not selections).
 pub(crate) fn parse(
     r: &Reader<'_>,
     node: &Node<'_>,
-    category: Category,
-    category_name: &str,
+    fields: Fields<'_>,
+    what: &str,
+    reserved: &[&str],
 ) -> Result<Detection, SourceError> {
-    let map = r.map(node, "detection")?;
+    let map = r.map(node, what)?;
     let mut selections = Vec::new();
     let mut condition_node = None;
     for (k, v) in map {
         let name = r.key(k)?;
         match name {
             "condition" => condition_node = Some(v),
+            _ if reserved.contains(&name) => {}
             "timeframe" => {
                 return Err(r.err(k, "'timeframe' is not supported (no correlation yet)"));
             }
             _ => selections.push(Selection {
                 name: name.to_owned(),
-                alternatives: parse_selection(r, name, k, v, category, category_name)?,
+                alternatives: parse_selection(r, name, k, v, fields)?,
             }),
         }
     }
     let Some(cnode) = condition_node else {
-        return Err(r.err(node, "detection has no 'condition'"));
+        return Err(r.err(node, format!("{what} has no 'condition'")));
     };
     if selections.is_empty() {
-        return Err(r.err(node, "detection has no selection"));
+        return Err(r.err(node, format!("{what} has no selection")));
     }
     let names: Vec<&str> = selections.iter().map(|s| s.name.as_str()).collect();
     let condition = match &r.untagged(cnode)?.data {
@@ -160,8 +160,7 @@ fn parse_selection(
     name: &str,
     key: &Node<'_>,
     node: &Node<'_>,
-    category: Category,
-    category_name: &str,
+    fields: Fields<'_>,
 ) -> Result<Vec<Vec<FieldTest>>, SourceError> {
     let keyword = || {
         r.err(
@@ -170,13 +169,7 @@ fn parse_selection(
         )
     };
     match &r.untagged(node)?.data {
-        YamlData::Mapping(_) => Ok(vec![parse_field_map(
-            r,
-            name,
-            node,
-            category,
-            category_name,
-        )?]),
+        YamlData::Mapping(_) => Ok(vec![parse_field_map(r, name, node, fields)?]),
         YamlData::Sequence(items) if items.is_empty() => {
             Err(r.err(key, format!("selection '{name}' is empty")))
         }
@@ -189,7 +182,7 @@ fn parse_selection(
             }
             items
                 .iter()
-                .map(|i| parse_field_map(r, name, i, category, category_name))
+                .map(|i| parse_field_map(r, name, i, fields))
                 .collect()
         }
         YamlData::Value(Scalar::Null) => Err(r.err(key, format!("selection '{name}' is empty"))),
@@ -201,8 +194,7 @@ fn parse_field_map(
     r: &Reader<'_>,
     name: &str,
     node: &Node<'_>,
-    category: Category,
-    category_name: &str,
+    fields: Fields<'_>,
 ) -> Result<Vec<FieldTest>, SourceError> {
     let map = r.map(node, "a selection")?;
     if map.is_empty() {
@@ -211,15 +203,7 @@ fn parse_field_map(
     let mut tests = Vec::with_capacity(map.len());
     for (k, v) in map {
         let key = r.key(k)?;
-        tests.push(parse_field_test(
-            r,
-            name,
-            k,
-            key,
-            v,
-            category,
-            category_name,
-        )?);
+        tests.push(parse_field_test(r, name, k, key, v, fields)?);
     }
     Ok(tests)
 }
@@ -232,6 +216,18 @@ enum Anchor {
     EndsWith,
 }
 
+/// A value transformation, applied in the order the modifiers are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transform {
+    Windash,
+    Utf16Le,
+    Utf16Be,
+    /// UTF-16 little-endian after a byte order mark.
+    Utf16Bom,
+    Base64,
+    Base64Offset,
+}
+
 #[derive(Default)]
 struct Modifiers<'k> {
     anchor: Option<(Anchor, &'k str)>,
@@ -242,7 +238,79 @@ struct Modifiers<'k> {
     re_s: bool,
     cased: bool,
     exists: bool,
-    windash: bool,
+    transforms: Vec<(Transform, &'k str)>,
+}
+
+/// A value between transformations: text with wildcards, or bytes (after a UTF-16 encoding).
+enum Stage {
+    Text(Vec<Tok>),
+    Bytes(Vec<u8>),
+}
+
+/// The literal characters of `toks`, or `None` if it has a wildcard.
+fn literal_text(toks: &[Tok]) -> Option<String> {
+    toks.iter()
+        .map(|t| match t {
+            Tok::Char(c) => Some(*c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Applies `t` (spelled `name`) to every variant.
+fn transform(t: Transform, name: &str, variants: Vec<Stage>) -> Result<Vec<Stage>, String> {
+    let mut out = Vec::with_capacity(variants.len());
+    for v in variants {
+        match (t, v) {
+            (Transform::Windash, Stage::Text(toks)) => {
+                out.extend(windash_variants(&toks)?.into_iter().map(Stage::Text))
+            }
+            (Transform::Windash, Stage::Bytes(_)) => {
+                unreachable!("windash after an encoding is refused with the modifiers")
+            }
+            (Transform::Utf16Le | Transform::Utf16Be | Transform::Utf16Bom, Stage::Text(toks)) => {
+                let text = literal_text(&toks).ok_or_else(|| {
+                    format!("modifier '{name}' cannot encode a value with wildcards (* or ?)")
+                })?;
+                out.push(Stage::Bytes(match t {
+                    Transform::Utf16Le => utf16le(&text),
+                    Transform::Utf16Be => utf16be(&text),
+                    _ => [0xFF, 0xFE].into_iter().chain(utf16le(&text)).collect(),
+                }));
+            }
+            (Transform::Utf16Le | Transform::Utf16Be | Transform::Utf16Bom, Stage::Bytes(_)) => {
+                return Err(format!(
+                    "modifier '{name}' cannot follow another UTF-16 modifier"
+                ));
+            }
+            (Transform::Base64 | Transform::Base64Offset, stage) => {
+                let bytes = match stage {
+                    Stage::Bytes(b) => b,
+                    Stage::Text(toks) => literal_text(&toks)
+                        .ok_or_else(|| {
+                            format!(
+                                "modifier '{name}' cannot encode a value with wildcards (* or ?)"
+                            )
+                        })?
+                        .into_bytes(),
+                };
+                let encoded: Vec<String> = if t == Transform::Base64 {
+                    vec![base64(&bytes)]
+                } else {
+                    base64_offsets(&bytes).into()
+                };
+                for e in encoded {
+                    if e.is_empty() {
+                        return Err(format!(
+                            "the value is too short for modifier '{name}' (an encoded variant is empty)"
+                        ));
+                    }
+                    out.push(Stage::Text(e.chars().map(Tok::Char).collect()));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn parse_field_test(
@@ -251,8 +319,7 @@ fn parse_field_test(
     knode: &Node<'_>,
     key: &str,
     vnode: &Node<'_>,
-    category: Category,
-    category_name: &str,
+    fields: Fields<'_>,
 ) -> Result<FieldTest, SourceError> {
     let mut parts = key.split('|');
     let fname = parts.next().unwrap_or("");
@@ -262,7 +329,18 @@ fn parse_field_test(
             format!("selection '{selection}': keyword selections are not supported"),
         ));
     }
-    let Some(field) = Field::for_rule(category, fname) else {
+    let category_name = fields.category_name;
+    let Some(field) = fields.vocabulary.field(fname) else {
+        if fields.vocabulary == Vocabulary::Network && NETWORK_UNAVAILABLE.contains(&fname) {
+            return Err(r.err(
+                knode,
+                format!(
+                    "field '{fname}' of logsource category 'network_connection' is not available: \
+                     tunnelwatch evaluates network_connection rules on DNS queries (the host name \
+                     being looked up), which carry no connection address, port or protocol"
+                ),
+            ));
+        }
         return Err(r.err(
             knode,
             format!("unknown field '{fname}' for logsource category '{category_name}'"),
@@ -286,6 +364,15 @@ fn parse_field_test(
             "endswith" => Some(Anchor::EndsWith),
             _ => None,
         };
+        let transform = match md {
+            "windash" => Some(Transform::Windash),
+            "utf16le" | "wide" => Some(Transform::Utf16Le),
+            "utf16be" => Some(Transform::Utf16Be),
+            "utf16" => Some(Transform::Utf16Bom),
+            "base64" => Some(Transform::Base64),
+            "base64offset" => Some(Transform::Base64Offset),
+            _ => None,
+        };
         match md {
             _ if anchor.is_some() => {
                 if let Some((_, prev)) = m.anchor {
@@ -295,6 +382,32 @@ fn parse_field_test(
                     ));
                 }
                 m.anchor = anchor.map(|a| (a, md));
+            }
+            _ if transform.is_some() => {
+                let t = transform.expect("checked");
+                if t == Transform::Windash && !m.transforms.is_empty() {
+                    return Err(r.err(
+                        knode,
+                        "modifier 'windash' must come before the encoding modifiers",
+                    ));
+                }
+                if let Some((_, prev)) = m.transforms.iter().find(|(p, _)| {
+                    let utf16 = |x: &Transform| {
+                        matches!(
+                            x,
+                            Transform::Utf16Le | Transform::Utf16Be | Transform::Utf16Bom
+                        )
+                    };
+                    let b64 =
+                        |x: &Transform| matches!(x, Transform::Base64 | Transform::Base64Offset);
+                    (utf16(p) && utf16(&t)) || (b64(p) && b64(&t))
+                }) {
+                    return Err(r.err(
+                        knode,
+                        format!("modifiers '{prev}' and '{md}' on field '{fname}' conflict"),
+                    ));
+                }
+                m.transforms.push((t, md));
             }
             "all" => m.all = true,
             "re" => m.re = true,
@@ -313,7 +426,6 @@ fn parse_field_test(
             }
             "cased" => m.cased = true,
             "exists" => m.exists = true,
-            "windash" => m.windash = true,
             _ if UNSUPPORTED_MODIFIERS.contains(&md) => {
                 return Err(r.err(
                     knode,
@@ -352,7 +464,19 @@ fn parse_field_test(
         return Ok(field_test(field, Values::Any(vec![test])));
     }
     if m.re {
-        for other in ["contains", "startswith", "endswith", "windash", "cased"] {
+        for other in [
+            "contains",
+            "startswith",
+            "endswith",
+            "windash",
+            "cased",
+            "base64",
+            "base64offset",
+            "utf16le",
+            "utf16be",
+            "utf16",
+            "wide",
+        ] {
             if seen.contains(&other) {
                 return Err(r.err(
                     knode,
@@ -360,6 +484,26 @@ fn parse_field_test(
                 ));
             }
         }
+    }
+    let has = |t: Transform| m.transforms.iter().any(|(x, _)| *x == t);
+    let base64_used = has(Transform::Base64) || has(Transform::Base64Offset);
+    if has(Transform::Base64Offset) && m.anchor.map(|a| a.0) != Some(Anchor::Contains) {
+        return Err(r.err(
+            knode,
+            format!(
+                "modifier 'base64offset' on field '{fname}' needs 'contains' (the encoded value sits inside a longer Base64 string)"
+            ),
+        ));
+    }
+    if let Some((_, name)) = m.transforms.last()
+        && matches!(name, &"utf16le" | &"utf16be" | &"utf16" | &"wide")
+    {
+        return Err(r.err(
+            knode,
+            format!(
+                "modifier '{name}' on field '{fname}' must be followed by 'base64' or 'base64offset': event fields are text, not UTF-16 bytes"
+            ),
+        ));
     }
 
     // Values.
@@ -411,36 +555,37 @@ fn parse_field_test(
             continue;
         }
         // Numbers and booleans are literal text; strings carry wildcards.
-        let mut toks = if is_string {
+        let toks = if is_string {
             parse_wildcards(&text)
         } else {
             text.chars().map(Tok::Char).collect()
         };
-        if toks.is_empty() && m.anchor.is_none() {
+        if toks.is_empty() && m.anchor.is_none() && m.transforms.is_empty() {
             // '' means "empty", which the engine does not tell from absent.
             groups.push(vec![Test::Absent]);
             continue;
         }
-        match m.anchor.map(|a| a.0) {
-            Some(Anchor::Contains) => {
-                toks.insert(0, Tok::Star);
-                toks.push(Tok::Star);
-            }
-            Some(Anchor::StartsWith) => toks.push(Tok::Star),
-            Some(Anchor::EndsWith) => toks.insert(0, Tok::Star),
-            None => {}
+        let mut variants = vec![Stage::Text(toks)];
+        for &(t, name) in &m.transforms {
+            variants = transform(t, name, variants).map_err(|e| r.err(item, e))?;
         }
-        let variants = if m.windash {
-            windash_variants(&toks).map_err(|e| r.err(item, e))?
-        } else {
-            vec![toks]
-        };
-        groups.push(
-            variants
-                .iter()
-                .map(|v| Test::Pattern(Pattern::new(v, m.cased)))
-                .collect(),
-        );
+        let mut tests = Vec::with_capacity(variants.len());
+        for v in variants {
+            let Stage::Text(mut toks) = v else {
+                unreachable!("a UTF-16 modifier is always followed by a Base64 one");
+            };
+            match m.anchor.map(|a| a.0) {
+                Some(Anchor::Contains) => {
+                    toks.insert(0, Tok::Star);
+                    toks.push(Tok::Star);
+                }
+                Some(Anchor::StartsWith) => toks.push(Tok::Star),
+                Some(Anchor::EndsWith) => toks.insert(0, Tok::Star),
+                None => {}
+            }
+            tests.push(Test::Pattern(Pattern::new(&toks, m.cased || base64_used)));
+        }
+        groups.push(tests);
     }
     let values = if m.all {
         Values::All(groups)

@@ -103,7 +103,35 @@ pub enum Field {
     DnsServerPort,
     /// `udp` or `tcp` (CIM `transport`).
     Transport,
+    /// Sysmon's `Initiated` of a network connection: `true` on DNS queries (the host looks the
+    /// name up to connect out), absent otherwise. Only `network_connection` rules read it.
+    Initiated,
+    /// Parent's user name (Sysmon `ParentUser`). The sensors know it; the event lines do not
+    /// carry it, so `replay` does not either.
+    ParentUser,
+    /// A Sysmon process-creation field no sensor reports yet, by its Sigma name: `Hashes`,
+    /// `Product`, `Description`, `Company`, `FileVersion`, `IntegrityLevel`, ... Always absent,
+    /// so that a rule naming one loads and its selections on it never match.
+    Unreported(&'static str),
 }
+
+/// Sysmon process-creation fields no sensor reports (yet). The PE version resource ones
+/// (`Product`, `Description`, `Company`, `FileVersion`) and `Hashes` could be filled by the
+/// Windows sensor once the event model has a place for them.
+const UNREPORTED: &[&str] = &[
+    "Hashes",
+    "Product",
+    "Description",
+    "Company",
+    "FileVersion",
+    "IntegrityLevel",
+    "CurrentDirectory",
+    "LogonId",
+    "LogonGuid",
+    "TerminalSessionId",
+    "ProcessGuid",
+    "ParentProcessGuid",
+];
 
 use Field::*;
 
@@ -118,6 +146,7 @@ const PROCESS_RULE_FIELDS: &[(&str, Field)] = &[
     ("User", User),
     ("ProcessId", ProcessId),
     ("ParentProcessId", ParentId),
+    ("ParentUser", ParentUser),
     // Splunk CIM Endpoint.Processes.
     ("process_name", ProcessName),
     ("process_path", ProcessPath),
@@ -140,6 +169,8 @@ const DNS_RULE_FIELDS: &[(&str, Field)] = &[
     ("QueryStatus", QueryStatus),
     ("QueryResults", Answer),
     ("Image", ProcessPath),
+    ("User", User),
+    ("ProcessId", ProcessId),
     ("record_type", QueryType),
     // Splunk CIM Network_Resolution (and the Sigma `dns` names `query`, `answer`).
     ("query", Query),
@@ -160,6 +191,82 @@ const DNS_RULE_FIELDS: &[(&str, Field)] = &[
     ("parent_process_name", ParentName),
     ("parent_process_path", ParentPath),
 ];
+
+/// Names rules of category `network_connection` may use. Such rules are evaluated on DNS
+/// queries: the destination host name is the name being looked up.
+const NETWORK_RULE_FIELDS: &[(&str, Field)] = &[
+    // Sigma taxonomy (Sysmon event 3).
+    ("DestinationHostname", Query),
+    ("Initiated", Initiated),
+    ("SourceHostname", Host),
+    ("Image", ProcessPath),
+    ("User", User),
+    ("ProcessId", ProcessId),
+    ("CommandLine", CommandLine),
+    ("ParentImage", ParentPath),
+    // Splunk CIM names of our DNS events.
+    ("query", Query),
+    ("process_name", ProcessName),
+    ("process_path", ProcessPath),
+    ("process", CommandLine),
+    ("process_id", ProcessId),
+    ("user", User),
+    ("user_id", UserId),
+    ("parent_process_name", ParentName),
+    ("parent_process_path", ParentPath),
+];
+
+/// `network_connection` fields that a DNS lookup cannot tell: the reason a rule naming one is
+/// refused.
+pub(crate) const NETWORK_UNAVAILABLE: &[&str] = &[
+    "DestinationIp",
+    "DestinationPort",
+    "DestinationPortName",
+    "DestinationIsIpv6",
+    "SourceIp",
+    "SourcePort",
+    "SourcePortName",
+    "SourceIsIpv6",
+    "Protocol",
+];
+
+/// The field vocabulary of a Sigma log source category: which names a rule may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Vocabulary {
+    /// `process_creation`.
+    Process,
+    /// `dns_query` and `dns`.
+    Dns,
+    /// `network_connection`, evaluated on DNS queries.
+    Network,
+}
+
+impl Vocabulary {
+    /// The vocabulary of a Sigma `logsource.category`, and the kind of events it reads.
+    pub(crate) fn from_sigma(name: &str) -> Option<(Vocabulary, Category)> {
+        match name {
+            "process_creation" => Some((Vocabulary::Process, Category::ProcessCreation)),
+            "dns_query" | "dns" => Some((Vocabulary::Dns, Category::Dns)),
+            "network_connection" => Some((Vocabulary::Network, Category::Dns)),
+            _ => None,
+        }
+    }
+
+    /// The field a rule of this vocabulary means by `name`.
+    pub(crate) fn field(self, name: &str) -> Option<Field> {
+        let table = match self {
+            Vocabulary::Process => PROCESS_RULE_FIELDS,
+            Vocabulary::Dns => DNS_RULE_FIELDS,
+            Vocabulary::Network => NETWORK_RULE_FIELDS,
+        };
+        lookup(table, name).or_else(|| {
+            (self == Vocabulary::Process)
+                .then(|| UNREPORTED.iter().find(|n| **n == name))
+                .flatten()
+                .map(|n| Unreported(n))
+        })
+    }
+}
 
 /// Names of the output (JSON) fields of process events, usable in messages as `$name$`.
 const PROCESS_OUTPUT_FIELDS: &[(&str, Field)] = &[
@@ -224,7 +331,10 @@ fn lookup(table: &[(&str, Field)], name: &str) -> Option<Field> {
 impl Field {
     /// The field a rule of `category` means by `name`.
     pub fn for_rule(category: Category, name: &str) -> Option<Field> {
-        lookup(Field::rule_names(category), name)
+        match category {
+            Category::ProcessCreation => Vocabulary::Process.field(name),
+            Category::Dns => Vocabulary::Dns.field(name),
+        }
     }
 
     /// Every `(name, field)` rules of `category` may use.
@@ -256,6 +366,37 @@ impl Field {
         ALLOWLIST_FIELDS.iter().map(|(n, _)| *n)
     }
 
+    /// Whether no sensor reports this field yet (it is always absent).
+    pub fn is_unreported(self) -> bool {
+        matches!(self, Unreported(_))
+    }
+
+    /// Whether the field's value is text (as opposed to a number or an address), so that the
+    /// literal prefilter can search it.
+    pub(crate) fn is_text(self) -> bool {
+        matches!(
+            self,
+            ProcessName
+                | ProcessPath
+                | CommandLine
+                | OriginalFileName
+                | User
+                | ParentUser
+                | UserId
+                | ParentName
+                | ParentPath
+                | ParentCommandLine
+                | Host
+                | Query
+                | QueryType
+                | MessageType
+                | ReplyCode
+                | Answer
+                | Transport
+                | Initiated
+        )
+    }
+
     /// Whether only DNS responses carry this field (so a rule using it waits for the response).
     pub fn is_response_only(self) -> bool {
         matches!(
@@ -276,8 +417,16 @@ impl Field {
                 ParentPath => Value::str(&e.parent.path),
                 ParentCommandLine => Value::str(&e.parent.command_line),
                 ParentId => Value::pid(e.parent.pid),
+                ParentUser => Value::str(&e.parent.user),
                 _ => Value::Absent,
             },
+            Event::Dns(e) if self == Initiated => {
+                if e.message_type == DnsMessageType::Query {
+                    Value::Str("true")
+                } else {
+                    Value::Absent
+                }
+            }
             Event::Dns(e) => {
                 let response = e.message_type == DnsMessageType::Response;
                 match self {
@@ -325,6 +474,11 @@ impl Field {
                         .parent
                         .as_ref()
                         .map_or(Value::Absent, |p| Value::pid(p.pid)),
+                    ParentUser => e
+                        .parent
+                        .as_ref()
+                        .map_or(Value::Absent, |p| Value::str(&p.user)),
+                    Initiated | Unreported(_) => Value::Absent,
                 }
             }
         }

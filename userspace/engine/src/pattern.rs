@@ -90,7 +90,13 @@ pub(crate) fn windash_variants(toks: &[Tok]) -> Result<Vec<Vec<Tok>>, String> {
 
 /// Appends `s` lower-cased character by character (the same folding as patterns get).
 pub(crate) fn lowercase_into(s: &str, out: &mut String) {
-    out.extend(s.chars().flat_map(char::to_lowercase));
+    if s.is_ascii() {
+        let start = out.len();
+        out.push_str(s);
+        out[start..].make_ascii_lowercase();
+    } else {
+        out.extend(s.chars().flat_map(char::to_lowercase));
+    }
 }
 
 /// An element of a general glob, over UTF-8 bytes.
@@ -244,9 +250,8 @@ impl Pattern {
         }
     }
 
-    /// The literal text a match must contain, when the shape has a single one (for a later
-    /// literal prefilter).
-    #[allow(dead_code)]
+    /// The literal text a match must contain, when the shape has a single one.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn required_literal(&self) -> Option<Cow<'_, str>> {
         match &self.shape {
             Shape::Exact(s) | Shape::Prefix(s) | Shape::Suffix(s) | Shape::Contains(s) => {
@@ -255,6 +260,122 @@ impl Pattern {
             _ => None,
         }
     }
+
+    /// Bytes every matching value contains once lower-cased character by character, for the
+    /// literal prefilter: the longest literal run of the pattern (lower-cased here when the
+    /// pattern is cased, since the prefilter ignores case). `None` when the pattern has no
+    /// literal (`*`, or only wildcards) or matches the empty value.
+    pub(crate) fn prefilter_literal(&self) -> Option<Box<[u8]>> {
+        let raw: &[u8] = match &self.shape {
+            Shape::Any => return None,
+            Shape::Exact(s) | Shape::Prefix(s) | Shape::Suffix(s) | Shape::Contains(s) => {
+                s.as_bytes()
+            }
+            Shape::PrefixSuffix(a, b) => {
+                if a.len() >= b.len() {
+                    a.as_bytes()
+                } else {
+                    b.as_bytes()
+                }
+            }
+            Shape::Glob(toks) => {
+                let (mut best, mut start) = (0..0, None);
+                for (i, t) in toks.iter().chain([&GlobTok::Star]).enumerate() {
+                    match (t, start) {
+                        (GlobTok::Byte(_), None) => start = Some(i),
+                        (GlobTok::Byte(_), Some(_)) => {}
+                        (_, Some(s)) => {
+                            if i - s > best.len() {
+                                best = s..i;
+                            }
+                            start = None;
+                        }
+                        (_, None) => {}
+                    }
+                }
+                if best.is_empty() {
+                    return None;
+                }
+                // A glob's bytes are whole characters (runs split only at wildcards).
+                let bytes: Vec<u8> = toks[best]
+                    .iter()
+                    .map(|t| match t {
+                        GlobTok::Byte(b) => *b,
+                        _ => unreachable!("a literal run"),
+                    })
+                    .collect();
+                return Some(self.fold_literal(&bytes));
+            }
+        };
+        if raw.is_empty() {
+            return None;
+        }
+        Some(self.fold_literal(raw))
+    }
+
+    /// `bytes` as the prefilter searches them: lower-cased (already so unless cased).
+    fn fold_literal(&self, bytes: &[u8]) -> Box<[u8]> {
+        if !self.cased {
+            return bytes.into();
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(s) => {
+                let mut out = String::with_capacity(s.len());
+                lowercase_into(s, &mut out);
+                out.into_bytes().into_boxed_slice()
+            }
+            Err(_) => bytes.to_ascii_lowercase().into_boxed_slice(),
+        }
+    }
+}
+
+/// Standard Base64 (RFC 4648, with padding).
+pub(crate) fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Sigma's `base64offset`: the parts of the Base64 encoding of `data` that stay the same
+/// whatever the value's offset inside a longer encoded string (0, 1 or 2 bytes after a
+/// 3-byte boundary); the characters that depend on the neighbouring bytes are cut off.
+pub(crate) fn base64_offsets(data: &[u8]) -> [String; 3] {
+    const START: [usize; 3] = [0, 2, 3];
+    // Characters to drop at the end, by (length + shift) mod 3.
+    const END_CUT: [usize; 3] = [0, 3, 2];
+    std::array::from_fn(|shift| {
+        let mut shifted = vec![b' '; shift];
+        shifted.extend_from_slice(data);
+        let enc = base64(&shifted);
+        let cut = END_CUT[(data.len() + shift) % 3];
+        let end = enc.len().saturating_sub(cut).max(START[shift]);
+        enc[START[shift]..end].to_owned()
+    })
+}
+
+/// `text` in UTF-16, little-endian.
+pub(crate) fn utf16le(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+/// `text` in UTF-16, big-endian.
+pub(crate) fn utf16be(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_be_bytes).collect()
 }
 
 fn eq(h: &[u8], p: &[u8], ascii_fold: bool) -> bool {
@@ -468,6 +589,51 @@ mod tests {
         assert_eq!(windash_variants(&parse_wildcards("- x")).unwrap().len(), 1);
         let e = windash_variants(&parse_wildcards("-a -b -c -d -e")).unwrap_err();
         assert!(e.contains("at most 4"), "{e}");
+    }
+
+    #[test]
+    fn prefilter_literals_are_the_longest_lowered_run() {
+        let lit = |s: &str, cased: bool| {
+            Pattern::glob(s, cased)
+                .prefilter_literal()
+                .map(|b| String::from_utf8(b.into_vec()).unwrap())
+        };
+        assert_eq!(lit("*NGROK*", false).as_deref(), Some("ngrok"));
+        assert_eq!(lit("*NGROK*", true).as_deref(), Some("ngrok"));
+        assert_eq!(lit("ab*cdef", false).as_deref(), Some("cdef"));
+        assert_eq!(lit("abc*de", false).as_deref(), Some("abc"));
+        assert_eq!(lit("*a?bcd*e*", false).as_deref(), Some("bcd"));
+        assert_eq!(lit("*Ä?x", true).as_deref(), Some("ä"));
+        assert_eq!(lit("*", false), None);
+        assert_eq!(lit("?*?", false), None);
+        assert_eq!(lit("", false), None);
+    }
+
+    #[test]
+    fn base64_and_its_offsets() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        // Each offset variant is found in the encoding of the value at that offset.
+        for value in ["ngrok", "ngrok http 80", "tcp", "ab"] {
+            let offsets = base64_offsets(value.as_bytes());
+            for prefix in ["", "x", "xy", "xyz", "wxyz", "vwxyz"] {
+                for suffix in ["", "!", "!!", "!!!"] {
+                    let enc = base64(format!("{prefix}{value}{suffix}").as_bytes());
+                    let shift = prefix.len() % 3;
+                    assert!(
+                        enc.contains(&offsets[shift]),
+                        "{value:?} at {prefix:?}: {enc} lacks {}",
+                        offsets[shift]
+                    );
+                }
+            }
+        }
+        assert_eq!(base64_offsets(b"ngrok"), ["bmdyb2", "5ncm9r", "uZ3Jva"]);
+        assert_eq!(utf16le("ab"), [b'a', 0, b'b', 0]);
+        assert_eq!(utf16be("ab"), [0, b'a', 0, b'b']);
     }
 
     #[test]

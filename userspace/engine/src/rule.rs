@@ -8,7 +8,8 @@ use crate::{
     detection::{self, Detection},
     error::SourceError,
     event::{DnsMessageType, Event, Platform},
-    field::{Category, Field},
+    field::{Category, Field, Vocabulary},
+    rule_tests::{self, TestCase},
     template::Template,
     yaml::{self, Node, Reader},
 };
@@ -68,7 +69,7 @@ impl Level {
 pub struct LogSource {
     /// `linux`, `windows`, or none for both.
     pub product: Option<String>,
-    /// `process_creation`, `dns_query` or `dns`.
+    /// `process_creation`, `dns_query`, `dns` or `network_connection`.
     pub category: Option<String>,
     /// Kept, not used: the engine has one source per category.
     pub service: Option<String>,
@@ -149,8 +150,55 @@ pub struct Rule {
     pub platforms: Vec<Platform>,
     /// For DNS rules, which messages it reads.
     pub dns_phase: DnsPhase,
+    /// The tunnel family (`tunnelwatch.family`, e.g. `ngrok`): an event should raise at most
+    /// one alert per family, which the rule tests check.
+    pub family: Option<String>,
+    /// Test cases (`tunnelwatch.tests`): events in, alert or no alert out.
+    pub tests: Vec<TestCase>,
+    /// Fields the rule names that no sensor reports yet (e.g. `Hashes`): selections on them
+    /// never match.
+    pub unreported_fields: Vec<String>,
     pub(crate) template: Template,
     pub(crate) detection: Detection,
+}
+
+/// The categories a rule may name, for messages.
+const CATEGORIES: &str = "process_creation, dns_query, dns, network_connection";
+
+/// Parses a Sigma `logsource` mapping and resolves its category and product: the field
+/// vocabulary, the kind of events read, the platforms.
+pub(crate) fn resolve_logsource(
+    r: &Reader<'_>,
+    key: &Node<'_>,
+    node: &Node<'_>,
+) -> Result<(LogSource, Vocabulary, Category, Vec<Platform>), SourceError> {
+    let logsource = parse_logsource(r, node)?;
+    let Some(category_name) = logsource.category.as_deref() else {
+        return Err(r.err(
+            key,
+            format!("logsource has no 'category' (supported: {CATEGORIES})"),
+        ));
+    };
+    let Some((vocabulary, category)) = Vocabulary::from_sigma(category_name) else {
+        return Err(r.err(
+            node,
+            format!(
+                "logsource category '{category_name}' is not supported (supported: {CATEGORIES})"
+            ),
+        ));
+    };
+    let platforms = match logsource.product.as_deref() {
+        None => vec![Platform::Linux, Platform::Windows],
+        Some("linux") => vec![Platform::Linux],
+        Some("windows") => vec![Platform::Windows],
+        Some(p) => {
+            return Err(r.err(
+                node,
+                format!("logsource product '{p}' is not supported (linux, windows or none)"),
+            ));
+        }
+    };
+    Ok((logsource, vocabulary, category, platforms))
 }
 
 const STATUSES: &[&str] = &[
@@ -244,50 +292,40 @@ impl Rule {
 
         // Where the rule applies.
         let (lsk, lsv) = get("logsource").ok_or_else(|| r.err(doc, "rule has no 'logsource'"))?;
-        let logsource = parse_logsource(&r, lsv)?;
-        let Some(category_name) = logsource.category.clone() else {
-            return Err(r.err(
-                lsk,
-                "logsource has no 'category' (supported: process_creation, dns_query, dns)",
-            ));
-        };
-        let category = match Category::from_sigma(&category_name) {
-            Some(c) => c,
-            None => {
-                let why = if category_name == "network_connection" {
-                    "is not supported yet"
-                } else {
-                    "is not supported (supported: process_creation, dns_query, dns)"
-                };
-                return Err(r.err(lsv, format!("logsource category '{category_name}' {why}")));
-            }
-        };
-        let platforms = match logsource.product.as_deref() {
-            None => vec![Platform::Linux, Platform::Windows],
-            Some("linux") => vec![Platform::Linux],
-            Some("windows") => vec![Platform::Windows],
-            Some(p) => {
-                return Err(r.err(
-                    lsv,
-                    format!("logsource product '{p}' is not supported (linux, windows or none)"),
-                ));
-            }
-        };
+        let (logsource, vocabulary, category, platforms) = resolve_logsource(&r, lsk, lsv)?;
+        let category_name = logsource.category.clone().unwrap_or_default();
 
         let (_, dv) = get("detection").ok_or_else(|| r.err(doc, "rule has no 'detection'"))?;
-        let detection = detection::parse(&r, dv, category, &category_name)?;
-        let dns_phase = if detection.fields().any(Field::is_response_only) {
+        let fields = detection::Fields {
+            vocabulary,
+            category_name: &category_name,
+        };
+        let detection = detection::parse(&r, dv, fields, "detection", &[])?;
+        let dns_phase = if vocabulary == Vocabulary::Network {
+            // The destination host name is the name asked for: the query is the connection.
+            DnsPhase::Query
+        } else if detection.fields().any(Field::is_response_only) {
             DnsPhase::Response
         } else if detection.fields().any(|f| f == Field::MessageType) {
             DnsPhase::Both
         } else {
             DnsPhase::Query
         };
+        let mut unreported_fields: Vec<String> = Vec::new();
+        for f in detection.fields() {
+            if let Field::Unreported(name) = f
+                && !unreported_fields.iter().any(|n| n == name)
+            {
+                unreported_fields.push(name.to_owned());
+            }
+        }
 
         // Our extension block.
         let mut analytic_type = None;
         let (mut impact, mut confidence, mut risk_score) = (None, None, None);
         let mut message = None;
+        let mut family = None;
+        let mut tests_node = None;
         if let Some((_, tv)) = get("tunnelwatch") {
             for (k, v) in r.map(tv, "tunnelwatch")? {
                 let key = r.key(k)?;
@@ -306,11 +344,19 @@ impl Rule {
                         let t = Template::parse(text, category).map_err(|e| r.err(v, e))?;
                         message = Some((text.to_owned(), t));
                     }
+                    "family" => {
+                        let f = r.string(v, "tunnelwatch.family")?;
+                        if f.trim().is_empty() {
+                            return Err(r.err(v, "tunnelwatch.family is empty"));
+                        }
+                        family = Some(f.to_owned());
+                    }
+                    "tests" => tests_node = Some(v),
                     _ => {
                         return Err(r.err(
                             k,
                             format!(
-                                "unknown key '{key}' in 'tunnelwatch' (type, impact, confidence, risk_score, message)"
+                                "unknown key '{key}' in 'tunnelwatch' (type, impact, confidence, risk_score, message, family, tests)"
                             ),
                         ));
                     }
@@ -324,6 +370,10 @@ impl Rule {
         let (message, template) = match message {
             Some(m) => m,
             None => (title.clone(), Template::literal(&title)),
+        };
+        let tests = match tests_node {
+            None => Vec::new(),
+            Some(node) => rule_tests::parse(&r, node, category, &platforms)?,
         };
 
         Ok(Rule {
@@ -351,6 +401,9 @@ impl Rule {
             category,
             platforms,
             dns_phase,
+            family,
+            tests,
+            unreported_fields,
             template,
             detection,
             title,
@@ -358,7 +411,7 @@ impl Rule {
     }
 }
 
-fn parse_logsource(r: &Reader<'_>, node: &Node<'_>) -> Result<LogSource, SourceError> {
+pub(crate) fn parse_logsource(r: &Reader<'_>, node: &Node<'_>) -> Result<LogSource, SourceError> {
     let mut ls = LogSource::default();
     for (k, v) in r.map(node, "logsource")? {
         let key = r.key(k)?;

@@ -391,8 +391,8 @@ const DETECTION_REFUSALS: &[(&str, &str)] = &[
         "rules/x.yml:7: unknown modifier 'base65' on field 'CommandLine'",
     ),
     (
-        "  s:\n    CommandLine|base64offset|contains: x\n  condition: s\n",
-        "rules/x.yml:7: modifier 'base64offset' on field 'CommandLine' is not supported",
+        "  s:\n    CommandLine|expand: '%admins%'\n  condition: s\n",
+        "rules/x.yml:7: modifier 'expand' on field 'CommandLine' is not supported",
     ),
     (
         "  s:\n    CommandLine|cidr: 10.0.0.0/8\n  condition: s\n",
@@ -548,16 +548,16 @@ fn rule_refusals_name_file_line_and_reason() {
             "rules/x.yml:1: rule has no 'detection'",
         ),
         (
-            format!("title: T\nlogsource:\n  category: network_connection\n{det}"),
-            "rules/x.yml:3: logsource category 'network_connection' is not supported yet",
+            "title: T\nlogsource:\n  category: network_connection\ndetection:\n  s:\n    DestinationPort: 443\n  condition: s\n".to_string(),
+            "rules/x.yml:6: field 'DestinationPort' of logsource category 'network_connection' is not available: tunnelwatch evaluates network_connection rules on DNS queries (the host name being looked up), which carry no connection address, port or protocol",
         ),
         (
             format!("title: T\nlogsource:\n  category: file_event\n{det}"),
-            "rules/x.yml:3: logsource category 'file_event' is not supported (supported: process_creation, dns_query, dns)",
+            "rules/x.yml:3: logsource category 'file_event' is not supported (supported: process_creation, dns_query, dns, network_connection)",
         ),
         (
             format!("title: T\nlogsource:\n  product: windows\n  service: security\n{det}"),
-            "rules/x.yml:2: logsource has no 'category' (supported: process_creation, dns_query, dns)",
+            "rules/x.yml:2: logsource has no 'category' (supported: process_creation, dns_query, dns, network_connection)",
         ),
         (
             format!("title: T\nlogsource:\n  product: macos\n  category: process_creation\n{det}"),
@@ -591,7 +591,7 @@ fn rule_refusals_name_file_line_and_reason() {
             format!(
                 "title: T\nlogsource:\n  category: process_creation\n{det}tunnelwatch:\n  severity: 3\n"
             ),
-            "rules/x.yml:9: unknown key 'severity' in 'tunnelwatch' (type, impact, confidence, risk_score, message)",
+            "rules/x.yml:9: unknown key 'severity' in 'tunnelwatch' (type, impact, confidence, risk_score, message, family, tests)",
         ),
         (
             format!(

@@ -8,6 +8,7 @@ use std::{
 };
 
 use common::*;
+use tunnelwatch_engine::event::Platform;
 
 struct Counting;
 
@@ -42,6 +43,30 @@ fn no_allocation_without_a_match() {
         dns_query("example.com"),
         dns_query("ngrok.io"),
         dns_response("abc.ngrok.io", &["1.2.3.4"], 0),
+        // Prefilter candidates whose conditions fail: a node server with a port (the
+        // localtunnel rule), ssh to an ordinary host (the SSH tunnel rules), cloudflared listing
+        // tunnels, a Windows command line in capitals.
+        exec("/usr/bin/node", "node /srv/app/server.js --port 3000"),
+        exec(
+            "/usr/bin/ssh",
+            "ssh -R 8080:localhost:80 bastion.example.com",
+        ),
+        exec("/usr/bin/cloudflared", "cloudflared tunnel list"),
+        exec_on(
+            Platform::Windows,
+            r"C:\Windows\System32\CMD.EXE",
+            r"C:\WINDOWS\SYSTEM32\CMD.EXE /C DIR C:\USERS",
+        ),
+        // Longer than the prefilter's stack buffer, upper case and non-ASCII.
+        exec(
+            "/usr/bin/python3",
+            &format!("python3 -c 'print(1)' {}", "ÄRGER ".repeat(200)),
+        ),
+        exec(
+            "/usr/bin/python3",
+            &format!("PYTHON3 -C 'PRINT(1)' {}", "X".repeat(2000)),
+        ),
+        dns_query("UPDATES.EXAMPLE.COM"),
     ];
     let hit = exec("/usr/local/bin/ngrok", "ngrok http 80");
     let mut out = Vec::new();

@@ -1,0 +1,78 @@
+//! The shipped rule pack: every rule loads, has test cases, and they all pass (events in,
+//! alert or no alert out, at most one alert per tunnel family); metadata every pack rule must
+//! carry.
+
+use tunnelwatch_engine::{builtin, rule_tests};
+
+#[test]
+fn every_shipped_test_case_passes() {
+    let rules = builtin::rules().unwrap_or_else(|e| panic!("{e}"));
+    let report = rule_tests::run_tests(&rules);
+    assert!(report.passed(), "{report}");
+    // Every rule has a positive and a negative case.
+    for (rule, result) in rules.rules().iter().zip(&report.rules) {
+        assert!(
+            rule.tests.iter().any(|t| t.alert) && rule.tests.iter().any(|t| !t.alert),
+            "{}:{}: {} needs a positive and a negative test case",
+            rule.file,
+            rule.line,
+            rule.title
+        );
+        assert_eq!(result.tests, rule.tests.len());
+    }
+    assert!(report.tests() >= 3 * rules.len(), "{}", report.tests());
+}
+
+#[test]
+fn every_shipped_rule_carries_its_metadata() {
+    let rules = builtin::rules().unwrap();
+    let mut ids = std::collections::HashSet::new();
+    for r in rules.rules() {
+        let at = format!("{}:{}", r.file, r.line);
+        let id = r.id.as_deref().unwrap_or_else(|| panic!("{at}: no id"));
+        assert!(ids.insert(id.to_ascii_lowercase()), "{at}: id {id} twice");
+        assert!(!r.references.is_empty(), "{at}: no references");
+        assert!(r.level.is_some(), "{at}: no level");
+        assert!(!r.falsepositives.is_empty(), "{at}: no falsepositives");
+        assert!(r.family.is_some(), "{at}: no tunnelwatch.family");
+        assert!(r.analytic_type.is_some(), "{at}: no tunnelwatch.type");
+        assert!(r.risk_score.is_some(), "{at}: no risk score");
+        assert!(r.message != r.title, "{at}: no tunnelwatch.message");
+        assert!(
+            r.mitre_technique_ids
+                .iter()
+                .any(|t| ["T1572", "T1090", "T1102"].contains(&t.as_str())),
+            "{at}: no T1572/T1090/T1102 tag"
+        );
+        assert!(r.unreported_fields.is_empty(), "{at}: unreported fields");
+    }
+    assert!(rules.len() >= 40, "{}", rules.len());
+}
+
+#[test]
+fn the_pack_covers_every_family_of_the_issue() {
+    let rules = builtin::rules().unwrap();
+    let families: std::collections::BTreeSet<&str> = rules
+        .rules()
+        .iter()
+        .filter_map(|r| r.family.as_deref())
+        .collect();
+    for f in [
+        "ngrok",
+        "cloudflared",
+        "localtunnel",
+        "serveo",
+        "localhost-run",
+        "pinggy",
+        "bore",
+        "frp",
+        "chisel",
+        "devtunnels",
+        "localxpose",
+        "playit",
+        "zrok",
+        "tailscale-funnel",
+    ] {
+        assert!(families.contains(f), "no rule of family {f}: {families:?}");
+    }
+}
