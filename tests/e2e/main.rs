@@ -12,3 +12,4 @@ mod dns;
 mod evasion;
 mod exec;
 mod lifecycle;
+mod rules;

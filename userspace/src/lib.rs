@@ -3,7 +3,9 @@
 
 pub use tunnelwatch_engine as engine;
 
+pub mod commands;
 pub mod output;
+pub mod rule_source;
 
 #[cfg(target_os = "linux")]
 pub mod linux;

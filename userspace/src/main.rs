@@ -4,6 +4,11 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
+use tunnelwatch::{
+    commands,
+    rule_source::{Loaded, RuleSource},
+};
+use tunnelwatch_engine::ruleset::LoadOptions;
 
 /// Exit codes, documented in the README.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -29,13 +34,25 @@ mod exit {
         CIM field names) on stdout. Logs and stats go to stderr. SIGINT/SIGTERM detach everything."
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Print every exec and DNS event as a JSON line, not only alerts.
-    #[arg(long)]
+    #[arg(long, global = true)]
     all_events: bool,
 
     /// Configuration file (YAML): allowlists, DNS ports, ring buffer size, stats interval.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+
+    /// A directory (or file) of Sigma rules and filters to load on top of the embedded pack
+    /// (repeatable). A rule with the id of an embedded one replaces it.
+    #[arg(long = "rules", value_name = "DIR", global = true)]
+    rules: Vec<PathBuf>,
+
+    /// Skip rules that do not load, with a warning, instead of refusing them all.
+    #[arg(long, global = true)]
+    skip_invalid: bool,
 
     /// Kernel-to-user ring buffer size, e.g. 16MiB or 16777216 (a power of two, 64KiB to 1GiB). Default: 16MiB.
     #[arg(long, value_name = "SIZE")]
@@ -56,6 +73,30 @@ struct Cli {
     /// More logging on stderr (-v: info, -vv: debug, with the kernel side's aya-log; -vvv: all).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run the rules over recorded events (the JSON lines `--all-events` prints, alert lines
+    /// included) and print the alerts exactly as the live sensor would.
+    Replay {
+        /// The recording; `-` or nothing reads stdin.
+        file: Option<PathBuf>,
+    },
+    /// Check or list rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum RulesCommand {
+    /// Validate rules and run their test cases (the embedded pack when no DIR is given).
+    Check {
+        /// Rule directories or files.
+        dirs: Vec<PathBuf>,
+    },
+    /// List the loaded rules: id, level, category, product, family, title.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -83,17 +124,58 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads the configuration and the rules (the same on every platform), then starts this
-/// platform's sensor.
+/// Loads the configuration and the rules (the same on every platform), then runs the
+/// subcommand or this platform's sensor.
 fn run(cli: Cli) -> Result<(), (u8, String)> {
-    use tunnelwatch_engine::{config::Config, engine::Engine};
-
-    let config = match &cli.config {
-        Some(path) => Config::load(path).map_err(|e| (exit::USAGE, e.to_string()))?,
-        None => Config::default(),
+    let source = RuleSource {
+        config: cli.config.clone(),
+        rule_dirs: cli.rules.clone(),
+        skip_invalid: cli.skip_invalid,
     };
-    let engine = Engine::from_config(&config).map_err(|e| (exit::USAGE, e.to_string()))?;
-    run_sensor(&cli, &config, engine)
+    let options = LoadOptions {
+        skip_invalid: cli.skip_invalid,
+    };
+    match &cli.command {
+        Some(Command::Rules(RulesCommand::Check { dirs })) => {
+            let mut dirs = dirs.clone();
+            dirs.extend(cli.rules.iter().cloned());
+            let passed = commands::rules::check(&dirs, options, &mut std::io::stdout())
+                .map_err(|e| (exit::USAGE, e))?;
+            return if passed {
+                Ok(())
+            } else {
+                Err((exit::RUNTIME, "rule test cases failed".into()))
+            };
+        }
+        Some(Command::Rules(RulesCommand::List)) => {
+            return commands::rules::list(&cli.rules, options, &mut std::io::stdout())
+                .map_err(|e| (exit::USAGE, e));
+        }
+        _ => {}
+    }
+    let Loaded {
+        config,
+        engine,
+        fingerprint,
+    } = source.load().map_err(|e| (exit::USAGE, e))?;
+    if let Some(Command::Replay { file }) = &cli.command {
+        let input: Box<dyn std::io::BufRead> = match file {
+            Some(path) if path.as_os_str() != "-" => Box::new(std::io::BufReader::new(
+                std::fs::File::open(path)
+                    .map_err(|e| (exit::USAGE, format!("{}: {e}", path.display())))?,
+            )),
+            _ => Box::new(std::io::stdin().lock()),
+        };
+        let summary =
+            commands::replay::run(input, &engine, cli.all_events, std::io::stdout().lock())
+                .map_err(|e| (exit::USAGE, e))?;
+        eprintln!(
+            "tunnelwatch: replayed {} events, {} alerts",
+            summary.events, summary.alerts
+        );
+        return Ok(());
+    }
+    run_sensor(&cli, &config, engine, (source, fingerprint))
 }
 
 #[cfg(target_os = "linux")]
@@ -101,11 +183,12 @@ fn run_sensor(
     cli: &Cli,
     config: &tunnelwatch_engine::config::Config,
     engine: tunnelwatch_engine::engine::Engine,
+    source: (RuleSource, u64),
 ) -> Result<(), (u8, String)> {
     use tunnelwatch::linux::sensor::{self, RunError, StartError, Stop};
 
     let opts = options(cli, config).map_err(|e| (exit::USAGE, e))?;
-    match sensor::run(&opts, engine) {
+    match sensor::run(&opts, engine, source) {
         Ok(Stop::Signal(sig)) => {
             eprintln!("tunnelwatch: {sig}: programs detached, exiting");
             Ok(())
@@ -131,6 +214,7 @@ fn run_sensor(
     cli: &Cli,
     config: &tunnelwatch_engine::config::Config,
     engine: tunnelwatch_engine::engine::Engine,
+    _source: (RuleSource, u64),
 ) -> Result<(), (u8, String)> {
     use std::time::Duration;
 
@@ -183,6 +267,7 @@ fn run_sensor(
     _cli: &Cli,
     _config: &tunnelwatch_engine::config::Config,
     _engine: tunnelwatch_engine::engine::Engine,
+    _source: (RuleSource, u64),
 ) -> Result<(), (u8, String)> {
     Err((
         exit::ENVIRONMENT,

@@ -11,6 +11,8 @@
 //! - `kernels [--kernel NAME]...`: the kernel matrix (see kernels.rs).
 //! - `wine-test [ARGS]`: the engine's and the ETW crate's tests, cross-compiled for Windows,
 //!   under Wine (see windows.rs).
+//! - `fuzz [--seconds N] [--target T]... [--merge]`: the cargo-fuzz targets (see fuzz.rs and
+//!   fuzz/README.md), 60 s each by default; `test` ends with it.
 
 use std::{
     env,
@@ -22,6 +24,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod fuzz;
 mod kernels;
 mod windows;
 
@@ -72,6 +75,8 @@ enum Cmd {
     /// Setup, build, then boot Debian's 5.10, 6.1, 6.12 and 7.x cloud kernels under QEMU and
     /// check that the sensor loads, alerts and exits cleanly on each.
     Kernels(kernels::Args),
+    /// Setup, then run each fuzz target for a bounded time; fails on a crash.
+    Fuzz(fuzz::Args),
     /// Setup, then the engine's and the ETW crate's tests cross-compiled for Windows, run
     /// under Wine (installs wine64 and a stand-in bcryptprimitives.dll).
     WineTest {
@@ -152,9 +157,14 @@ fn run(cli: Cli) -> Result<()> {
             windows::link_exe()?;
             let mut test = vec!["test".to_string(), "--no-fail-fast".to_string()];
             test.extend(args);
-            cargo(test)
+            cargo(test)?;
+            fuzz::run(&fuzz::Args::default())
         }
         Cmd::Kernels(args) => kernels::run(&args),
+        Cmd::Fuzz(args) => {
+            setup()?;
+            fuzz::run(&args)
+        }
         Cmd::WineTest { args } => {
             setup()?;
             windows::wine_test(&args)
@@ -216,6 +226,7 @@ fn setup() -> Result<()> {
     setup_apt()?;
     setup_rustup()?;
     setup_bpf_linker()?;
+    fuzz::setup()?;
     eprintln!("xtask: setup complete");
     Ok(())
 }

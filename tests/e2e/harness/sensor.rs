@@ -107,6 +107,29 @@ impl Sensor {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits until the sensor's stderr has a line containing `text` after the first `skip`
+    /// such lines; returns that line.
+    pub fn wait_stderr(&self, text: &str, skip: usize) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let err = self.stderr();
+            if let Some(line) = err.lines().filter(|l| l.contains(text)).nth(skip) {
+                return line.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stderr line with {text:?} within {PATIENCE:?}:\n{err}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal without waiting.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
+    }
+
     /// The program ids the sensor reported when ready (`programs [1, 2, ...]`).
     pub fn program_ids(&self) -> Vec<u32> {
         let Some((_, list)) = self.ready_line.split_once("programs [") else {

@@ -327,7 +327,7 @@ pub fn infer_platform(paths: &[&str], names: &[&str]) -> Platform {
     }
     if names
         .iter()
-        .any(|n| n.len() > 4 && n[n.len() - 4..].eq_ignore_ascii_case(".exe"))
+        .any(|n| n.len() > 4 && n.as_bytes()[n.len() - 4..].eq_ignore_ascii_case(b".exe"))
     {
         Platform::Windows
     } else {

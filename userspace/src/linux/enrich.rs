@@ -179,19 +179,7 @@ impl Enricher {
     }
 
     fn process_of(&mut self, info: &ProcInfo) -> Process {
-        Process {
-            pid: info.pid,
-            name: info.name().to_string(),
-            path: info.path.to_string(),
-            command_line: info.command_line.to_string(),
-            user: self.users.name(info.uid).to_string(),
-            user_id: info.uid.to_string(),
-            original_file_name: info
-                .original_file_name
-                .as_deref()
-                .unwrap_or_default()
-                .to_string(),
-        }
+        process_of(&mut self.users, info, info.uid)
     }
 
     /// The parent, from the table (or /proc), else by the name the kernel gave.
@@ -206,32 +194,26 @@ impl Enricher {
         }
     }
 
-    /// The process behind a DNS packet: from the table, refined by what the kernel saw.
+    /// The process behind a DNS packet: from the table, refined by what the kernel saw (the
+    /// uid of the sending task). Built from the table's entries in place (no copy of them).
     fn dns_process(&mut self, task: &TaskInfo) -> (Option<Process>, Option<Process>) {
-        let known = self.procs.lookup(task.tgid).cloned();
-        let info = match known {
-            Some(mut p) => {
-                p.uid = task.uid;
-                p
-            }
+        let Enricher { procs, users, .. } = self;
+        let (process, ppid) = match procs.lookup(task.tgid) {
+            Some(p) => (process_of(users, p, task.uid), p.ppid),
             None => {
                 let comm = decode::comm(&task.comm);
-                ProcInfo {
+                let info = ProcInfo {
                     pid: task.tgid,
                     ppid: task.ppid,
                     uid: task.uid,
                     command_line: comm.clone().into(),
                     comm: comm.into(),
                     ..Default::default()
-                }
+                };
+                (process_of(users, &info, task.uid), task.ppid)
             }
         };
-        let process = self.process_of(&info);
-        let parent = self
-            .procs
-            .lookup(info.ppid)
-            .cloned()
-            .map(|p| self.process_of(&p));
+        let parent = procs.lookup(ppid).map(|p| process_of(users, p, p.uid));
         (Some(process), parent)
     }
 
@@ -297,14 +279,22 @@ impl Enricher {
             } else {
                 (None, None)
             };
-            let answers: Vec<String> = m.answers.iter().map(|a| a.data.clone()).collect();
-            for q in &m.questions {
+            let (mut process, mut parent) = (process, parent);
+            let mut answers: Vec<String> = m.answers.into_iter().map(|a| a.data).collect();
+            let questions = m.questions.len();
+            for (i, q) in m.questions.into_iter().enumerate() {
+                // One event per question; the last one takes what the others copy.
+                let (process, parent, answers) = if i + 1 == questions {
+                    (process.take(), parent.take(), std::mem::take(&mut answers))
+                } else {
+                    (process.clone(), parent.clone(), answers.clone())
+                };
                 out.push(Event::Dns(DnsEvent {
                     time: self.clock.to_system_time(d.boot_ns),
                     host: self.host.clone(),
                     platform: Platform::Linux,
                     message_type,
-                    query: q.name.clone(),
+                    query: q.name,
                     query_type: dns::type_name(q.qtype),
                     transaction_id: m.id,
                     reply_code: if m.response {
@@ -313,15 +303,32 @@ impl Enricher {
                         String::new()
                     },
                     reply_code_id: m.response.then_some(m.rcode),
-                    answers: answers.clone(),
+                    answers,
                     src: client,
                     dest: server,
                     transport,
-                    process: process.clone(),
-                    parent: parent.clone(),
+                    process,
+                    parent,
                 }));
             }
         }
+    }
+}
+
+/// The engine's view of a table entry, as user `uid`.
+fn process_of(users: &mut Users, info: &ProcInfo, uid: u32) -> Process {
+    Process {
+        pid: info.pid,
+        name: info.name().to_string(),
+        path: info.path.to_string(),
+        command_line: info.command_line.to_string(),
+        user: users.name(uid).to_string(),
+        user_id: uid.to_string(),
+        original_file_name: info
+            .original_file_name
+            .as_deref()
+            .unwrap_or_default()
+            .to_string(),
     }
 }
 

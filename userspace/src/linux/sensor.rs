@@ -10,6 +10,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
+use aya::maps::{MapData, RingBuf};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -26,6 +27,7 @@ use crate::{
         proc_table::ProcTable,
     },
     output::Output,
+    rule_source::RuleSource,
 };
 
 /// How the sensor runs (from the command line and the config file).
@@ -62,7 +64,10 @@ pub enum StartError {
 }
 
 /// Runs the sensor until a signal or a closed stdout.
-pub fn run(opts: &Options, engine: Engine) -> Result<Stop, RunError> {
+/// `source` is where `engine` came from, with the fingerprint it was loaded at: the sensor
+/// reloads from it on SIGHUP and when its files change.
+pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<Stop, RunError> {
+    let (source, loaded_fingerprint) = source;
     let host = preflight::check().map_err(|e| RunError::Start(StartError::Environment(e)))?;
     let started = Instant::now();
     let offsets =
@@ -76,6 +81,7 @@ pub fn run(opts: &Options, engine: Engine) -> Result<Stop, RunError> {
     })
     .map_err(|e| RunError::Start(StartError::Load(e)))?;
     let ring = probes.take_events().map_err(RunError::Run)?;
+    let lazy = take_lazy(&mut probes).map_err(RunError::Run)?;
     let kstats = probes.take_stats().map_err(RunError::Run)?;
     let logger = probes.logger.take();
 
@@ -118,7 +124,9 @@ pub fn run(opts: &Options, engine: Engine) -> Result<Stop, RunError> {
     };
     let result = runtime.block_on(event_loop(
         &mut state,
+        (&source, loaded_fingerprint),
         ring,
+        lazy,
         logger,
         &kstats,
         opts.stats_interval,
@@ -195,9 +203,37 @@ impl State {
     }
 }
 
+/// Woken again within this time of the last wake-up: a storm, so wait [`BATCH_WAIT`] before
+/// draining. An isolated record is handled at once.
+const BATCH_AFTER: Duration = Duration::from_millis(1);
+const BATCH_WAIT: Duration = Duration::from_micros(250);
+
+/// The ring of fork and exit records, which do not wake user space (ebpf/src/maps.rs): it is
+/// drained before every record of the main ring (a child's fork is committed before its exec
+/// or packets, so the process table knows the child first), when it fills, and every second.
+fn take_lazy(probes: &mut loader::Probes) -> Result<RingBuf<MapData>> {
+    let map = probes
+        .ebpf
+        .take_map("LAZY")
+        .context("the eBPF object has no LAZY map")?;
+    RingBuf::try_from(map).context("LAZY is not a ring buffer")
+}
+
+/// Handles every record waiting in the fork/exit ring.
+fn drain_lazy(state: &mut State, lazy: &mut RingBuf<MapData>) -> Result<()> {
+    while let Some(item) = lazy.next() {
+        state
+            .record(&item)
+            .context("cannot format an output line")?;
+    }
+    Ok(())
+}
+
 async fn event_loop(
     state: &mut State,
-    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    source: (&RuleSource, u64),
+    ring: RingBuf<MapData>,
+    lazy: RingBuf<MapData>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     kstats: &KernelStats,
     stats_interval: Option<Duration>,
@@ -207,6 +243,10 @@ async fn event_loop(
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| e.into_parts().1)
         .context("cannot poll the ring buffer")?;
+    // SAFETY: as above.
+    let mut lazy = unsafe { AsyncFd::register_with_interest(lazy, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+        .context("cannot poll the fork/exit ring buffer")?;
     let mut logger = match logger {
         Some(l) => Some(
             // SAFETY: as above.
@@ -218,26 +258,51 @@ async fn event_loop(
     };
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    // Reload without a signal when a rule or config file changes (polled: cheap, portable).
+    let (source, mut fingerprint) = source;
+    let watching = source.config.is_some() || !source.rule_dirs.is_empty();
     let mut upkeep = tokio::time::interval(Duration::from_secs(1));
     upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_stats = Instant::now();
     let mut last_lost = 0u64;
+    let mut last_wake = Instant::now();
 
     loop {
         tokio::select! {
             biased;
             _ = sigint.recv() => return Ok(Stop::Signal("SIGINT")),
             _ = sigterm.recv() => return Ok(Stop::Signal("SIGTERM")),
+            _ = sighup.recv() => {
+                if let Some(f) = reload(state, source, "SIGHUP") {
+                    fingerprint = f;
+                }
+            }
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("ring buffer poll failed")?;
+                // In a storm (woken again soon after the last time), let records gather
+                // before draining: while the ring is not empty, the kernel side does not wake
+                // us (a wake-up costs it an irq_work) and one wake-up serves many records.
+                let now = Instant::now();
+                if now.duration_since(last_wake) < BATCH_AFTER {
+                    std::thread::sleep(BATCH_WAIT);
+                }
+                last_wake = now;
                 let rb = guard.get_inner_mut();
                 while let Some(item) = rb.next() {
+                    drain_lazy(state, lazy.get_mut())?;
                     state.record(&item).context("cannot format an output line")?;
                 }
+                drain_lazy(state, lazy.get_mut())?;
                 guard.clear_ready();
                 if state.sink.output.stats().closed() {
                     return Ok(Stop::StdoutClosed);
                 }
+            }
+            guard = lazy.readable_mut() => {
+                let mut guard = guard.context("fork/exit ring buffer poll failed")?;
+                drain_lazy(state, guard.get_inner_mut())?;
+                guard.clear_ready();
             }
             guard = async {
                 match logger.as_mut() {
@@ -253,7 +318,16 @@ async fn event_loop(
                 if state.sink.output.stats().closed() {
                     return Ok(Stop::StdoutClosed);
                 }
+                drain_lazy(state, lazy.get_mut())?;
                 state.enricher.tick();
+                if watching {
+                    let now = source.fingerprint();
+                    if now != fingerprint {
+                        // A refused set is not retried until the files change again.
+                        fingerprint = reload(state, source, "a changed rule or config file")
+                            .unwrap_or(now);
+                    }
+                }
                 let k = kstats.read();
                 let lost = k[stats::EXEC_LOST as usize] + k[stats::FORK_LOST as usize]
                     + k[stats::EXIT_LOST as usize] + k[stats::DNS_LOST as usize];
@@ -271,6 +345,26 @@ async fn event_loop(
                     report(kstats, state, "periodic");
                 }
             }
+        }
+    }
+}
+
+/// Swaps in the engine `source` loads now, between two records (nothing is dropped or
+/// matched twice); a set that does not load leaves the running one in place. Returns the
+/// fingerprint of what was loaded.
+fn reload(state: &mut State, source: &RuleSource, why: &str) -> Option<u64> {
+    match source.load() {
+        Ok(loaded) => {
+            state.engine = loaded.engine;
+            eprintln!(
+                "tunnelwatch: rules reloaded after {why}: {} rules",
+                state.engine.rules().len()
+            );
+            Some(loaded.fingerprint)
+        }
+        Err(e) => {
+            eprintln!("tunnelwatch: reload after {why} refused, the running rules stay:\n{e}");
+            None
         }
     }
 }

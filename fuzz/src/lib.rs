@@ -1,0 +1,241 @@
+//! The bodies of tunnelwatch's fuzz targets (`fuzz_targets/*.rs` are one-line wrappers), with
+//! the invariants each checks. A failed invariant panics, which libFuzzer reports as a crash.
+//! See README.md.
+
+use std::{collections::HashSet, sync::Arc};
+
+use tunnelwatch::linux::{
+    decode::{self, DecodeError, Record},
+    enrich::Enricher,
+    proc_table::ProcTable,
+};
+use tunnelwatch_common::limits::{DNS_CAPTURE_MAX, EXEC_DATA_SIZE};
+use tunnelwatch_engine::{
+    config::{Config, MAX_DNS_PORTS},
+    dns::{self, DnsError, DnsMessage, MAX_ANSWERS, MAX_DATA_LEN, MAX_QUESTIONS, MAX_TCP_MESSAGES},
+    event::Event,
+    ruleset::RuleSet,
+};
+
+pub mod records;
+
+/// `dns_message`: the first byte's low bit is `complete`, the rest is a DNS payload, decoded
+/// both as one message (UDP) and as a TCP segment of length-prefixed messages.
+pub fn dns_message(data: &[u8]) {
+    let Some((&flags, payload)) = data.split_first() else {
+        return;
+    };
+    let complete = flags & 1 != 0;
+    match dns::parse_message(payload, complete) {
+        Ok(m) => {
+            check_message(&m);
+            assert!(
+                complete || m.partial,
+                "an incomplete message is not partial"
+            );
+        }
+        Err(DnsError::TooShort(n)) => assert!(n < 12 && n == payload.len()),
+        Err(e) => {
+            assert!(payload.len() >= 12, "{e} for {} bytes", payload.len());
+            let _ = e.to_string();
+        }
+    }
+    let messages = dns::parse_tcp_segment(payload, complete);
+    assert!(messages.len() <= MAX_TCP_MESSAGES);
+    for m in &messages {
+        check_message(m);
+        assert!(!m.questions.is_empty(), "a TCP message without questions");
+    }
+}
+
+/// What every decoded message must satisfy.
+pub fn check_message(m: &DnsMessage) {
+    assert!(
+        m.questions.len() <= MAX_QUESTIONS,
+        "{} questions",
+        m.questions.len()
+    );
+    assert!(
+        m.answers.len() <= MAX_ANSWERS,
+        "{} answers",
+        m.answers.len()
+    );
+    for q in &m.questions {
+        check_name(&q.name);
+        check_type_name(q.qtype);
+    }
+    for a in &m.answers {
+        check_name(&a.name);
+        check_type_name(a.rtype);
+        assert!(
+            a.data.len() <= MAX_DATA_LEN,
+            "answer data of {} bytes",
+            a.data.len()
+        );
+        assert!(
+            a.data.bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "answer data not printable ASCII: {:?}",
+            a.data
+        );
+    }
+    assert!(!dns::rcode_name(m.rcode).is_empty());
+}
+
+/// A normalized name: printable ASCII without spaces (other bytes are `\DDD` escapes), lower
+/// case, no trailing dot except the root's `.` (an escaped dot, `\.`, may end it), and
+/// [`dns::normalize_name`] leaves it as it is.
+pub fn check_name(name: &str) {
+    assert!(!name.is_empty(), "empty name");
+    assert!(
+        name.bytes().all(|b| (0x21..0x7f).contains(&b)),
+        "name not graphic ASCII: {name:?}"
+    );
+    assert!(
+        !name.bytes().any(|b| b.is_ascii_uppercase()),
+        "name not lower case: {name:?}"
+    );
+    if name != "." && name.ends_with('.') {
+        let backslashes = name[..name.len() - 1]
+            .bytes()
+            .rev()
+            .take_while(|&b| b == b'\\')
+            .count();
+        assert!(backslashes % 2 == 1, "trailing dot: {name:?}");
+    }
+    assert_eq!(dns::normalize_name(name), name, "not normalized");
+}
+
+fn check_type_name(t: u16) {
+    let n = dns::type_name(t);
+    assert!(!n.is_empty() && n.is_ascii(), "type name {n:?}");
+}
+
+/// `record_decode`: the whole input as one ring-buffer entry, then the input split into
+/// entries ([`records::split`]), each decoded and handed, in order, to one [`Enricher`] (with
+/// a process table that never reads `/proc`, and exec paths moved under a directory that does
+/// not exist: [`records::jail_exec`]).
+pub fn record_decode(data: &[u8]) {
+    check_decoded(data, &decode::decode(data));
+    let mut enricher = Enricher::new(Arc::from("fuzz"), ProcTable::detached());
+    let mut events = Vec::new();
+    let mut handled = 0u64;
+    for entry in records::split(data) {
+        let decoded = decode::decode(entry);
+        check_decoded(entry, &decoded);
+        let jailed;
+        let (input, most): (&[u8], usize) = match &decoded {
+            Ok(Record::Exec(e)) => {
+                jailed = records::jail_exec(entry, e);
+                (&jailed, 1)
+            }
+            Ok(Record::Dns(_)) => (entry, MAX_TCP_MESSAGES * MAX_QUESTIONS),
+            Ok(Record::Fork(_) | Record::Exit(_)) | Err(_) => (entry, 0),
+        };
+        let before = events.len();
+        enricher.handle(input, &mut events);
+        handled += 1;
+        let made = events.len() - before;
+        assert!(made <= most, "{made} events from one record");
+        if matches!(decoded, Ok(Record::Exec(_))) {
+            assert_eq!(made, 1, "an exec record made no event");
+        }
+        for ev in &events[before..] {
+            check_event(ev);
+        }
+        assert_eq!(enricher.counters.records, handled);
+        assert!(enricher.counters.decode_errors <= handled);
+    }
+    enricher.tick();
+}
+
+/// Whatever `decode` returned for `bytes`: slices inside `bytes`, lengths within the caps,
+/// helpers that take what it returned never panic.
+fn check_decoded(bytes: &[u8], decoded: &Result<Record<'_>, DecodeError>) {
+    let inside = |part: &[u8]| {
+        let outer = bytes.as_ptr_range();
+        let inner = part.as_ptr_range();
+        part.is_empty() || (inner.start >= outer.start && inner.end <= outer.end)
+    };
+    match decoded {
+        Ok(Record::Exec(e)) => {
+            for part in [e.args, e.filename, e.path_components] {
+                assert!(inside(part), "exec slice outside the record");
+            }
+            assert!(e.args.len() + e.filename.len() + e.path_components.len() <= EXEC_DATA_SIZE);
+            let argv = decode::argv(e.args);
+            assert!(argv.len() <= e.args.len(), "{} arguments", argv.len());
+            let path = decode::exe_path(e.path_components);
+            assert!(path.is_empty() || path.starts_with('/'), "path {path:?}");
+            assert!(decode::comm(&e.task.comm).chars().count() <= 16);
+            assert!(decode::comm(&e.parent_comm).chars().count() <= 16);
+        }
+        Ok(Record::Dns(d)) => {
+            assert!(inside(d.payload), "DNS payload outside the record");
+            assert!(d.payload.len() <= DNS_CAPTURE_MAX);
+        }
+        Ok(Record::Fork(_) | Record::Exit(_)) => {}
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+}
+
+fn check_event(ev: &Event) {
+    match ev {
+        Event::Dns(d) => {
+            check_name(&d.query);
+            assert!(d.answers.len() <= MAX_ANSWERS);
+        }
+        Event::Process(p) => {
+            assert!(
+                p.process.path.is_empty()
+                    || p.process
+                        .path
+                        .starts_with(&format!("/{}/", records::NO_SUCH_DIR)),
+                "exec path {:?} escaped the jail",
+                p.process.path
+            );
+        }
+    }
+}
+
+/// `rule_loader`: the input (lossy UTF-8) as a rule file and as a configuration file. Errors
+/// are fine; they must name the file and a line within it (or 0).
+pub fn rule_loader(data: &[u8]) {
+    const NAME: &str = "fuzz.yml";
+    let text = String::from_utf8_lossy(data);
+    // saphyr counts `\r`, `\n` and `\r\n` as line breaks; an error may point one line past
+    // the last.
+    let lines = text.bytes().filter(|&b| b == b'\n' || b == b'\r').count() + 2;
+    match RuleSet::from_str(NAME, &text) {
+        Ok(set) => {
+            assert_eq!(set.len(), set.rules().len());
+            assert_eq!(set.list().len(), set.len());
+        }
+        Err(e) => {
+            assert!(!e.errors.is_empty(), "a failed load without errors");
+            for err in &e.errors {
+                assert_eq!(err.file, NAME);
+                assert!(err.line <= lines, "error at line {} of {lines}", err.line);
+            }
+            let _ = e.to_string();
+        }
+    }
+    match Config::from_str(NAME, &text) {
+        Ok(cfg) => {
+            let ports = &cfg.dns_ports;
+            assert!(
+                !ports.is_empty() && ports.len() <= MAX_DNS_PORTS,
+                "{ports:?}"
+            );
+            assert!(!ports.contains(&0), "port 0");
+            assert_eq!(ports.iter().collect::<HashSet<_>>().len(), ports.len());
+            assert!(cfg.ring_buffer_size > 0);
+        }
+        Err(e) => {
+            assert_eq!(e.file, NAME);
+            assert!(e.line <= lines, "error at line {} of {lines}", e.line);
+            let _ = e.to_string();
+        }
+    }
+}

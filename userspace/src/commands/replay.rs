@@ -1,0 +1,51 @@
+//! `tunnelwatch replay [FILE]`: runs the rules over recorded events (the JSON lines the
+//! sensor prints: `--all-events` event lines and alert lines alike, from a file or stdin) and
+//! prints the alerts exactly as the live sensor would have.
+
+use std::io::{self, BufRead, Write};
+
+use tunnelwatch_engine::{emit::Emitter, engine::Engine, replay::Replay};
+
+/// What a replay saw.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub events: u64,
+    pub alerts: u64,
+}
+
+/// Replays `input` through `engine` onto `out`. With `all_events`, events that raise no alert
+/// are printed too, as the sensor's `--all-events` does. A line that is not a recorded event
+/// is an error naming its line number; what was printed before it stays printed.
+pub fn run<R: BufRead, W: Write>(
+    input: R,
+    engine: &Engine,
+    all_events: bool,
+    out: W,
+) -> Result<Summary, String> {
+    let mut emitter = Emitter::new(out);
+    let mut summary = Summary::default();
+    let mut alerts = Vec::new();
+    for event in Replay::new(input) {
+        let event = event.map_err(|e| e.to_string())?;
+        summary.events += 1;
+        alerts.clear();
+        engine.evaluate(&event, &mut alerts);
+        let written = if alerts.is_empty() {
+            if all_events {
+                emitter.write_event(&event)
+            } else {
+                Ok(())
+            }
+        } else {
+            alerts
+                .iter()
+                .try_for_each(|a| emitter.write_alert(&event, a))
+        };
+        match written {
+            Ok(()) => summary.alerts += alerts.len() as u64,
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
+            Err(e) => return Err(format!("cannot write to stdout: {e}")),
+        }
+    }
+    Ok(summary)
+}
