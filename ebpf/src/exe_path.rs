@@ -44,7 +44,7 @@ pub(crate) fn walk(file: *const u8, data: *mut u8, start: u32) -> Walk {
             off!(vfsmount_mnt_root),
         );
         let parent = kread::ptr(dentry, off!(dentry_d_parent));
-        if dentry == mnt_root || dentry == parent {
+        if dentry == mnt_root {
             // Top of this mount: go on from its mount point in the parent mount, or stop at
             // the root of the namespace (a mount that is its own parent).
             let mnt_parent = kread::ptr(mount, off!(mount_mnt_parent));
@@ -69,6 +69,12 @@ pub(crate) fn walk(file: *const u8, data: *mut u8, start: u32) -> Walk {
         let n = if n > 0 { n as u32 } else { 0 };
         written = (written + n) & (2 * PATH_MAX as u32 - 1);
         if n == 0 {
+            break;
+        }
+        if dentry == parent {
+            // A dentry that is its own parent below a mount's root: a pseudo file such as a
+            // memfd (`memfd:NAME`), which has no path beyond its name.
+            at_root = true;
             break;
         }
         dentry = parent;

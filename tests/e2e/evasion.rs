@@ -189,3 +189,37 @@ fn a_query_from_another_network_namespace_is_caught() {
     assert_eq!(line["transaction_id"], 0x4242);
     sensor.stop();
 }
+
+#[test]
+fn a_tunnel_run_from_a_memfd_is_still_identified() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    // A long-running "ngrok" (tail -f carrying ngrok's build information) that only ever
+    // exists in memory: written to a memfd and executed from its descriptor (fexecve).
+    let tail = std::fs::canonicalize("/usr/bin/tail").unwrap();
+    let image = tools.go_tool_from(&tail, "payload", "go.ngrok.com/cmd/ngrok");
+    let script = format!(
+        "import os\n\
+         fd = os.memfd_create('ngrok', 0)\n\
+         os.write(fd, open('{}', 'rb').read())\n\
+         os.execve(fd, ['svc', '-f', '/dev/null', 'http', '8080'], {{}})\n",
+        image.display()
+    );
+    let mut sensor = Sensor::start(&[]);
+    let _child = KillOnDrop(
+        Command::new("python3")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let line = sensor.wait_for("the memfd ngrok", |v| {
+        s(v, "original_file_name") == "ngrok" && s(v, "process") == "svc -f /dev/null http 8080"
+    });
+    assert_eq!(s(&line, "rule_name"), "Renamed Ngrok Agent");
+    assert_eq!(s(&line, "process_path"), "/memfd:ngrok");
+    sensor.stop();
+}

@@ -270,3 +270,66 @@ fn a_blocked_stdout_drops_and_counts_lines_and_memory_stays_bounded() {
     assert_eq!(stats["exec_lost"], 0, "{stats}");
     drop(reader);
 }
+
+#[test]
+fn a_full_ring_buffer_is_counted_and_reported_and_the_sensor_keeps_going() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    let mut sensor = Sensor::start(&["--ring-buffer-size", "64KiB", "--stats-interval", "0"]);
+    // Freeze user space: the kernel side keeps writing until the 64 KiB ring is full.
+    sensor.signal(Signal::SIGSTOP);
+    let padding = "z".repeat(4000);
+    for i in 0..40 {
+        programs::run(Command::new(tools.path("ngrokker")).args([&padding, &i.to_string()]));
+    }
+    sensor.signal(Signal::SIGCONT);
+    sensor.wait_stderr("ring buffer full", 0);
+    // Still watching.
+    programs::run(Command::new(tools.path("ngrok")).args(["http", "after-overflow"]));
+    let path = tools.path("ngrok").to_string_lossy().into_owned();
+    sensor.wait_for("an alert after the overflow", |v| {
+        s(v, "process_path") == path
+    });
+    let stopped = sensor.stop();
+    let stats = stopped
+        .stderr
+        .lines()
+        .find(|l| l.contains("\"final\""))
+        .unwrap_or_else(|| panic!("no final stats: {}", stopped.stderr));
+    let stats: serde_json::Value =
+        serde_json::from_str(stats.trim_start_matches("tunnelwatch: stats ")).unwrap();
+    assert!(stats["exec_lost"].as_u64().unwrap() > 0, "{stats}");
+}
+
+#[test]
+fn sigterm_during_an_exec_storm_detaches_everything() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    let sensor = Sensor::start(&["--all-events", "--stats-interval", "0"]);
+    let ids = sensor.program_ids();
+    let script = tools.script(
+        "forever.sh",
+        &format!("while :; do {} x; done", tools.path("ngrokker").display()),
+    );
+    let mut storm = Command::new(&script).stdout(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let stopped = sensor.stop_with(Signal::SIGTERM);
+    let _ = storm.kill();
+    let _ = storm.wait();
+    assert!(
+        stopped.status.success(),
+        "{}: {}",
+        stopped.status,
+        stopped.stderr
+    );
+    for id in ids {
+        assert!(
+            !program_exists(id),
+            "program {id} still loaded after SIGTERM during a storm"
+        );
+    }
+}

@@ -55,8 +55,13 @@ impl Tools {
     /// built from `main_package` (what the Go linker writes into every binary): to the
     /// sensor it is that tool, whatever its name.
     pub fn go_tool(&self, name: &str, main_package: &str) -> PathBuf {
+        self.go_tool_from(&true_binary(), name, main_package)
+    }
+
+    /// As [`Tools::go_tool`], from a copy of `base` instead of /bin/true.
+    pub fn go_tool_from(&self, base: &Path, name: &str, main_package: &str) -> PathBuf {
         let dst = self.path(name);
-        fs::copy(true_binary(), &dst).expect("copy /bin/true");
+        fs::copy(base, &dst).expect("copy the base binary");
         let section = self.path(&format!("{name}.buildinfo"));
         fs::write(
             &section,
