@@ -39,7 +39,7 @@ const NGROK_IO_ALERT: &str = concat!(
     r#"{"time":"2026-11-23T01:02:05.123456Z","host":"DESKTOP-1","kind":"alert","#,
     r#""rule_id":"5790a766-53b8-40d3-a696-3547b978fcf0","rule_name":"Ngrok Reverse Proxy on Network","#,
     r#""rule_type":"Anomaly","severity":"medium","mitre_technique_id":["T1572","T1090","T1102"],"#,
-    r#""risk_score":50,"message":"An endpoint, unknown, is beaconing out to the reverse proxy service of Ngrok.","#,
+    r#""risk_score":50,"message":"An endpoint, DESKTOP-1, is beaconing out to the reverse proxy service of Ngrok.","#,
     r#""datamodel":"Network_Resolution","vendor_product":"tunnelwatch","#,
     r#""query":"x.ngrok.io","query_type":"A","message_type":"Query","transaction_id":0,"#,
     r#""process_id":5832,"process_name":"ngrok.exe","process_path":"C:\\Users\\a\\Downloads\\ngrok.exe","#,
@@ -327,8 +327,13 @@ fn windows_lines_have_the_linux_lines_shape() {
         message_shape(&win_exec, &process_fields),
         "A reverse proxy was identified spawning from $parent_process_name$ - $process_name$ on endpoint $dest$ by user $user$."
     );
+    // The network message names the endpoint: the client address on Linux; on Windows, with
+    // no address reported, the host itself.
+    let template = "An endpoint, $src$, is beaconing out to the reverse proxy service of Ngrok.";
+    assert_eq!(message_shape(&linux_query, &["src"]), template);
+    let host = win_query["host"].as_str().unwrap();
     assert_eq!(
-        message_shape(&linux_query, &["src"]),
-        message_shape(&win_query, &["src"])
+        win_query["message"].as_str().unwrap(),
+        template.replace("$src$", host)
     );
 }

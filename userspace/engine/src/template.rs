@@ -71,7 +71,9 @@ impl Template {
         }
     }
 
-    /// Fills the template from `event`; unknown values read [`UNKNOWN`].
+    /// Fills the template from `event`; unknown values read [`UNKNOWN`], except `$src$`: a
+    /// DNS event without a client address (Windows' DNS-Client reports none) names the host,
+    /// which is the endpoint asking, as Splunk's Sysmon mapping does.
     pub(crate) fn render(&self, event: &Event) -> String {
         let mut out = String::with_capacity(128);
         for piece in &self.pieces {
@@ -80,6 +82,9 @@ impl Template {
                 Piece::Field(f) => {
                     let before = out.len();
                     f.value(event).write_to(&mut out);
+                    if out.len() == before && *f == Field::Src {
+                        Field::Host.value(event).write_to(&mut out);
+                    }
                     if out.len() == before {
                         out.push_str(UNKNOWN);
                     }

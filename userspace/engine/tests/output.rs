@@ -145,7 +145,8 @@ fn messages_fill_unknown_values_with_unknown() {
     engine.evaluate(&q, &mut alerts);
     assert_eq!(
         alerts[0].message,
-        "An endpoint, unknown, is beaconing out to the reverse proxy service of Ngrok."
+        "An endpoint, web1, is beaconing out to the reverse proxy service of Ngrok.",
+        "without a client address, the endpoint is the host"
     );
 }
 
