@@ -161,8 +161,64 @@ fn parse(ctx: &SkBuffContext) -> Option<Flow> {
     Some(flow)
 }
 
+/// Whether the packet surely touches no DNS port, read from its linear data by direct packet
+/// access (no helper call): the path every packet that is not DNS takes. `false` when it may
+/// touch one, or when the headers are not the plain case (IPv4 options are fine; IPv6
+/// extension headers, fragments, headers outside the linear data are not): [`parse`] decides.
+#[inline(always)]
+fn surely_not_dns(ctx: &SkBuffContext) -> bool {
+    // SAFETY: the context pointer is the program's own skb; the verifier checks every packet
+    // read below against `end`.
+    let (data, end) = unsafe {
+        (
+            (*ctx.skb.skb).data as usize,
+            (*ctx.skb.skb).data_end as usize,
+        )
+    };
+    // The smallest case: IPv4 without options, then the two ports.
+    if data + 24 > end {
+        return false;
+    }
+    // SAFETY: `i` below is within the bound checked just before each use.
+    let at = |i: usize| unsafe { *((data + i) as *const u8) };
+    let version = at(0) >> 4;
+    let (protocol, l4) = match version {
+        4 => {
+            let ihl = ((at(0) & 0x0f) as usize) * 4;
+            // A first (or only) fragment, with or without options.
+            if ihl < 20 || (at(6) & 0x1f) != 0 || at(7) != 0 {
+                return false;
+            }
+            (at(9), ihl)
+        }
+        6 => {
+            if data + 40 > end {
+                return false;
+            }
+            (at(6), 40)
+        }
+        _ => return false,
+    };
+    if protocol != IPPROTO_UDP && protocol != IPPROTO_TCP {
+        // Not a transport that carries DNS, unless IPv6 extension headers come first.
+        return !(version == 6 && matches!(protocol, 0 | 43 | 60));
+    }
+    let ports = data + l4;
+    if ports + 4 > end {
+        return false;
+    }
+    // SAFETY: within [ports, ports + 4), checked above.
+    let p = |i: usize| unsafe { *((ports + i) as *const u8) } as u16;
+    let src = (p(0) << 8) | p(1);
+    let dst = (p(2) << 8) | p(3);
+    !globals::is_dns_port(src) && !globals::is_dns_port(dst)
+}
+
 #[inline(always)]
 fn handle(ctx: &SkBuffContext, dir: u8) {
+    if surely_not_dns(ctx) {
+        return;
+    }
     let Some(flow) = parse(ctx) else {
         return;
     };

@@ -23,6 +23,6 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         exit_code: kread::at::<u32>(t, off!(task_exit_code)),
         start_ns: task::group_start_ns(t),
     };
-    maps::send(&rec, stats::EXIT_LOST);
+    maps::send_lazy(&rec, stats::EXIT_LOST);
     0
 }

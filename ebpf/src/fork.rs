@@ -24,6 +24,6 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
         parent_start_ns: task::group_start_ns(parent),
         child_start_ns: task::group_start_ns(child),
     };
-    maps::send(&rec, stats::FORK_LOST);
+    maps::send_lazy(&rec, stats::FORK_LOST);
     0
 }

@@ -12,6 +12,17 @@ use tunnelwatch_common::{
 #[map]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 
+/// Fork and exit records. They only keep user space's process table up to date, so they never
+/// wake user space themselves (a wake-up is an irq_work, a self-IPI: in a VM, an exit to the
+/// hypervisor, several µs): user space drains this ring before each batch of `EVENTS` (a
+/// child's fork record is always committed before its exec or packets) and once a second. A
+/// ring filling up wakes user space anyway.
+#[map]
+pub(crate) static LAZY: RingBuf = RingBuf::with_byte_size(LAZY_BYTES, 0);
+
+/// Size of [`LAZY`]: 64 bytes a record (with the ring's header), 8192 records.
+pub(crate) const LAZY_BYTES: u32 = 512 << 10;
+
 /// Per-CPU counters, indexed by `tunnelwatch_common::stats`.
 #[map]
 pub(crate) static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stats::COUNT, 0);
@@ -70,10 +81,21 @@ pub(crate) fn header<T>(kind: RecordKind) -> RecordHeader {
     }
 }
 
-/// Sends a fixed-size record; counts `lost` when the ring is full.
+/// `bpf_ringbuf_output` flags and `bpf_ringbuf_query` selectors.
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+/// Sends a fixed-size record to [`LAZY`] without waking user space, unless the ring is more
+/// than half full; counts `lost` when it is full.
 #[inline(always)]
-pub(crate) fn send<T: 'static>(rec: &T, lost: u32) {
-    if EVENTS.output::<T>(rec, 0).is_err() {
+pub(crate) fn send_lazy<T: 'static>(rec: &T, lost: u32) {
+    let flags = if LAZY.query(BPF_RB_AVAIL_DATA) > (LAZY_BYTES / 2) as u64 {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    if LAZY.output::<T>(rec, flags).is_err() {
         count(lost);
     }
 }

@@ -203,10 +203,42 @@ impl State {
     }
 }
 
-/// Woken again within this time of the last wake-up: a storm, so wait [`BATCH_WAIT`] before
-/// draining. An isolated record is handled at once.
-const BATCH_AFTER: Duration = Duration::from_millis(1);
+/// In a storm (more than [`STORM_RATE`] records a second over the last [`STORM_WINDOW`]), wait
+/// [`BATCH_WAIT`] after a wake-up before draining: while the ring is not empty, the kernel
+/// side does not wake us again (each wake-up costs it an irq_work, a self-IPI), so one wake-up
+/// serves many records. Outside storms every record is handled at once (alert latency).
+const STORM_RATE: u64 = 5_000;
+const STORM_WINDOW: Duration = Duration::from_millis(100);
 const BATCH_WAIT: Duration = Duration::from_micros(250);
+
+/// Tells storms from ordinary traffic by the rate of records handled.
+struct StormMeter {
+    since: Instant,
+    records: u64,
+    storm: bool,
+}
+
+impl StormMeter {
+    fn new() -> StormMeter {
+        StormMeter {
+            since: Instant::now(),
+            records: 0,
+            storm: false,
+        }
+    }
+
+    /// Whether a storm is going on (decided once per window).
+    fn storm(&mut self, records_total: u64) -> bool {
+        let elapsed = self.since.elapsed();
+        if elapsed >= STORM_WINDOW {
+            let n = records_total - self.records;
+            self.storm = n as f64 / elapsed.as_secs_f64() > STORM_RATE as f64;
+            self.since = Instant::now();
+            self.records = records_total;
+        }
+        self.storm
+    }
+}
 
 /// The ring of fork and exit records, which do not wake user space (ebpf/src/maps.rs): it is
 /// drained before every record of the main ring (a child's fork is committed before its exec
@@ -266,7 +298,7 @@ async fn event_loop(
     upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_stats = Instant::now();
     let mut last_lost = 0u64;
-    let mut last_wake = Instant::now();
+    let mut storm = StormMeter::new();
 
     loop {
         tokio::select! {
@@ -280,14 +312,10 @@ async fn event_loop(
             }
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("ring buffer poll failed")?;
-                // In a storm (woken again soon after the last time), let records gather
-                // before draining: while the ring is not empty, the kernel side does not wake
-                // us (a wake-up costs it an irq_work) and one wake-up serves many records.
-                let now = Instant::now();
-                if now.duration_since(last_wake) < BATCH_AFTER {
+                // In a storm, let records gather before draining (see `StormMeter`).
+                if storm.storm(state.enricher.counters.records) {
                     std::thread::sleep(BATCH_WAIT);
                 }
-                last_wake = now;
                 let rb = guard.get_inner_mut();
                 while let Some(item) = rb.next() {
                     drain_lazy(state, lazy.get_mut())?;
