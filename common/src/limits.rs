@@ -32,6 +32,12 @@ pub const DEFAULT_DNS_PORTS: [u16; 1] = [53];
 /// Most DNS ports the kernel side can watch at once.
 pub const DNS_PORTS_MAX: usize = 8;
 
+/// Wake-up coalescing of the main ring: a record submitted within this many nanoseconds of
+/// the last one that woke user space does not wake it again. User space, once woken, drains,
+/// waits this long and drains once more, so no record waits longer than about this (see
+/// ebpf/src/maps.rs and userspace/src/linux/sensor.rs).
+pub const WAKE_COALESCE_NS: u64 = 1_000_000;
+
 /// Task command name length (`TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
 

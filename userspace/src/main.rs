@@ -54,7 +54,7 @@ struct Cli {
     #[arg(long, global = true)]
     skip_invalid: bool,
 
-    /// Kernel-to-user ring buffer size, e.g. 16MiB or 16777216 (a power of two, 64KiB to 1GiB). Default: 16MiB.
+    /// Kernel-to-user ring buffer size, e.g. 16MiB or 16777216 (a power of two, 64KiB to 1GiB). Default: 8MiB.
     #[arg(long, value_name = "SIZE")]
     ring_buffer_size: Option<String>,
 

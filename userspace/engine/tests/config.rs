@@ -36,7 +36,7 @@ fn empty_file_and_missing_keys_are_defaults() {
     for text in ["", "# only a comment\n", "dns_ports: [53]\n"] {
         let c = Config::from_str("tw.yml", text).unwrap();
         assert_eq!(c.dns_ports, [53]);
-        assert_eq!(c.ring_buffer_size, 16 << 20);
+        assert_eq!(c.ring_buffer_size, 8 << 20);
         assert_eq!(c.stats_interval, Duration::from_secs(60));
         assert!(c.allowlist.is_empty());
     }

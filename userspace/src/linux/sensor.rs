@@ -203,42 +203,11 @@ impl State {
     }
 }
 
-/// In a storm (more than [`STORM_RATE`] records a second over the last [`STORM_WINDOW`]), wait
-/// [`BATCH_WAIT`] after a wake-up before draining: while the ring is not empty, the kernel
-/// side does not wake us again (each wake-up costs it an irq_work, a self-IPI), so one wake-up
-/// serves many records. Outside storms every record is handled at once (alert latency).
-const STORM_RATE: u64 = 5_000;
-const STORM_WINDOW: Duration = Duration::from_millis(100);
-const BATCH_WAIT: Duration = Duration::from_micros(250);
-
-/// Tells storms from ordinary traffic by the rate of records handled.
-struct StormMeter {
-    since: Instant,
-    records: u64,
-    storm: bool,
-}
-
-impl StormMeter {
-    fn new() -> StormMeter {
-        StormMeter {
-            since: Instant::now(),
-            records: 0,
-            storm: false,
-        }
-    }
-
-    /// Whether a storm is going on (decided once per window).
-    fn storm(&mut self, records_total: u64) -> bool {
-        let elapsed = self.since.elapsed();
-        if elapsed >= STORM_WINDOW {
-            let n = records_total - self.records;
-            self.storm = n as f64 / elapsed.as_secs_f64() > STORM_RATE as f64;
-            self.since = Instant::now();
-            self.records = records_total;
-        }
-        self.storm
-    }
-}
+/// After handling a wake-up, user space waits this long and drains the ring once more: the
+/// kernel side does not wake it for records submitted within this time of the last wake-up
+/// (ebpf/src/maps.rs), so one wake-up (an irq_work in the kernel, several µs) serves every
+/// record of a burst, and none waits longer than about this.
+const SECOND_PASS: Duration = Duration::from_nanos(tunnelwatch_common::limits::WAKE_COALESCE_NS);
 
 /// The ring of fork and exit records, which do not wake user space (ebpf/src/maps.rs): it is
 /// drained before every record of the main ring (a child's fork is committed before its exec
@@ -249,6 +218,25 @@ fn take_lazy(probes: &mut loader::Probes) -> Result<RingBuf<MapData>> {
         .take_map("LAZY")
         .context("the eBPF object has no LAZY map")?;
     RingBuf::try_from(map).context("LAZY is not a ring buffer")
+}
+
+/// Handles every record waiting in the main ring (and, before each, the fork/exit ring's);
+/// returns how many main records there were.
+fn drain_main(
+    state: &mut State,
+    ring: &mut RingBuf<MapData>,
+    lazy: &mut RingBuf<MapData>,
+) -> Result<usize> {
+    let mut n = 0;
+    while let Some(item) = ring.next() {
+        drain_lazy(state, lazy)?;
+        state
+            .record(&item)
+            .context("cannot format an output line")?;
+        n += 1;
+    }
+    drain_lazy(state, lazy)?;
+    Ok(n)
 }
 
 /// Handles every record waiting in the fork/exit ring.
@@ -298,7 +286,6 @@ async fn event_loop(
     upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_stats = Instant::now();
     let mut last_lost = 0u64;
-    let mut storm = StormMeter::new();
 
     loop {
         tokio::select! {
@@ -312,17 +299,13 @@ async fn event_loop(
             }
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("ring buffer poll failed")?;
-                // In a storm, let records gather before draining (see `StormMeter`).
-                if storm.storm(state.enricher.counters.records) {
-                    std::thread::sleep(BATCH_WAIT);
-                }
-                let rb = guard.get_inner_mut();
-                while let Some(item) = rb.next() {
-                    drain_lazy(state, lazy.get_mut())?;
-                    state.record(&item).context("cannot format an output line")?;
-                }
-                drain_lazy(state, lazy.get_mut())?;
                 guard.clear_ready();
+                if drain_main(state, guard.get_inner_mut(), lazy.get_mut())? > 0 {
+                    // The records that did not wake us (see `SECOND_PASS`). Blocking is
+                    // deliberate: it is short, and signals wait for it at most this long.
+                    std::thread::sleep(SECOND_PASS);
+                    drain_main(state, guard.get_inner_mut(), lazy.get_mut())?;
+                }
                 if state.sink.output.stats().closed() {
                     return Ok(Stop::StdoutClosed);
                 }
@@ -346,7 +329,9 @@ async fn event_loop(
                 if state.sink.output.stats().closed() {
                     return Ok(Stop::StdoutClosed);
                 }
-                drain_lazy(state, lazy.get_mut())?;
+                // A record whose commit raced with the second pass after a wake-up, and the
+                // fork/exit ring's records.
+                drain_main(state, ring.get_mut(), lazy.get_mut())?;
                 state.enricher.tick();
                 if watching {
                     let now = source.fingerprint();
