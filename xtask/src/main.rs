@@ -24,6 +24,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod fuzz;
 mod kernels;
 mod windows;
@@ -77,6 +78,9 @@ enum Cmd {
     Kernels(kernels::Args),
     /// Setup, then run each fuzz target for a bounded time; fails on a crash.
     Fuzz(fuzz::Args),
+    /// Build, then measure what the sensor costs against bare and against auditd and
+    /// bpftrace, on loopback (see bench.rs); writes target/bench/results.json.
+    Bench(bench::Args),
     /// Setup, then the engine's and the ETW crate's tests cross-compiled for Windows, run
     /// under Wine (installs wine64 and a stand-in bcryptprimitives.dll).
     WineTest {
@@ -165,6 +169,7 @@ fn run(cli: Cli) -> Result<()> {
             setup()?;
             fuzz::run(&args)
         }
+        Cmd::Bench(args) => bench::run(&args),
         Cmd::WineTest { args } => {
             setup()?;
             windows::wine_test(&args)
