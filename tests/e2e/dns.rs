@@ -51,6 +51,7 @@ fn network_alert(query: &str, qtype: &str, id: u16, server: SocketAddr, transpor
         "mitre_technique_id": ["T1572", "T1090", "T1102"],
         "risk_score": 50,
         "message": format!("An endpoint, {client}, is beaconing out to the reverse proxy service of Ngrok."),
+        "falsepositives": ["False positives will be present based on organizations that allow the use of Ngrok. Filter or monitor as needed."],
         "datamodel": "Network_Resolution",
         "vendor_product": "tunnelwatch",
         "query": query,

@@ -66,6 +66,7 @@ fn linux_alert(
         "mitre_technique_id": ["T1572", "T1090", "T1102"],
         "risk_score": 50,
         "message": format!("A reverse proxy was identified spawning from {parent_name} - ngrok on endpoint {host} by user {user}."),
+        "falsepositives": ["False positives may be present if Ngrok is an authorized utility. Filter as needed."],
         "datamodel": "Endpoint.Processes",
         "vendor_product": "tunnelwatch",
         "dest": host,

@@ -3,7 +3,8 @@
 //! sinks can use it too. Fields whose value is unknown (empty string, `None`) are left out.
 //!
 //! Key order: `time`, `host`, `kind`; for alerts `rule_id`, `rule_name`, `rule_type`,
-//! `severity`, `mitre_technique_id`, `risk_score`, `message`; then `datamodel`,
+//! `severity`, `mitre_technique_id`, `risk_score`, `message`, `falsepositives` (the rule's
+//! Sigma `falsepositives`, for the analyst); then `datamodel`,
 //! `vendor_product` and the event's CIM fields (Endpoint.Processes or Network_Resolution).
 
 use std::{
@@ -49,6 +50,7 @@ impl<W: Write> Emitter<W> {
             mitre_technique_id: &rule.mitre_technique_ids,
             risk_score: rule.risk_score,
             message: &alert.message,
+            falsepositives: &rule.falsepositives,
         };
         self.write_line(event, "alert", Some(view))
     }
@@ -156,6 +158,8 @@ struct AlertView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     risk_score: Option<u32>,
     message: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    falsepositives: &'a [String],
 }
 
 #[derive(Serialize)]

@@ -184,6 +184,7 @@ const ALERT_KEYS: &[&str] = &[
     "mitre_technique_id",
     "risk_score",
     "message",
+    "falsepositives",
 ];
 const PROCESS_KEYS: &[&str] = &[
     "dest",
