@@ -13,6 +13,8 @@
 //!   under Wine (see windows.rs).
 //! - `fuzz [--seconds N] [--target T]... [--merge]`: the cargo-fuzz targets (see fuzz.rs and
 //!   fuzz/README.md), 60 s each by default; `test` ends with it.
+//! - `bench [--quick] ...`: what the sensor costs the host, against bare, auditd and bpftrace
+//!   (see bench.rs); prints the table, writes target/bench/results.json.
 
 use std::{
     env,
