@@ -333,3 +333,69 @@ fn sigterm_during_an_exec_storm_detaches_everything() {
         );
     }
 }
+
+#[test]
+fn processes_gone_before_user_space_reads_them_are_still_named() {
+    if !require_root() {
+        return;
+    }
+    let tools = Tools::new();
+    let renamed = tools.go_tool("update-helper", "go.ngrok.com/cmd/ngrok");
+    let responder = crate::harness::dns_server::Responder::start(0);
+    let port = responder.port.to_string();
+    let mut sensor = Sensor::start(&["--dns-port", &port]);
+    // Freeze user space: the kernel side keeps queuing, nothing reads /proc meanwhile.
+    sensor.signal(Signal::SIGSTOP);
+    let ngrok = tools.path("ngrok");
+    let mut child = Command::new(&ngrok).args(["http", "gone"]).spawn().unwrap();
+    let ngrok_pid = child.id();
+    assert!(child.wait().unwrap().success());
+    let mut child = Command::new(&renamed).args(["tcp", "22"]).spawn().unwrap();
+    let renamed_pid = child.id();
+    assert!(child.wait().unwrap().success());
+    let name = format!("{}.ngrok.io", crate::harness::unique("gone"));
+    let status = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port,
+            &name,
+            "A",
+            "+tries=1",
+            "+time=5",
+            "+short",
+        ])
+        .status()
+        .expect("dig (dnsutils) is installed by `cargo xtask setup`");
+    assert!(status.success());
+    // All three have exited and been reaped: their /proc entries are gone.
+    for pid in [ngrok_pid, renamed_pid] {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+    sensor.signal(Signal::SIGCONT);
+
+    let ngrok_path = ngrok.to_string_lossy().into_owned();
+    let line = sensor.wait_for("the exited ngrok", |v| {
+        s(v, "process_path") == ngrok_path && s(v, "process").ends_with("http gone")
+    });
+    assert_eq!(s(&line, "rule_id"), "bc84d574-708c-467d-b78a-4c1e20171f97");
+    assert_eq!(line["process_id"], u64::from(ngrok_pid));
+    assert_eq!(s(&line, "user"), "root");
+    assert!(!s(&line, "parent_process_name").is_empty(), "{line:#}");
+    assert!(!s(&line, "parent_process_path").is_empty(), "{line:#}");
+
+    let renamed_path = renamed.to_string_lossy().into_owned();
+    let line = sensor.wait_for("the exited renamed ngrok", |v| {
+        s(v, "process_path") == renamed_path
+    });
+    assert_eq!(s(&line, "rule_name"), "Renamed Ngrok Agent");
+    assert_eq!(line["process_id"], u64::from(renamed_pid));
+    assert_eq!(s(&line, "original_file_name"), "ngrok");
+
+    let line = sensor.wait_for("the exited dig's query", |v| s(v, "query") == name);
+    assert_eq!(s(&line, "rule_id"), "5790a766-53b8-40d3-a696-3547b978fcf0");
+    assert_eq!(s(&line, "process_name"), "dig");
+    assert!(s(&line, "process_path").ends_with("/dig"), "{line:#}");
+    assert!(s(&line, "process").contains(&name), "{line:#}");
+    sensor.stop();
+}
