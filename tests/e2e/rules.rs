@@ -222,3 +222,34 @@ fn rules_check_and_list_from_the_command_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yml:3"), "{err}");
 }
+
+#[test]
+fn signals_right_after_ready_are_handled_not_fatal() {
+    if !require_root() {
+        return;
+    }
+    // A SIGHUP the moment the sensor says it is ready reloads (it once killed the sensor:
+    // the handlers were installed after the `ready` line).
+    let tools = Tools::new();
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("probe.yml"), &probe_rule("tw-probe-r"));
+    let r = probe(&tools, "tw-probe-r");
+    for _ in 0..5 {
+        let mut sensor = Sensor::start(&["--rules", &dir.path().to_string_lossy()]);
+        sensor.signal(Signal::SIGHUP);
+        sensor.wait_stderr("rules reloaded", 0);
+        programs::run(&mut Command::new(&r));
+        sensor.wait_for("probe r", |v| {
+            s(v, "rule_id") == PROBE_RULE && s(v, "process_path") == r
+        });
+        let stopped = sensor.stop();
+        assert!(stopped.status.success(), "{}", stopped.stderr);
+    }
+    // A SIGTERM the moment it is ready detaches and exits 0.
+    for _ in 0..5 {
+        let sensor = Sensor::start(&[]);
+        let stopped = sensor.stop_with(Signal::SIGTERM);
+        assert!(stopped.status.success(), "{}", stopped.stderr);
+        assert!(stopped.stderr.contains("SIGTERM"), "{}", stopped.stderr);
+    }
+}

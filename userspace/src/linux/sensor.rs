@@ -68,6 +68,17 @@ pub enum StartError {
 /// reloads from it on SIGHUP and when its files change.
 pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<Stop, RunError> {
     let (source, loaded_fingerprint) = source;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the event loop")
+        .map_err(RunError::Run)?;
+    // Before anything is loaded: a signal that comes while loading, or right after `ready`,
+    // is handled by the event loop (detach, exit 0), not by the default action.
+    let signals = {
+        let _context = runtime.enter();
+        Signals::install().map_err(RunError::Run)?
+    };
     let host = preflight::check().map_err(|e| RunError::Start(StartError::Environment(e)))?;
     let started = Instant::now();
     let offsets =
@@ -105,11 +116,6 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
         probes.program_ids,
     );
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the event loop")
-        .map_err(RunError::Run)?;
     let mut state = State {
         engine,
         enricher,
@@ -124,6 +130,7 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
     };
     let result = runtime.block_on(event_loop(
         &mut state,
+        signals,
         (&source, loaded_fingerprint),
         ring,
         lazy,
@@ -249,8 +256,28 @@ fn drain_lazy(state: &mut State, lazy: &mut RingBuf<MapData>) -> Result<()> {
     Ok(())
 }
 
+/// The signals the sensor handles.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Replaces the default actions (must run within the runtime's context).
+    fn install() -> Result<Signals> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn event_loop(
     state: &mut State,
+    signals: Signals,
     source: (&RuleSource, u64),
     ring: RingBuf<MapData>,
     lazy: RingBuf<MapData>,
@@ -276,9 +303,11 @@ async fn event_loop(
         ),
         None => None,
     };
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let Signals {
+        int: mut sigint,
+        term: mut sigterm,
+        hup: mut sighup,
+    } = signals;
     // Reload without a signal when a rule or config file changes (polled: cheap, portable).
     let (source, mut fingerprint) = source;
     let watching = source.config.is_some() || !source.rule_dirs.is_empty();
