@@ -126,7 +126,17 @@ fn a_short_lived_process_with_a_huge_command_line_is_flagged_truncated() {
     let mut sensor = Sensor::start(&["--all-events"]);
     let padding = "q".repeat(1000);
     let args: Vec<String> = (0..12).map(|_| padding.clone()).collect();
-    programs::run(Command::new(tools.path("ngrokker")).args(&args));
+    // Gone for sure before user space could read its /proc entry: the sensor is stopped
+    // meanwhile (else it may complete the command line in time, as it should).
+    sensor.signal(nix::sys::signal::Signal::SIGSTOP);
+    let mut child = Command::new(tools.path("ngrokker"))
+        .args(&args)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(child.wait().unwrap().success());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    sensor.signal(nix::sys::signal::Signal::SIGCONT);
     let path = tools.path("ngrokker").to_string_lossy().into_owned();
     let line = sensor.wait_for("the truncated exec", |v| s(v, "process_path") == path);
     assert_eq!(line["args_truncated"], true);
