@@ -5,7 +5,7 @@
 //! table is bounded by the live processes.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     sync::Arc,
 };
 
@@ -64,7 +64,7 @@ impl ProcInfo {
 
 #[derive(Default)]
 pub struct ProcTable {
-    procs: HashMap<u32, ProcInfo>,
+    procs: foldhash::HashMap<u32, ProcInfo>,
     /// (boot ns of exit, pid, start_ns) in exit order.
     exited: VecDeque<(u64, u32, u64)>,
     /// Whether misses may be filled from /proc (off in tests of the table itself).

@@ -1,11 +1,11 @@
 //! User names for uids, looked up once per uid (through NSS, as `id` does) and cached.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 /// uid -> name cache. Unknown uids map to their number, so that alerts always name someone.
 #[derive(Default)]
 pub struct Users {
-    names: HashMap<u32, Arc<str>>,
+    names: foldhash::HashMap<u32, Arc<str>>,
 }
 
 impl Users {
