@@ -124,8 +124,8 @@ impl<H: Host> Enricher<H> {
         {
             // The kernel's Start for this process came first: correct its path.
             if p.path_source != PathSource::Etw && same_image(&s.path, &p.process.name) {
-                p.process.name = file_name(&s.path).to_owned();
-                p.process.path = s.path;
+                p.process.name = file_name(&s.path).into();
+                p.process.path = s.path.into();
                 p.path_source = PathSource::Etw;
             }
             return;
@@ -133,8 +133,8 @@ impl<H: Host> Enricher<H> {
         self.procs.insert(ProcInfo {
             process: Process {
                 pid: s.pid,
-                name: file_name(&s.path).to_owned(),
-                path: s.path,
+                name: file_name(&s.path).into(),
+                path: s.path.into(),
                 ..Process::default()
             },
             ppid: s.ppid,
@@ -159,12 +159,15 @@ impl<H: Host> Enricher<H> {
             .cloned();
         let (path, path_source) = match &earlier {
             Some(p) => (p.process.path.clone(), PathSource::Etw),
-            None => self.find_path(&k),
+            None => {
+                let (path, source) = self.find_path(&k);
+                (path.into(), source)
+            }
         };
-        let name = if path.is_empty() {
-            k.image_file_name.clone()
+        let name: Arc<str> = if path.is_empty() {
+            k.image_file_name.as_str().into()
         } else {
-            file_name(&path).to_owned()
+            file_name(&path).into()
         };
         let (user, user_id) = match &k.sid {
             Some(sid) => {
@@ -178,10 +181,10 @@ impl<H: Host> Enricher<H> {
             pid: k.pid,
             name,
             path,
-            command_line: k.command_line,
-            user,
-            user_id,
-            original_file_name: String::new(),
+            command_line: k.command_line.into(),
+            user: user.into(),
+            user_id: user_id.into(),
+            original_file_name: Arc::default(),
         };
         let started = earlier.as_ref().map_or(k.time, |p| p.started.min(k.time));
         self.procs.insert(ProcInfo {
@@ -206,7 +209,8 @@ impl<H: Host> Enricher<H> {
         process.original_file_name = self
             .host
             .original_file_name(&process.path)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into();
         Some(ProcessEvent {
             time: filetime_to_system_time(k.time),
             host: self.host_name.clone(),
@@ -251,8 +255,8 @@ impl<H: Host> Enricher<H> {
                 let path = self.host.live_image_path(pid).unwrap_or_default();
                 let process = Process {
                     pid,
-                    name: file_name(&path).to_owned(),
-                    path,
+                    name: file_name(&path).into(),
+                    path: path.into(),
                     ..Process::default()
                 };
                 (Some(process), None)

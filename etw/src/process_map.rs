@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(k.sid.unwrap().to_string(), "S-1-5-18");
         assert_eq!(k.image_file_name, "svchost.exe");
         assert_eq!(
-            k.command_line,
+            &*k.command_line,
             r"C:\Windows\system32\svchost.exe -k netsvcs"
         );
         // The Idle process has neither SID nor command line.

@@ -126,7 +126,7 @@ mod tests {
         ProcInfo {
             process: Process {
                 pid,
-                name: format!("p{pid}.exe"),
+                name: format!("p{pid}.exe").into(),
                 ..Process::default()
             },
             ppid,

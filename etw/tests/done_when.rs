@@ -149,10 +149,10 @@ fn dns_queries_of_ngrok_map_and_alert_with_the_network_rule() {
     assert_eq!(d.platform, Platform::Windows);
     let proc_ = d.process.as_ref().unwrap();
     assert_eq!(
-        (proc_.pid, proc_.name.as_str(), proc_.path.as_str()),
+        (proc_.pid, &*proc_.name, &*proc_.path),
         (5832, "ngrok.exe", r"C:\Users\a\Downloads\ngrok.exe")
     );
-    assert_eq!(d.parent.as_ref().unwrap().name, "cmd.exe");
+    assert_eq!(&*d.parent.as_ref().unwrap().name, "cmd.exe");
     let mut em = Emitter::new(Vec::new());
     em.write_event(&events[0]).unwrap();
     assert_eq!(
@@ -206,12 +206,12 @@ fn linux_lines() -> (Value, Value) {
     let engine = Engine::from_config(&Default::default()).unwrap();
     let proc_ = |pid: u32, path: &str, cmd: &str| Process {
         pid,
-        name: path.rsplit('/').next().unwrap().to_owned(),
-        path: path.to_owned(),
-        command_line: cmd.to_owned(),
+        name: path.rsplit('/').next().unwrap().into(),
+        path: path.into(),
+        command_line: cmd.into(),
         user: "alice".into(),
         user_id: "1000".into(),
-        original_file_name: String::new(),
+        original_file_name: Default::default(),
     };
     let ngrok = proc_(
         5832,

@@ -149,9 +149,9 @@ fn the_path_falls_back_to_the_live_process_then_the_command_line() {
         )],
     );
     let p = only_process(&events);
-    assert_eq!(p.process.path, r"C:\Users\a\Downloads\ngrok.exe");
-    assert_eq!(p.process.name, "ngrok.exe");
-    assert_eq!(p.process.original_file_name, "ngrok.exe");
+    assert_eq!(&*p.process.path, r"C:\Users\a\Downloads\ngrok.exe");
+    assert_eq!(&*p.process.name, "ngrok.exe");
+    assert_eq!(&*p.process.original_file_name, "ngrok.exe");
 
     // The live pid now runs another image (it exited and the pid was reused): not used; the
     // command line's absolute path is.
@@ -169,7 +169,7 @@ fn the_path_falls_back_to_the_live_process_then_the_command_line() {
             T0,
         )],
     );
-    assert_eq!(only_process(&events).process.path, r"D:\tools\ngrok.exe");
+    assert_eq!(&*only_process(&events).process.path, r"D:\tools\ngrok.exe");
 
     // Nothing names the path: the name is the kernel's ImageFileName, the path unknown.
     let events = process_events(
@@ -186,10 +186,10 @@ fn the_path_falls_back_to_the_live_process_then_the_command_line() {
     );
     let p = only_process(&events);
     assert_eq!(
-        (p.process.name.as_str(), p.process.path.as_str()),
+        (p.process.name.as_ref(), p.process.path.as_ref()),
         ("ngrok.exe", "")
     );
-    assert_eq!(p.process.original_file_name, "");
+    assert_eq!(&*p.process.original_file_name, "");
 }
 
 #[test]
@@ -209,14 +209,17 @@ fn a_late_kernel_process_event_corrects_the_table() {
         &mut out,
     );
     let p = e.procs().get(7000).unwrap();
-    assert_eq!(p.process.path, r"D:\bin\ngrok.exe");
+    assert_eq!(&*p.process.path, r"D:\bin\ngrok.exe");
     assert_eq!(p.path_source, PathSource::Etw);
-    assert_eq!(p.process.command_line, "ngrok http 80", "kernel data kept");
+    assert_eq!(
+        &*p.process.command_line, "ngrok http 80",
+        "kernel data kept"
+    );
     // A later DNS query names the corrected path.
     out.clear();
     e.handle(&dns_3006(7000, "a.ngrok.io", 1, at(1)), &mut out);
     let Event::Dns(d) = &out[0] else { panic!() };
-    assert_eq!(d.process.as_ref().unwrap().path, r"D:\bin\ngrok.exe");
+    assert_eq!(&*d.process.as_ref().unwrap().path, r"D:\bin\ngrok.exe");
 }
 
 #[test]
@@ -234,7 +237,7 @@ fn unknown_devices_are_reported_as_they_are() {
         ],
     );
     assert_eq!(
-        only_process(&events).process.path,
+        &*only_process(&events).process.path,
         r"\Device\HarddiskVolumeShadowCopy2\x\ngrok.exe"
     );
 }
@@ -261,7 +264,7 @@ fn users_come_from_the_sid_and_are_looked_up_once() {
     let users: Vec<(String, String)> = out
         .iter()
         .map(|ev| match ev {
-            Event::Process(p) => (p.process.user.clone(), p.process.user_id.clone()),
+            Event::Process(p) => (p.process.user.to_string(), p.process.user_id.to_string()),
             _ => panic!(),
         })
         .collect();
@@ -295,7 +298,7 @@ fn an_unknown_parent_is_named_by_its_pid_only() {
     );
     let p = only_process(&events);
     assert_eq!(p.parent.pid, 9999);
-    assert_eq!((p.parent.name.as_str(), p.parent.path.as_str()), ("", ""));
+    assert_eq!((p.parent.name.as_ref(), p.parent.path.as_ref()), ("", ""));
     // Parent pid reused by a younger process: not the parent.
     let events = process_events(
         table_host(),
@@ -305,7 +308,7 @@ fn an_unknown_parent_is_named_by_its_pid_only() {
         ],
     );
     match &events[1] {
-        Event::Process(p) => assert_eq!((p.parent.pid, p.parent.name.as_str()), (300, "")),
+        Event::Process(p) => assert_eq!((p.parent.pid, p.parent.name.as_ref()), (300, "")),
         other => panic!("{other:?}"),
     }
 }
@@ -334,9 +337,9 @@ fn dns_processes_come_from_the_table_or_the_live_process() {
             Event::Dns(d) => d.process.as_ref().map(|p| {
                 (
                     p.pid,
-                    p.name.clone(),
-                    p.command_line.clone(),
-                    p.user.clone(),
+                    p.name.to_string(),
+                    p.command_line.to_string(),
+                    p.user.to_string(),
                 )
             }),
             _ => panic!(),
@@ -383,7 +386,7 @@ fn exited_processes_name_late_dns_events_then_are_forgotten() {
     out.clear();
     e.handle(&dns_3008(5832, "x.ngrok.io", 1, 9003, "", at(2)), &mut out);
     let Event::Dns(d) = &out[0] else { panic!() };
-    assert_eq!(d.process.as_ref().unwrap().name, "ngrok.exe");
+    assert_eq!(&*d.process.as_ref().unwrap().name, "ngrok.exe");
     assert_eq!(d.reply_code, "NXDomain");
     e.tick(at(1) + EXITED_GRACE + 1);
     assert!(e.procs().get(5832).is_none());

@@ -190,12 +190,12 @@ const HOSTILE_DOMAINS: &[&str] = &["abc.ngrok-free.app", "api.trycloudflare.com"
 fn process(pid: u32, path: &str, command_line: &str, user: &str) -> Process {
     Process {
         pid,
-        name: path.rsplit(['/', '\\']).next().unwrap_or(path).to_owned(),
-        path: path.to_owned(),
-        command_line: command_line.to_owned(),
-        user: user.to_owned(),
-        user_id: "1000".to_owned(),
-        original_file_name: String::new(),
+        name: path.rsplit(['/', '\\']).next().unwrap_or(path).into(),
+        path: path.into(),
+        command_line: command_line.into(),
+        user: user.into(),
+        user_id: "1000".into(),
+        original_file_name: Default::default(),
     }
 }
 

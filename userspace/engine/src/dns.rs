@@ -860,7 +860,7 @@ mod tests {
     fn query_aaaa_mixed_case_and_trailing_dot() {
         let bytes = query_bytes(name("AbC.NgRoK.Io"), RecordType::AAAA, 7);
         let msg = parse_message(&bytes, true).unwrap();
-        assert_eq!(msg.questions[0].name, "abc.ngrok.io");
+        assert_eq!(&*msg.questions[0].name, "abc.ngrok.io");
         assert_eq!(msg.questions[0].qtype, 28);
         assert_eq!(type_name(28), "AAAA");
         // Whether or not the name given to the encoder was fully qualified, the wire form is.
@@ -872,7 +872,7 @@ mod tests {
     fn query_root() {
         let bytes = query_bytes(Name::root(), RecordType::NS, 1);
         let msg = parse_message(&bytes, true).unwrap();
-        assert_eq!(msg.questions[0].name, ".");
+        assert_eq!(&*msg.questions[0].name, ".");
         assert_eq!(type_name(msg.questions[0].qtype), "NS");
     }
 
@@ -893,7 +893,7 @@ mod tests {
         ])
         .unwrap();
         let msg = parse_message(&query_bytes(dotted, RecordType::A, 1), true).unwrap();
-        assert_eq!(msg.questions[0].name, r"abc\.ngrok\.io.evil");
+        assert_eq!(&*msg.questions[0].name, r"abc\.ngrok\.io.evil");
 
         // Control, space and high bytes come out as decimal \DDD; a backslash as \\.
         let odd = Name::from_labels(vec![
@@ -902,17 +902,17 @@ mod tests {
         ])
         .unwrap();
         let msg = parse_message(&query_bytes(odd, RecordType::A, 1), true).unwrap();
-        assert_eq!(msg.questions[0].name, r"a\000b\032c\255\\.io");
+        assert_eq!(&*msg.questions[0].name, r"a\000b\032c\255\\.io");
 
         // Punycode stays punycode.
         let idn = name("xn--bcher-kva.example.");
         let msg = parse_message(&query_bytes(idn, RecordType::A, 1), true).unwrap();
-        assert_eq!(msg.questions[0].name, "xn--bcher-kva.example");
+        assert_eq!(&*msg.questions[0].name, "xn--bcher-kva.example");
 
         // A label ending in a dot keeps its escaped dot after normalizing.
         let trailing = Name::from_labels(vec![Label::from_raw_bytes(b"end.").unwrap()]).unwrap();
         let msg = parse_message(&query_bytes(trailing, RecordType::A, 1), true).unwrap();
-        assert_eq!(msg.questions[0].name, r"end\.");
+        assert_eq!(&*msg.questions[0].name, r"end\.");
     }
 
     #[test]
@@ -937,7 +937,7 @@ mod tests {
         assert!(msg.response);
         assert!(!msg.partial);
         assert_eq!(msg.id, 0xbeef);
-        assert_eq!(msg.questions[0].name, "www.example.com");
+        assert_eq!(&*msg.questions[0].name, "www.example.com");
         let got: Vec<(&str, String, u32, &str)> = msg
             .answers
             .iter()
@@ -1059,7 +1059,7 @@ mod tests {
         assert!(!msg.partial);
         assert_eq!(msg.answers[0].data, r"\# 5 0102030405");
         assert_eq!(msg.answers[1].data, "9.9.9.9");
-        assert_eq!(msg.answers[1].name, "a.b");
+        assert_eq!(&*msg.answers[1].name, "a.b");
     }
 
     #[test]
@@ -1084,11 +1084,11 @@ mod tests {
         assert!(full.len() > 2048);
         let msg = parse_message(&full[..2048], false).unwrap();
         assert!(msg.partial);
-        assert_eq!(msg.questions[0].name, "big.ngrok.io");
+        assert_eq!(&*msg.questions[0].name, "big.ngrok.io");
         assert_eq!(type_name(msg.questions[0].qtype), "TXT");
         assert!(!msg.answers.is_empty() && msg.answers.len() < 60);
         for (i, a) in msg.answers.iter().enumerate() {
-            assert_eq!(a.name, "big.ngrok.io");
+            assert_eq!(&*a.name, "big.ngrok.io");
             assert!(a.data.starts_with(&format!("\"record {i:02} ")));
         }
         // The full message decodes completely.
@@ -1182,7 +1182,7 @@ mod tests {
         b.extend_from_slice(&[0xc0, (first + 14) as u8, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0]);
         b.extend_from_slice(&[0xc0, first as u8, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0]);
         let msg = parse_message(&b, true).unwrap();
-        assert_eq!(msg.questions[0].name, "a");
+        assert_eq!(&*msg.questions[0].name, "a");
         assert!(msg.answers.is_empty());
         assert!(msg.partial);
 
@@ -1323,7 +1323,7 @@ mod tests {
         let start = Instant::now();
         let msg = parse_message(&b, true).unwrap();
         let elapsed = start.elapsed();
-        assert_eq!(msg.questions[0].name, ".");
+        assert_eq!(&*msg.questions[0].name, ".");
         assert_eq!(msg.answers.len(), MAX_ANSWERS);
         assert!(
             msg.answers[0]
@@ -1332,7 +1332,7 @@ mod tests {
         );
         assert!(msg.answers[0].data.ends_with("..."));
         // Every chain ends at the root name.
-        assert_eq!(msg.answers[1].name, ".");
+        assert_eq!(&*msg.answers[1].name, ".");
         assert_eq!(msg.answers[1].data, "10.0.0.1");
         assert!(msg.partial);
         assert_sane(&msg);
@@ -1345,7 +1345,7 @@ mod tests {
         let r = mixed_response();
         let one = parse_tcp_segment(&with_prefix(&q), true);
         assert_eq!(one.len(), 1);
-        assert_eq!(one[0].questions[0].name, "abc.ngrok.io");
+        assert_eq!(&*one[0].questions[0].name, "abc.ngrok.io");
         assert!(!one[0].partial);
 
         let mut two = with_prefix(&q);
@@ -1368,7 +1368,7 @@ mod tests {
         assert_eq!(msgs.len(), 2);
         assert!(!msgs[0].partial);
         assert!(msgs[1].partial);
-        assert_eq!(msgs[1].questions[0].name, "big.ngrok.io");
+        assert_eq!(&*msgs[1].questions[0].name, "big.ngrok.io");
         assert!(!msgs[1].answers.is_empty());
 
         // Cut inside the second message's header or question: only the first comes back.

@@ -10,6 +10,7 @@
 use std::{
     io::{self, Write},
     net::IpAddr,
+    sync::LazyLock,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -279,15 +280,7 @@ struct DnsView<'a> {
 
 impl<'a> DnsView<'a> {
     fn new(e: &'a DnsEvent) -> Self {
-        static NONE: Process = Process {
-            pid: 0,
-            name: String::new(),
-            path: String::new(),
-            command_line: String::new(),
-            user: String::new(),
-            user_id: String::new(),
-            original_file_name: String::new(),
-        };
+        static NONE: LazyLock<Process> = LazyLock::new(Process::default);
         let p = e.process.as_ref().unwrap_or(&NONE);
         let pp = e.parent.as_ref().unwrap_or(&NONE);
         DnsView {

@@ -21,22 +21,24 @@ impl Platform {
     }
 }
 
-/// A process, as far as it is known. Empty strings mean "unknown".
+/// A process, as far as it is known. Empty strings mean "unknown". The strings are shared
+/// (`Arc<str>`): a sensor builds one per process and every event of that process clones the
+/// pointers, not the text (building them per DNS event was a fifth of the sensor's CPU).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Process {
     pub pid: u32,
     /// Image name: the last component of `path` (CIM `process_name`).
-    pub name: String,
+    pub name: Arc<str>,
     /// Full path of the image (CIM `process_path`).
-    pub path: String,
+    pub path: Arc<str>,
     /// Full command line, arguments joined by spaces (CIM `process`).
-    pub command_line: String,
+    pub command_line: Arc<str>,
     /// User name (CIM `user`).
-    pub user: String,
+    pub user: Arc<str>,
     /// Numeric uid on Linux, SID on Windows (CIM `user_id`).
-    pub user_id: String,
+    pub user_id: Arc<str>,
     /// What the image really is, whatever its name (PE `OriginalFilename` on Windows).
-    pub original_file_name: String,
+    pub original_file_name: Arc<str>,
 }
 
 /// A process started (Endpoint.Processes).

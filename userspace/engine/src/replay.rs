@@ -410,18 +410,18 @@ pub(crate) fn build_event(map: &Map<String, Value>, opts: &BuildOptions) -> Resu
             };
             let process = Process {
                 pid: f.u32("process_id")?,
-                name: name_or_base("process_name", "process_path")?,
-                path: f.string("process_path")?,
-                command_line: f.string("process")?,
-                user: f.string("user")?,
-                user_id: f.string("user_id")?,
-                original_file_name: f.string("original_file_name")?,
+                name: name_or_base("process_name", "process_path")?.into(),
+                path: f.string("process_path")?.into(),
+                command_line: f.string("process")?.into(),
+                user: f.string("user")?.into(),
+                user_id: f.string("user_id")?.into(),
+                original_file_name: f.string("original_file_name")?.into(),
             };
             let parent = Process {
                 pid: f.u32("parent_process_id")?,
-                name: name_or_base("parent_process_name", "parent_process_path")?,
-                path: f.string("parent_process_path")?,
-                command_line: f.string("parent_process")?,
+                name: name_or_base("parent_process_name", "parent_process_path")?.into(),
+                path: f.string("parent_process_path")?.into(),
+                command_line: f.string("parent_process")?.into(),
                 ..Process::default()
             };
             let platform = platform.unwrap_or_else(|| {
@@ -465,17 +465,17 @@ pub(crate) fn build_event(map: &Map<String, Value>, opts: &BuildOptions) -> Resu
             };
             let process = Process {
                 pid: f.u32("process_id")?,
-                name: name_or_base("process_name", "process_path")?,
-                path: f.string("process_path")?,
-                command_line: f.string("process")?,
-                user: f.string("user")?,
-                user_id: f.string("user_id")?,
-                original_file_name: String::new(),
+                name: name_or_base("process_name", "process_path")?.into(),
+                path: f.string("process_path")?.into(),
+                command_line: f.string("process")?.into(),
+                user: f.string("user")?.into(),
+                user_id: f.string("user_id")?.into(),
+                original_file_name: Arc::default(),
             };
             let parent = Process {
                 pid: f.u32("parent_process_id")?,
-                name: name_or_base("parent_process_name", "parent_process_path")?,
-                path: f.string("parent_process_path")?,
+                name: name_or_base("parent_process_name", "parent_process_path")?.into(),
+                path: f.string("parent_process_path")?.into(),
                 ..Process::default()
             };
             let platform = platform.unwrap_or_else(|| {

@@ -237,10 +237,10 @@ fn random_event(rng: &mut Rng) -> Event {
             let mut e = exec_on(platform, &format!("{dir}{name}"), &cmd);
             if let Event::Process(p) = &mut e {
                 if rng.next().is_multiple_of(4) {
-                    p.process.original_file_name = rng.pick(&names).to_owned();
+                    p.process.original_file_name = rng.pick(&names).into();
                 }
                 if rng.next().is_multiple_of(5) {
-                    p.process.user = String::new();
+                    p.process.user = Default::default();
                 }
                 if rng.next().is_multiple_of(5) {
                     p.process.pid = 4242;
@@ -268,7 +268,7 @@ fn random_event(rng: &mut Rng) -> Event {
                 && rng.next().is_multiple_of(3)
                 && let Some(p) = &mut d.process
             {
-                p.path = format!("/opt/{name}");
+                p.path = format!("/opt/{name}").into();
             }
             e
         }

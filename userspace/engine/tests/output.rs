@@ -107,7 +107,7 @@ fn process_event_line_omits_unknowns_and_flags_truncation() {
     );
     if let Event::Process(p) = &mut e {
         p.parent = Process::default();
-        p.process.user = String::new();
+        p.process.user = Default::default();
         p.process.user_id = "S-1-5-18".into();
         p.process.original_file_name = "ngrok.exe".into();
         p.args_truncated = true;
@@ -130,7 +130,7 @@ fn messages_fill_unknown_values_with_unknown() {
     let mut e = exec("/usr/local/bin/ngrok", "ngrok tcp 22");
     if let Event::Process(p) = &mut e {
         p.parent = Process::default();
-        p.process.user = String::new();
+        p.process.user = Default::default();
     }
     let engine = builtin_engine();
     let mut alerts: Vec<Alert<'_>> = Vec::new();

@@ -37,7 +37,7 @@ fn events() -> Vec<Event> {
     let mut bare = exec("/bin/true", "true");
     if let Event::Process(p) = &mut bare {
         p.parent = Process::default();
-        p.process.user = String::new();
+        p.process.user = Default::default();
         p.process.original_file_name = "true".into();
         p.args_truncated = true;
         p.time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(1_999);

@@ -43,7 +43,7 @@ fn test_cases_are_parsed_with_defaults() {
     assert_eq!(rule.tests.len(), 2);
     let t = &rule.tests[0];
     assert_eq!(
-        (t.name.as_str(), t.line, t.alert),
+        (&*t.name, t.line, t.alert),
         ("a hit, with its message", 12, true)
     );
     assert_eq!(t.message.as_deref(), Some("tool.exe on ws7"));
@@ -52,9 +52,9 @@ fn test_cases_are_parsed_with_defaults() {
         panic!("not a process event")
     };
     assert_eq!(p.platform, Platform::Windows);
-    assert_eq!(p.process.name, "tool.exe");
+    assert_eq!(&*p.process.name, "tool.exe");
     assert_eq!(&*p.host, "ws7");
-    assert_eq!(rule.tests[1].name, "test 2");
+    assert_eq!(&*rule.tests[1].name, "test 2");
     let report = report_of(&[("rules/tool.yml", RULE)]);
     assert!(report.passed(), "{report}");
     assert_eq!(report.tests(), 2);

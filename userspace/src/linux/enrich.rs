@@ -22,7 +22,7 @@ use crate::linux::{
     clock::BootClock,
     decode::{self, Record},
     identify::{FileKey, Identifier},
-    proc_table::{ProcInfo, ProcTable},
+    proc_table::{self, ProcInfo, ProcTable},
     users::Users,
 };
 
@@ -156,13 +156,16 @@ impl Enricher {
                 .or_else(|_| File::open(&path))
                 .ok()
         });
+        let path: Arc<str> = path.into();
+        let comm: Arc<str> = comm.into();
         let info = ProcInfo {
             pid: e.task.tgid,
             ppid: e.task.ppid,
             uid: e.task.uid,
-            path: path.into(),
+            name: proc_table::image_name(&path, &comm),
+            path,
             command_line: command_line.into(),
-            comm: comm.into(),
+            comm,
             start_ns: e.task.start_ns,
             args_truncated,
             original_file_name,
@@ -190,7 +193,7 @@ impl Enricher {
             Some(p) => self.process_of(&p),
             None => Process {
                 pid: ppid,
-                name: decode::comm(comm),
+                name: decode::comm(comm).into(),
                 ..Default::default()
             },
         }
@@ -203,13 +206,14 @@ impl Enricher {
         let (process, ppid) = match procs.lookup(task.tgid) {
             Some(p) => (process_of(users, p, task.uid), p.ppid),
             None => {
-                let comm = decode::comm(&task.comm);
+                let comm: Arc<str> = decode::comm(&task.comm).into();
                 let info = ProcInfo {
                     pid: task.tgid,
                     ppid: task.ppid,
                     uid: task.uid,
-                    command_line: comm.clone().into(),
-                    comm: comm.into(),
+                    command_line: comm.clone(),
+                    name: comm.clone(),
+                    comm,
                     ..Default::default()
                 };
                 (process_of(users, &info, task.uid), task.ppid)
@@ -318,19 +322,17 @@ impl Enricher {
 }
 
 /// The engine's view of a table entry, as user `uid`.
+/// The engine's view of a table entry: shared strings, no copies.
 fn process_of(users: &mut Users, info: &ProcInfo, uid: u32) -> Process {
+    let (user, user_id) = users.name_and_id(uid);
     Process {
         pid: info.pid,
-        name: info.name().to_string(),
-        path: info.path.to_string(),
-        command_line: info.command_line.to_string(),
-        user: users.name(uid).to_string(),
-        user_id: uid.to_string(),
-        original_file_name: info
-            .original_file_name
-            .as_deref()
-            .unwrap_or_default()
-            .to_string(),
+        name: info.name.clone(),
+        path: info.path.clone(),
+        command_line: info.command_line.clone(),
+        user,
+        user_id,
+        original_file_name: info.original_file_name.clone().unwrap_or_default(),
     }
 }
 

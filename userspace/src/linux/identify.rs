@@ -218,7 +218,7 @@ mod tests {
         let sec = buildinfo_section("go1.22.4", "go.ngrok.com/cmd/ngrok", "go.ngrok.com");
         let info = go_buildinfo(&sec).unwrap();
         assert_eq!(info.go_version, "go1.22.4");
-        assert_eq!(info.path, "go.ngrok.com/cmd/ngrok");
+        assert_eq!(&*info.path, "go.ngrok.com/cmd/ngrok");
         assert_eq!(info.module, "go.ngrok.com");
     }
 

@@ -4,10 +4,7 @@
 //! period (records of a process can still be queued behind its exit); then they go, so the
 //! table is bounded by the live processes.
 
-use std::{
-    collections::VecDeque,
-    sync::Arc,
-};
+use std::{collections::VecDeque, sync::Arc};
 
 use crate::linux::procfs;
 
@@ -26,6 +23,8 @@ pub struct ProcInfo {
     pub command_line: Arc<str>,
     /// Kernel task name (at most 15 bytes).
     pub comm: Arc<str>,
+    /// The image name (see [`image_name`]), kept shared for the events of the process.
+    pub name: Arc<str>,
     /// Boot-time start of the process (0 when seeded from /proc).
     pub start_ns: u64,
     pub args_truncated: bool,
@@ -33,28 +32,36 @@ pub struct ProcInfo {
     pub original_file_name: Option<Arc<str>>,
 }
 
+/// The image name: the last component of `path`, or `comm` when the path is unknown.
+pub fn image_name(path: &Arc<str>, comm: &Arc<str>) -> Arc<str> {
+    match path.rsplit_once('/') {
+        Some((_, name)) if !name.is_empty() => name.into(),
+        _ if !path.is_empty() => path.clone(),
+        _ => comm.clone(),
+    }
+}
+
 impl ProcInfo {
-    /// The image name: the last component of the path, or `comm` when the path is unknown.
+    /// The image name.
     pub fn name(&self) -> &str {
-        match self.path.rsplit_once('/') {
-            Some((_, name)) if !name.is_empty() => name,
-            _ if !self.path.is_empty() => &self.path,
-            _ => &self.comm,
-        }
+        &self.name
     }
 
     pub fn from_proc(e: procfs::ProcEntry) -> Self {
+        let path: Arc<str> = e.path.into();
+        let comm: Arc<str> = e.comm.into();
         ProcInfo {
             pid: e.pid,
             ppid: e.ppid,
             uid: e.uid,
-            path: e.path.into(),
+            name: image_name(&path, &comm),
+            path,
             command_line: if e.argv.is_empty() {
-                e.comm.clone().into()
+                comm.clone()
             } else {
                 e.argv.join(" ").into()
             },
-            comm: e.comm.into(),
+            comm,
             start_ns: 0,
             args_truncated: false,
             original_file_name: None,
@@ -173,13 +180,16 @@ mod tests {
     use super::*;
 
     fn info(pid: u32, ppid: u32, path: &str, start: u64) -> ProcInfo {
+        let path: Arc<str> = path.into();
+        let comm: Arc<str> = "c".into();
         ProcInfo {
             pid,
             ppid,
             uid: 1000,
-            path: path.into(),
-            command_line: path.into(),
-            comm: "c".into(),
+            name: image_name(&path, &comm),
+            command_line: path.clone(),
+            path,
+            comm,
             start_ns: start,
             args_truncated: false,
             original_file_name: None,
@@ -226,9 +236,12 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(info(1, 0, "/usr/bin/bash", 0).name(), "bash");
-        let mut k = info(2, 0, "", 0);
-        k.comm = "kworker/0:1".into();
-        assert_eq!(k.name(), "kworker/0:1");
+        assert_eq!(&*image_name(&"/usr/bin/bash".into(), &"b".into()), "bash");
+        assert_eq!(
+            &*image_name(&"".into(), &"kworker/0:1".into()),
+            "kworker/0:1"
+        );
+        assert_eq!(&*image_name(&"memfd:x".into(), &"c".into()), "memfd:x");
     }
 
     #[test]

@@ -70,7 +70,7 @@ mod tests {
         assert_eq!(e.pid, me);
         assert_eq!(e.ppid, nix::unistd::getppid().as_raw() as u32);
         assert_eq!(e.uid, nix::unistd::getuid().as_raw());
-        assert_eq!(e.path, std::env::current_exe().unwrap().to_string_lossy());
+        assert_eq!(&*e.path, std::env::current_exe().unwrap().to_string_lossy());
         assert!(!e.argv.is_empty());
         assert!(pids().contains(&me));
         assert!(read(u32::MAX - 1).is_none());

@@ -5,11 +5,17 @@ use std::sync::Arc;
 /// uid -> name cache. Unknown uids map to their number, so that alerts always name someone.
 #[derive(Default)]
 pub struct Users {
-    names: foldhash::HashMap<u32, Arc<str>>,
+    /// uid -> (name, the uid as text).
+    names: foldhash::HashMap<u32, (Arc<str>, Arc<str>)>,
 }
 
 impl Users {
     pub fn name(&mut self, uid: u32) -> Arc<str> {
+        self.name_and_id(uid).0
+    }
+
+    /// The name of `uid` and `uid` as text, both shared.
+    pub fn name_and_id(&mut self, uid: u32) -> (Arc<str>, Arc<str>) {
         if let Some(n) = self.names.get(&uid) {
             return n.clone();
         }
@@ -21,8 +27,9 @@ impl Users {
         if self.names.len() >= 4096 {
             self.names.clear();
         }
-        self.names.insert(uid, name.clone());
-        name
+        let entry = (name, Arc::<str>::from(uid.to_string()));
+        self.names.insert(uid, entry.clone());
+        entry
     }
 }
 

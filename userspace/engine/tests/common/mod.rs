@@ -22,15 +22,15 @@ pub fn t0() -> SystemTime {
 
 /// A process with `path` and `command_line`; the name is the path's last component.
 pub fn process(pid: u32, path: &str, command_line: &str) -> Process {
-    let name = path.rsplit(['/', '\\']).next().unwrap_or(path).to_owned();
+    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
     Process {
         pid,
-        name,
-        path: path.to_owned(),
-        command_line: command_line.to_owned(),
+        name: name.into(),
+        path: path.into(),
+        command_line: command_line.into(),
         user: "alice".into(),
         user_id: "1000".into(),
-        original_file_name: String::new(),
+        original_file_name: Default::default(),
     }
 }
 
