@@ -225,20 +225,7 @@ fn python_and_dig_clients_are_named() {
     assert_eq!(line["transaction_id"], 0x1234);
 
     let dig_name = format!("{}.ngrok.io", unique("dig"));
-    let status = Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &port,
-            &dig_name,
-            "A",
-            "+tries=1",
-            "+time=5",
-            "+short",
-        ])
-        .status()
-        .expect("dig (dnsutils) is installed by `cargo xtask setup`");
-    assert!(status.success());
+    crate::harness::dns_client::dig(dns.port, &dig_name);
     let line = sensor.wait_for(&dig_name, alert_for(&dig_name));
     assert_eq!(s(&line, "process_name"), "dig");
     sensor.stop();

@@ -354,20 +354,7 @@ fn processes_gone_before_user_space_reads_them_are_still_named() {
     let renamed_pid = child.id();
     assert!(child.wait().unwrap().success());
     let name = format!("{}.ngrok.io", crate::harness::unique("gone"));
-    let status = Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &port,
-            &name,
-            "A",
-            "+tries=1",
-            "+time=5",
-            "+short",
-        ])
-        .status()
-        .expect("dig (dnsutils) is installed by `cargo xtask setup`");
-    assert!(status.success());
+    crate::harness::dns_client::dig(responder.port, &name);
     // All three have exited and been reaped: their /proc entries are gone.
     for pid in [ngrok_pid, renamed_pid] {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());

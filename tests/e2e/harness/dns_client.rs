@@ -115,3 +115,22 @@ pub fn tcp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
     stream.read_exact(&mut msg).expect("TCP answer");
     Message::from_vec(&msg).expect("decodable answer")
 }
+
+/// `dig @127.0.0.1 -p PORT NAME A` as a child process (dnsutils, installed by setup); asserts
+/// that it got an answer.
+pub fn dig(port: u16, name: &str) {
+    let status = std::process::Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            name,
+            "A",
+            "+tries=1",
+            "+time=5",
+            "+short",
+        ])
+        .status()
+        .expect("dig (dnsutils) is installed by `cargo xtask setup`");
+    assert!(status.success(), "dig {name}: {status}");
+}
