@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use crate::harness::{
     programs::{self, Tools},
     require_root,
-    sensor::{BIN, PATIENCE, Sensor, s, wait_timeout},
+    sensor::{BIN, PATIENCE, Sensor, Stopped, s, wait_timeout},
 };
 
 /// Whether the kernel still has a program with this id.
@@ -25,6 +25,22 @@ fn program_exists(id: u32) -> bool {
         .success()
 }
 
+/// The sensor exited 0 and none of its programs `ids` is loaded any more.
+fn assert_detached(stopped: &Stopped, ids: &[u32], after: &str) {
+    assert!(
+        stopped.status.success(),
+        "exit status {} after {after}: {}",
+        stopped.status,
+        stopped.stderr
+    );
+    for id in ids {
+        assert!(
+            !program_exists(*id),
+            "program {id} still loaded after {after}"
+        );
+    }
+}
+
 fn detaches_on(signal: Signal) {
     let sensor = Sensor::start(&["--stats-interval", "0"]);
     let ids = sensor.program_ids();
@@ -35,18 +51,7 @@ fn detaches_on(signal: Signal) {
     );
     assert!(ids.iter().all(|&id| program_exists(id)));
     let stopped = sensor.stop_with(signal);
-    assert!(
-        stopped.status.success(),
-        "exit status {}: {}",
-        stopped.status,
-        stopped.stderr
-    );
-    for id in ids {
-        assert!(
-            !program_exists(id),
-            "program {id} still loaded after {signal}"
-        );
-    }
+    assert_detached(&stopped, &ids, signal.as_ref());
     assert!(
         stopped.stderr.contains("programs detached"),
         "{}",
@@ -320,18 +325,7 @@ fn sigterm_during_an_exec_storm_detaches_everything() {
     let stopped = sensor.stop_with(Signal::SIGTERM);
     let _ = storm.kill();
     let _ = storm.wait();
-    assert!(
-        stopped.status.success(),
-        "{}: {}",
-        stopped.status,
-        stopped.stderr
-    );
-    for id in ids {
-        assert!(
-            !program_exists(id),
-            "program {id} still loaded after SIGTERM during a storm"
-        );
-    }
+    assert_detached(&stopped, &ids, "SIGTERM during a storm");
 }
 
 #[test]

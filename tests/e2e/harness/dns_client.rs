@@ -25,8 +25,17 @@ pub fn query(name: &str, qtype: RecordType) -> Vec<u8> {
     m.to_vec().expect("encode")
 }
 
+/// Refuses any server that is not on loopback: no test may send a packet elsewhere.
+fn loopback_only(server: SocketAddr) -> SocketAddr {
+    assert!(
+        server.ip().is_loopback(),
+        "the DNS test clients send to loopback only, not {server}"
+    );
+    server
+}
+
 fn local_for(server: SocketAddr) -> SocketAddr {
-    if server.is_ipv4() {
+    if loopback_only(server).is_ipv4() {
         "127.0.0.1:0".parse().unwrap()
     } else {
         "[::1]:0".parse().unwrap()
@@ -103,7 +112,7 @@ pub fn sendmmsg(server: SocketAddr, name: &str) -> (Message, Message) {
 
 /// DNS over TCP (2-byte length prefix).
 pub fn tcp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
-    let mut stream = TcpStream::connect_timeout(&server, WAIT).expect("connect");
+    let mut stream = TcpStream::connect_timeout(&loopback_only(server), WAIT).expect("connect");
     stream.set_read_timeout(Some(WAIT)).unwrap();
     let q = query(name, qtype);
     let mut framed = (q.len() as u16).to_be_bytes().to_vec();
