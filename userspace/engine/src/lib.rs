@@ -16,6 +16,7 @@ pub mod event;
 pub mod field;
 pub mod filter;
 mod matcher;
+mod modifier;
 mod pattern;
 pub mod replay;
 pub mod rule;
