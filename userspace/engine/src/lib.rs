@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 pub mod field;
 pub mod filter;
+pub mod line;
 mod matcher;
 mod modifier;
 mod pattern;
