@@ -10,11 +10,7 @@ use std::{
     time::SystemTime,
 };
 
-use tunnelwatch_engine::{
-    config::Config,
-    engine::Engine,
-    ruleset::{LoadOptions, RuleSet},
-};
+use tunnelwatch_engine::{builtin, config::Config, engine::Engine, ruleset::LoadOptions};
 
 /// The inputs of the engine.
 #[derive(Clone, Debug, Default)]
@@ -47,8 +43,7 @@ impl RuleSource {
         let options = LoadOptions {
             skip_invalid: self.skip_invalid,
         };
-        let loaded =
-            RuleSet::load_with_builtin(&self.rule_dirs, options).map_err(|e| e.to_string())?;
+        let loaded = builtin::load_with(&self.rule_dirs, options).map_err(|e| e.to_string())?;
         for w in &loaded.warnings {
             log::warn!("skipped: {w}");
         }

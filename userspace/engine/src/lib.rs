@@ -24,4 +24,5 @@ pub mod rule;
 pub mod rule_tests;
 pub mod ruleset;
 pub mod template;
+pub mod test_case;
 mod yaml;

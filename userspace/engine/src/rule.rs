@@ -9,8 +9,8 @@ use crate::{
     error::SourceError,
     event::{DnsMessageType, Event, Platform},
     field::{Category, Field, Vocabulary},
-    rule_tests::{self, TestCase},
     template::Template,
+    test_case::{self, TestCase},
     yaml::{self, Node, Reader},
 };
 
@@ -373,7 +373,7 @@ impl Rule {
         };
         let tests = match tests_node {
             None => Vec::new(),
-            Some(node) => rule_tests::parse(&r, node, category, &platforms)?,
+            Some(node) => test_case::parse(&r, node, category, &platforms)?,
         };
 
         Ok(Rule {
