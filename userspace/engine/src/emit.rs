@@ -55,6 +55,11 @@ impl<W: Write> Emitter<W> {
     }
 
     /// The writer.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    /// The writer.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.out
     }

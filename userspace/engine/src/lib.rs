@@ -23,6 +23,8 @@ pub mod replay;
 pub mod rule;
 pub mod rule_tests;
 pub mod ruleset;
+pub mod stats;
+pub mod step;
 pub mod template;
 pub mod test_case;
 mod yaml;
