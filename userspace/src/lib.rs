@@ -7,5 +7,4 @@ pub mod commands;
 pub mod output;
 pub mod rule_source;
 
-#[cfg(target_os = "linux")]
 pub mod linux;

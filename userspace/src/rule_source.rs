@@ -12,6 +12,8 @@ use std::{
 
 use tunnelwatch_engine::{builtin, config::Config, engine::Engine, ruleset::LoadOptions};
 
+use crate::linux::settings::LinuxSettings;
+
 /// The inputs of the engine.
 #[derive(Clone, Debug, Default)]
 pub struct RuleSource {
@@ -23,7 +25,8 @@ pub struct RuleSource {
 
 /// A loaded configuration and the engine built from it.
 pub struct Loaded {
-    pub config: Config,
+    /// The shared keys and the Linux sensor's (which the Windows sensor checks and ignores).
+    pub config: Config<LinuxSettings>,
     pub engine: Engine,
     /// [`RuleSource::fingerprint`] taken just before reading: a change made while loading is
     /// seen as a change afterwards.
