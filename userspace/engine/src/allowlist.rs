@@ -159,13 +159,6 @@ impl Allowlist {
         self.entries.is_empty()
     }
 
-    /// Whether some entry covering `rule` matches `event`.
-    pub fn suppresses(&self, rule: &Rule, event: &Event) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.applies_to(rule) && e.matches(event))
-    }
-
     /// Indices of the entries that cover `rule`.
     pub(crate) fn entries_for(&self, rule: &Rule) -> Vec<u32> {
         (0..self.entries.len())

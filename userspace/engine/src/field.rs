@@ -29,15 +29,6 @@ impl Category {
     /// Every category.
     pub const ALL: [Category; 2] = [Category::ProcessCreation, Category::Dns];
 
-    /// The category a Sigma `logsource.category` names, if the engine has it.
-    pub fn from_sigma(name: &str) -> Option<Category> {
-        match name {
-            "process_creation" => Some(Category::ProcessCreation),
-            "dns_query" | "dns" => Some(Category::Dns),
-            _ => None,
-        }
-    }
-
     /// The CIM data model of events of this category.
     pub fn datamodel(self) -> &'static str {
         match self {
@@ -282,14 +273,6 @@ fn lookup(table: &[(&str, Field)], name: &str) -> Option<Field> {
 }
 
 impl Field {
-    /// The field a rule of `category` means by `name`.
-    pub fn for_rule(category: Category, name: &str) -> Option<Field> {
-        match category {
-            Category::ProcessCreation => Vocabulary::Process.field(name),
-            Category::Dns => Vocabulary::Dns.field(name),
-        }
-    }
-
     /// Whether no sensor reports this field yet (it is always absent).
     pub fn is_unreported(self) -> bool {
         matches!(self, Unreported(_))
@@ -499,24 +482,22 @@ mod tests {
 
     #[test]
     fn names_are_per_category_and_case_sensitive() {
+        assert_eq!(Vocabulary::Process.field("Image"), Some(ProcessPath));
+        assert_eq!(Vocabulary::Dns.field("Image"), Some(ProcessPath));
+        assert_eq!(Vocabulary::Process.field("image"), None);
+        assert_eq!(Vocabulary::Process.field("QueryName"), None);
+        assert_eq!(Vocabulary::Dns.field("CommandLine"), None);
+        assert_eq!(Vocabulary::Process.field("dest"), Some(Host));
+        assert_eq!(Vocabulary::Dns.field("dest"), Some(DnsServer));
         assert_eq!(
-            Field::for_rule(Category::ProcessCreation, "Image"),
-            Some(ProcessPath)
+            Vocabulary::from_sigma("dns"),
+            Some((Vocabulary::Dns, Category::Dns))
         );
-        assert_eq!(Field::for_rule(Category::Dns, "Image"), Some(ProcessPath));
-        assert_eq!(Field::for_rule(Category::ProcessCreation, "image"), None);
         assert_eq!(
-            Field::for_rule(Category::ProcessCreation, "QueryName"),
-            None
+            Vocabulary::from_sigma("network_connection"),
+            Some((Vocabulary::Network, Category::Dns))
         );
-        assert_eq!(Field::for_rule(Category::Dns, "CommandLine"), None);
-        assert_eq!(
-            Field::for_rule(Category::ProcessCreation, "dest"),
-            Some(Host)
-        );
-        assert_eq!(Field::for_rule(Category::Dns, "dest"), Some(DnsServer));
-        assert_eq!(Category::from_sigma("dns"), Some(Category::Dns));
-        assert_eq!(Category::from_sigma("network_connection"), None);
+        assert_eq!(Vocabulary::from_sigma("file_event"), None);
         assert!(Answer.is_response_only() && !Query.is_response_only());
     }
 

@@ -5,6 +5,8 @@
 //! Case-insensitive patterns hold lower-cased literals. The caller hands each value in one of
 //! two prepared forms: an ASCII value as it is (compared with ASCII case folding, without
 //! allocating), or a non-ASCII value lower-cased once with [`lowercase_into`].
+//!
+//! Floor 2 (patterns and modifiers): uses nothing of the engine.
 
 /// One element of a Sigma string value after escapes are resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -63,11 +63,6 @@ pub struct Recorded {
     pub event: Event,
 }
 
-/// The event of one recorded line (event or alert).
-pub fn event_from_json_line(line: &str) -> Result<Event, ReplayError> {
-    parse_line(line).map(|r| r.event)
-}
-
 /// One recorded line: its kind and its event.
 pub fn parse_line(line: &str) -> Result<Recorded, ReplayError> {
     let err = |reason: String| ReplayError { line: 0, reason };

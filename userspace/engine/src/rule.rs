@@ -1,6 +1,9 @@
 //! One Sigma rule: its metadata (Sigma keys and our `tunnelwatch:` extension block), where it
 //! applies (category, platform, DNS phase) and its compiled detection. Parsed from one YAML
 //! document; anything wrong is refused with `file:line: reason`.
+//!
+//! Floor 4 (one rule): may use `detection`, `template`, `test_case` and the floors below
+//! (`field`, `event`, `yaml`, `error`).
 
 use saphyr::{Scalar, YamlData};
 

@@ -20,7 +20,7 @@ enum Piece {
 }
 
 /// Text a placeholder becomes when the event does not know the field.
-pub const UNKNOWN: &str = "unknown";
+const UNKNOWN: &str = "unknown";
 
 impl Template {
     /// Parses `text`. A `$name$` whose name is an identifier (letters, digits, `_`, not starting
