@@ -1,6 +1,8 @@
 //! One ETW event in, JSON lines out: the enricher, then the engine's evaluate-and-emit step
 //! (the same the Linux sensor and `replay` take). The Windows main loop and the tests drive
 //! this same code.
+//!
+//! Uses: `enrich`, `fields`, `host` (this crate) and the engine's step.
 
 use std::io::{self, Write};
 

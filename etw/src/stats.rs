@@ -1,6 +1,8 @@
 //! The Windows sensor's counters on the engine's stats line (`tunnelwatch: stats {JSON}`, the
 //! Linux sensor's too): what was lost (ETW's own counters, the hand-off channel's drops),
 //! what was handled, and the output every sensor reports.
+//!
+//! Uses: `enrich`'s counters and the engine's stats line.
 
 use tunnelwatch_engine::{stats::Stats, step::Counts};
 

@@ -1,5 +1,8 @@
 //! `tunnelwatch`: watch this host for reverse-proxy tunnels (ngrok and kin) and print an alert,
 //! as one JSON line on stdout, the moment one starts.
+//!
+//! Uses: `commands`, `rule_source`, `linux::sensor` and `linux::settings` (Linux), the Windows
+//! sensor (`tunnelwatch-etw`), and the engine's configuration and rule loading. Nothing uses it.
 
 use std::{path::PathBuf, process::ExitCode};
 

@@ -2,6 +2,8 @@
 //! `--rules`, and the allowlist of the `--config` file. Loaded once at start, and again on
 //! SIGHUP or when one of those files changes: a rule set that does not load is refused with
 //! file, line and reason, and the running one stays.
+//!
+//! Uses: the engine (configuration, rule sets, the engine) and `linux::settings`.
 
 use std::{
     collections::hash_map::DefaultHasher,

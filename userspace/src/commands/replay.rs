@@ -1,6 +1,8 @@
 //! `tunnelwatch replay [FILE]`: runs the rules over recorded events (the JSON lines the
 //! sensor prints: `--all-events` event lines and alert lines alike, from a file or stdin) and
 //! prints the alerts exactly as the live sensor would have.
+//!
+//! Uses: the engine (recorded lines, the evaluate-and-emit step).
 
 use std::io::{self, BufRead, Write};
 

@@ -1,4 +1,6 @@
 //! `tunnelwatch rules check [DIR]...` and `tunnelwatch rules list`.
+//!
+//! Uses: the engine (rule sets, the shipped rules, rule test running).
 
 use std::{io::Write, path::PathBuf};
 

@@ -2,6 +2,10 @@
 //! events and prints what the engine returns. Only `settings` (pure parsing of the sensor's
 //! own configuration keys) is compiled on every platform: one configuration file serves both
 //! sensors.
+//!
+//! The data flows one way: `loader` attaches, `sensor` reads the rings, `decode` parses records,
+//! `enrich` (with `proc_table`, `procfs`, `users`, `identify`, `clock`) makes engine events,
+//! the engine's step writes lines to `output`. Each file says what it uses; none uses `sensor`.
 
 #[cfg(target_os = "linux")]
 pub mod btf_offsets;

@@ -2,6 +2,9 @@
 //! into events, run the engine on them and print alerts (or every event) as JSON lines, until
 //! SIGINT or SIGTERM, or until stdout closes. Stats go to stderr every interval and once at
 //! the end.
+//!
+//! Uses: `loader`, `btf_offsets`, `preflight`, `enrich`, `proc_table` (this folder), `output`,
+//! `rule_source`, and the engine (the engine, the evaluate-and-emit step, the stats line).
 
 use std::{
     io,

@@ -5,6 +5,8 @@
 //!
 //! Pure parsing, compiled on every platform: one configuration file serves both sensors, and
 //! the Windows sensor refuses a bad Linux setting as Linux would (then ignores it).
+//!
+//! Uses: the engine's configuration (`SensorSettings`) and the kernel-user ABI's limits.
 
 use tunnelwatch_common::limits::DNS_PORTS_MAX;
 use tunnelwatch_engine::{
