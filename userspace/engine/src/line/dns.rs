@@ -6,7 +6,7 @@
 use std::{
     borrow::Cow,
     net::{IpAddr, SocketAddr},
-    sync::{Arc, LazyLock},
+    sync::LazyLock,
 };
 
 use crate::{
@@ -89,20 +89,21 @@ impl DnsLine<'_> {
             None => Ok(None),
         };
         let process = Process {
-            pid: self.process_id.unwrap_or(0),
-            name: c.name(self.process_name, self.process_path),
-            path: self.process_path.into(),
-            command_line: self.process.into(),
             user: self.user.into(),
             user_id: self.user_id.into(),
-            original_file_name: Arc::default(),
+            ..c.process(
+                self.process_id,
+                self.process_name,
+                self.process_path,
+                self.process,
+            )
         };
-        let parent = Process {
-            pid: self.parent_process_id.unwrap_or(0),
-            name: c.name(self.parent_process_name, self.parent_process_path),
-            path: self.parent_process_path.into(),
-            ..Process::default()
-        };
+        let parent = c.process(
+            self.parent_process_id,
+            self.parent_process_name,
+            self.parent_process_path,
+            "",
+        );
         let known = |p: &Process| *p != Process::default();
         Ok(DnsEvent {
             time: c.time,

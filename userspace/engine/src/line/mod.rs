@@ -17,13 +17,13 @@
 //!
 //! Floor 1 (events, fields and lines): may use `event` and `field`.
 
-use std::{borrow::Cow, sync::Arc, time::SystemTime};
+use std::{borrow::Cow, time::SystemTime};
 
 use serde::{Serialize, Serializer, ser::SerializeMap};
 use serde_json::{Map, Value};
 
 use crate::{
-    event::{Event, Platform},
+    event::{Event, Platform, Process},
     field::Category,
 };
 
@@ -303,12 +303,27 @@ pub(crate) struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// A process's name: as given, or in a test event the last component of its path.
-    pub(crate) fn name(&self, name: &str, path: &str) -> Arc<str> {
-        if name.is_empty() && self.strict {
-            return base_name(path).into();
+    /// A process from its fields on a line; in a test event, its name defaults to the last
+    /// component of its path. What the line does not say stays unknown.
+    pub(crate) fn process(
+        &self,
+        pid: Option<u32>,
+        name: &str,
+        path: &str,
+        command_line: &str,
+    ) -> Process {
+        let name = if name.is_empty() && self.strict {
+            base_name(path)
+        } else {
+            name
+        };
+        Process {
+            pid: pid.unwrap_or(0),
+            name: name.into(),
+            path: path.into(),
+            command_line: command_line.into(),
+            ..Process::default()
         }
-        name.into()
     }
 
     /// The platform given, or the one the paths and names point to.

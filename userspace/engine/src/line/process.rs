@@ -54,21 +54,22 @@ impl ProcessLine<'_> {
     /// The event: the head's host, else `dest`; the parent's user is not on the line.
     pub(crate) fn into_event(self, c: &Context<'_>) -> ProcessEvent {
         let process = Process {
-            pid: self.process_id.unwrap_or(0),
-            name: c.name(self.process_name, self.process_path),
-            path: self.process_path.into(),
-            command_line: self.process.into(),
             user: self.user.into(),
             user_id: self.user_id.into(),
             original_file_name: self.original_file_name.into(),
+            ..c.process(
+                self.process_id,
+                self.process_name,
+                self.process_path,
+                self.process,
+            )
         };
-        let parent = Process {
-            pid: self.parent_process_id.unwrap_or(0),
-            name: c.name(self.parent_process_name, self.parent_process_path),
-            path: self.parent_process_path.into(),
-            command_line: self.parent_process.into(),
-            ..Process::default()
-        };
+        let parent = c.process(
+            self.parent_process_id,
+            self.parent_process_name,
+            self.parent_process_path,
+            self.parent_process,
+        );
         ProcessEvent {
             time: c.time,
             host: if c.host.is_empty() { self.dest } else { c.host }.into(),

@@ -87,6 +87,28 @@ impl Matcher {
         &self,
         rules: &[Rule],
         event: &Event,
+        hit: impl FnMut(usize, &mut EventCtx<'_>),
+    ) {
+        self.walk::<true>(rules, event, hit)
+    }
+
+    /// The reference evaluation, without the prefilter: every rule that applies to `event`
+    /// is evaluated in turn. Same results as [`Matcher::for_each_match`], slower.
+    pub(crate) fn for_each_match_rule_by_rule(
+        &self,
+        rules: &[Rule],
+        event: &Event,
+        hit: impl FnMut(usize, &mut EventCtx<'_>),
+    ) {
+        self.walk::<false>(rules, event, hit)
+    }
+
+    /// Evaluates the rules of `event`'s bucket: with the `PREFILTER`, only the candidates it
+    /// finds and the rules without a gate; without, every rule of the bucket.
+    fn walk<const PREFILTER: bool>(
+        &self,
+        rules: &[Rule],
+        event: &Event,
         mut hit: impl FnMut(usize, &mut EventCtx<'_>),
     ) {
         let b = self.bucket(event);
@@ -94,13 +116,16 @@ impl Matcher {
             return;
         }
         let mut cx = EventCtx::new(event);
-        if b.scanners.is_empty() {
-            // No prefilter (a handful of rules, or none with a literal).
-            for &i in &b.always {
-                let i = i as usize;
-                if rules[i].detection.matches(&mut cx) {
-                    hit(i, &mut cx);
-                }
+        let mut check = |i: u32, cx: &mut EventCtx<'_>| {
+            let i = i as usize;
+            if rules[i].detection.matches(cx) {
+                hit(i, cx);
+            }
+        };
+        if !PREFILTER || b.scanners.is_empty() {
+            // Rule by rule, or no prefilter (a handful of rules, or none with a literal).
+            for &i in if PREFILTER { &b.always } else { &b.rules } {
+                check(i, &mut cx);
             }
             return;
         }
@@ -160,33 +185,10 @@ impl Matcher {
                     x
                 }
                 (None, None) => break,
-            } as usize;
-            if rules[next].detection.matches(&mut cx) {
-                hit(next, &mut cx);
-            }
+            };
+            check(next, &mut cx);
         }
         cx.give_hits(hits);
-    }
-
-    /// The reference evaluation, without the prefilter: every rule that applies to `event`
-    /// is evaluated in turn. Same results as [`Matcher::for_each_match`], slower.
-    pub(crate) fn for_each_match_rule_by_rule(
-        &self,
-        rules: &[Rule],
-        event: &Event,
-        mut hit: impl FnMut(usize, &mut EventCtx<'_>),
-    ) {
-        let b = self.bucket(event);
-        if b.rules.is_empty() {
-            return;
-        }
-        let mut cx = EventCtx::new(event);
-        for &i in &b.rules {
-            let i = i as usize;
-            if rules[i].detection.matches(&mut cx) {
-                hit(i, &mut cx);
-            }
-        }
     }
 }
 
