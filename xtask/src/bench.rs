@@ -52,7 +52,7 @@ use self::{
     clock::mono_ns,
     tools::{Auditd, Bpftrace, Owned, Sensor, check_interrupted, sleep},
 };
-use crate::cargo;
+use crate::shell::cargo;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -281,7 +281,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     tools::catch_signals();
     let plan = Plan::new(args);
-    let root = crate::workspace_root();
+    let root = crate::shell::workspace_root();
     let started = Instant::now();
     if !args.no_build {
         cargo(["build", "--release"])?;
@@ -443,14 +443,14 @@ fn install_comparators() {
     let missing: Vec<&str> = ["auditd", "bpftrace"]
         .into_iter()
         .filter(|p| {
-            crate::output("dpkg-query", &["-W", "-f=${db:Status-Abbrev}", p])
+            crate::shell::output("dpkg-query", &["-W", "-f=${db:Status-Abbrev}", p])
                 .is_none_or(|s| !s.starts_with("ii"))
         })
         .collect();
     if missing.is_empty() {
         return;
     }
-    let ok = crate::sh("apt-get", &["update", "-q"]).is_ok() && {
+    let ok = crate::shell::sh("apt-get", &["update", "-q"]).is_ok() && {
         let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
         args.extend(&missing);
         Command::new("apt-get")
@@ -532,7 +532,7 @@ fn machine() -> Value {
         .and_then(|l| l.split_once(':'))
         .map(|(_, m)| m.trim().to_string())
         .unwrap_or_default();
-    let kernel = tools::capture("uname", &["-r"]).unwrap_or_default();
+    let kernel = crate::shell::capture("uname", &["-r"]).unwrap_or_default();
     let mem = fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
         .lines()
@@ -547,7 +547,7 @@ fn machine() -> Value {
         "cpu": cpu,
         "kernel": kernel.trim(),
         "memory_mib": mem / 1024,
-        "hostname": tools::capture("hostname", &[]).unwrap_or_default().trim(),
+        "hostname": crate::shell::capture("hostname", &[]).unwrap_or_default().trim(),
     })
 }
 
@@ -582,7 +582,7 @@ fn loadavg() -> String {
 }
 
 fn date() -> String {
-    tools::capture("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+    crate::shell::capture("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])
         .unwrap_or_default()
         .trim()
         .to_string()
@@ -590,7 +590,7 @@ fn date() -> String {
 
 /// BPF programs of other tunnelwatch sensors (dns_egress/dns_ingress on the cgroup root).
 fn foreign_tunnelwatch_programs() -> usize {
-    let Ok(out) = tools::capture("bpftool", &["prog", "list", "-j"]) else {
+    let Ok(out) = crate::shell::capture("bpftool", &["prog", "list", "-j"]) else {
         return 0;
     };
     serde_json::from_str::<Value>(&out)
@@ -964,7 +964,7 @@ fn build_crate(ctx: &Ctx) -> Result<f64> {
         .current_dir(&ctx.crate_dir)
         .env_clear()
         .env("CARGO_TARGET_DIR", &target)
-        .env("RUSTUP_TOOLCHAIN", crate::TOOLCHAIN)
+        .env("RUSTUP_TOOLCHAIN", crate::setup::TOOLCHAIN)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -1073,7 +1073,8 @@ fn overhead_run(ctx: &mut Ctx, plan: &Plan, w: Workload, config: Config) -> Resu
 
 /// run_time_ns and run_cnt of a program now.
 fn prog_stats(id: u32) -> (u64, u64) {
-    let Ok(out) = tools::capture("bpftool", &["prog", "show", "id", &id.to_string(), "-j"]) else {
+    let Ok(out) = crate::shell::capture("bpftool", &["prog", "show", "id", &id.to_string(), "-j"])
+    else {
         return (0, 0);
     };
     let v: Value = serde_json::from_str(&out).unwrap_or_default();
@@ -1177,7 +1178,7 @@ fn kernel_cost(
 }
 
 fn bpf_prog_name(id: u32) -> String {
-    tools::capture("bpftool", &["prog", "show", "id", &id.to_string(), "-j"])
+    crate::shell::capture("bpftool", &["prog", "show", "id", &id.to_string(), "-j"])
         .ok()
         .and_then(|o| serde_json::from_str::<Value>(&o).ok())
         .and_then(|v| v["name"].as_str().map(str::to_string))

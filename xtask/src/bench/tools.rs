@@ -23,6 +23,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use super::clock::{mono_ns, real_ns};
+use crate::shell::capture;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -362,23 +363,6 @@ impl Drop for Sensor {
             stop_child(c, libc::SIGINT, Duration::from_secs(10));
         }
     }
-}
-
-/// Runs a command and returns its stdout, failing with its stderr.
-pub fn capture(program: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The kernel audit status (`auditctl -s`) as key -> value.
