@@ -19,6 +19,7 @@ mod latency;
 mod sys;
 mod tcp;
 mod udp;
+mod window;
 
 use std::{
     io::{BufRead as _, BufReader, Lines, Write as _},
@@ -36,6 +37,7 @@ pub use self::{
     latency::{Args as LatencyArgs, Report as LatencyReport},
     tcp::{Args as TcpArgs, Report as TcpReport},
     udp::{Args as UdpArgs, Report as UdpReport},
+    window::Window,
 };
 use super::process::Owned;
 
@@ -185,18 +187,21 @@ mod tests {
     fn clap_reads_back_what_the_bench_writes() {
         let workers = [
             Worker::Exec(ExecArgs {
-                start: 1,
-                end: 2_000_000_000,
+                window: Window {
+                    start: 1,
+                    end: 2_000_000_000,
+                },
                 cpu: 1,
                 prog: "/bin/true".into(),
             }),
             Worker::Udp(UdpArgs {
-                start: 3,
-                end: 4,
+                window: Window { start: 3, end: 4 },
                 port: 9999,
                 size: 64,
             }),
-            Worker::Tcp(TcpArgs { start: 5, end: 6 }),
+            Worker::Tcp(TcpArgs {
+                window: Window { start: 5, end: 6 },
+            }),
             Worker::DnsServer(DnsServerArgs {
                 port: 53,
                 end: 7,
@@ -204,10 +209,9 @@ mod tests {
             }),
             Worker::DnsClient(DnsClientArgs {
                 port: 53,
-                start: 8,
-                end: 9,
+                window: Window { start: 8, end: 9 },
                 threads: 2,
-                window: 8,
+                in_flight: 8,
                 rate: 0,
             }),
             Worker::Latency(LatencyArgs {
@@ -227,15 +231,14 @@ mod tests {
         }
         let w = Worker::DnsClient(DnsClientArgs {
             port: 53,
-            start: 8,
-            end: 9,
+            window: Window { start: 8, end: 9 },
             threads: 2,
-            window: 8,
+            in_flight: 8,
             rate: 100,
         });
         assert_eq!(
             w.command_line().join(" "),
-            "dns-client --end 9 --port 53 --rate 100 --start 8 --threads 2 --window 8"
+            "dns-client --end 9 --in-flight 8 --port 53 --rate 100 --start 8 --threads 2"
         );
     }
 

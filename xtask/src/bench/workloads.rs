@@ -7,8 +7,7 @@
 //! [`ALL`]. Nothing else changes: the overhead phase pairs it with every configuration, the
 //! kernel-cost phase measures it if `kernel_cost`, the report gives it a row.
 //!
-//! May use: its own files (workloads/), which use bench/worker, bench/ctx, bench/clock,
-//! bench/interrupt.
+//! May use: its own files (workloads/), which use bench/worker, bench/ctx, bench/interrupt.
 
 mod build;
 mod crate_gen;
@@ -71,16 +70,6 @@ pub struct Sample {
     pub workload_cpu: f64,
     /// Secondary numbers (sent rate, MB/s, ...).
     pub extra: BTreeMap<&'static str, f64>,
-}
-
-/// Seconds as nanoseconds, for the workers' start and end times.
-fn secs_ns(secs: f64) -> u64 {
-    (secs * 1e9) as u64
-}
-
-/// A start time a little ahead, for workers to start together.
-fn start_soon() -> u64 {
-    super::clock::mono_ns() + 150_000_000
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! and a client sending A and AAAA queries in turn (varied names) with `send_to`, closed loop
 //! (a window of queries in flight per socket, as fast as answers come) or open loop at a rate.
 //!
-//! May use: clap, serde, worker/sys, worker/dnswire, bench/clock.
+//! May use: clap, serde, worker/sys, worker/window, worker/dnswire, bench/clock.
 
 use std::{
     io::{Read as _, Write as _},
@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     dnswire,
-    sys::{LOOPBACK, reuseport_udp, set_int_opt, sleep_until},
+    sys::{LOOPBACK, reuseport_udp, set_int_opt},
+    window::Window,
 };
 use crate::bench::clock::mono_ns;
 
@@ -49,16 +50,15 @@ pub struct ServerReport {
 pub struct ClientArgs {
     #[arg(long)]
     pub port: u16,
-    #[arg(long)]
-    pub start: u64,
-    #[arg(long)]
-    pub end: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub window: Window,
     /// Sockets, one thread each.
     #[arg(long)]
     pub threads: usize,
     /// Closed loop: queries in flight per socket.
     #[arg(long)]
-    pub window: usize,
+    pub in_flight: usize,
     /// Open loop: queries per second in all (0: closed loop).
     #[arg(long)]
     pub rate: u64,
@@ -68,7 +68,7 @@ pub struct ClientArgs {
 pub struct ClientReport {
     pub sent: u64,
     pub answered: u64,
-    /// Closed loop: windows refilled after a timeout; open loop: send errors.
+    /// Closed loop: refills after a timeout; open loop: send errors.
     pub timeouts: u64,
     pub secs: f64,
 }
@@ -122,7 +122,7 @@ pub fn serve(a: &ServerArgs) -> Result<ServerReport> {
 }
 
 /// DNS queries (A and AAAA in turn, varied names) from `threads` sockets with `send_to` to
-/// 127.0.0.1:`port`, either closed-loop (`window` in flight per socket, as fast as answers
+/// 127.0.0.1:`port`, either closed-loop (`in_flight` per socket, as fast as answers
 /// come) or open-loop at `rate` queries/s in all.
 pub fn query(c: &ClientArgs) -> Result<ClientReport> {
     let dst = SocketAddr::from((LOOPBACK, c.port));
@@ -136,13 +136,13 @@ pub fn query(c: &ClientArgs) -> Result<ClientReport> {
                 libc::SO_RCVBUFFORCE,
                 4 << 20,
             );
-            let (start, end, window) = (c.start, c.end, c.window.max(1));
+            let (window, in_flight) = (c.window, c.in_flight.max(1));
             let rate = c.rate / threads as u64;
             Ok(thread::spawn(move || {
                 if rate == 0 {
-                    closed_loop(&sock, dst, t as u32, start, end, window)
+                    closed_loop(&sock, dst, t as u32, window, in_flight)
                 } else {
-                    open_loop(&sock, dst, t as u32, start, end, rate)
+                    open_loop(&sock, dst, t as u32, window, rate)
                 }
             }))
         })
@@ -158,7 +158,7 @@ pub fn query(c: &ClientArgs) -> Result<ClientReport> {
         sent,
         answered,
         timeouts,
-        secs: (c.end - c.start) as f64 / 1e9,
+        secs: c.window.secs(),
     })
 }
 
@@ -177,15 +177,14 @@ fn closed_loop(
     sock: &UdpSocket,
     dst: SocketAddr,
     t: u32,
-    start: u64,
-    end: u64,
-    window: usize,
+    window: Window,
+    in_flight: usize,
 ) -> std::io::Result<(u64, u64, u64)> {
     sock.set_read_timeout(Some(Duration::from_millis(20)))?;
     let mut q = Vec::with_capacity(512);
     let mut rbuf = [0u8; 2048];
     let (mut sent, mut answered, mut timeouts) = (0u64, 0u64, 0u64);
-    sleep_until(start);
+    window.wait_for_start();
     let mut fill = |sent: &mut u64, n: usize| {
         for _ in 0..n {
             make_query(&mut q, t, *sent);
@@ -194,11 +193,10 @@ fn closed_loop(
             }
         }
     };
-    fill(&mut sent, window);
+    fill(&mut sent, in_flight);
     loop {
         let r = sock.recv_from(&mut rbuf);
-        let now = mono_ns();
-        if now >= end {
+        if window.ended() {
             break;
         }
         match r {
@@ -207,9 +205,9 @@ fn closed_loop(
                 fill(&mut sent, 1);
             }
             Err(_) => {
-                // Lost in the machine (a full socket buffer): refill the window.
+                // Lost in the machine (a full socket buffer): refill what is in flight.
                 timeouts += 1;
-                fill(&mut sent, window);
+                fill(&mut sent, in_flight);
             }
         }
     }
@@ -220,21 +218,20 @@ fn open_loop(
     sock: &UdpSocket,
     dst: SocketAddr,
     t: u32,
-    start: u64,
-    end: u64,
+    window: Window,
     rate: u64,
 ) -> std::io::Result<(u64, u64, u64)> {
     sock.set_nonblocking(true)?;
     let mut q = Vec::with_capacity(512);
     let mut rbuf = [0u8; 2048];
     let (mut sent, mut answered, mut send_errors) = (0u64, 0u64, 0u64);
-    sleep_until(start);
+    window.wait_for_start();
     loop {
         let now = mono_ns();
-        if now >= end {
+        if now >= window.end {
             break;
         }
-        let due = ((now - start) as u128 * rate as u128 / 1_000_000_000) as u64;
+        let due = ((now - window.start) as u128 * rate as u128 / 1_000_000_000) as u64;
         let mut burst = 0;
         while sent < due && burst < 64 {
             make_query(&mut q, t, sent);

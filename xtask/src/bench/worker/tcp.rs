@@ -2,7 +2,7 @@
 //! 128 KiB chunks and a reader, counting the bytes that arrive between the start and end
 //! times and the segments the host sent meanwhile.
 //!
-//! May use: clap, serde, worker/sys, bench/clock.
+//! May use: clap, serde, worker/sys, worker/window, bench/clock.
 
 use std::{
     io::{ErrorKind, Read as _, Write as _},
@@ -14,16 +14,18 @@ use std::{
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use super::sys::{LOOPBACK, pin, sleep_until};
+use super::{
+    sys::{LOOPBACK, pin},
+    window::Window,
+};
 use crate::bench::clock::mono_ns;
 
 #[derive(Clone, Debug, PartialEq, clap::Args, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Args {
-    #[arg(long)]
-    pub start: u64,
-    #[arg(long)]
-    pub end: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub window: Window,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
@@ -49,7 +51,7 @@ fn tcp_out_segs() -> u64 {
 }
 
 pub fn run(a: &Args) -> Result<Report> {
-    let (start, end) = (a.start, a.end);
+    let Window { start, end } = a.window;
     let listener = TcpListener::bind((LOOPBACK, 0))?;
     let addr = listener.local_addr()?;
     let reader = thread::spawn(move || -> std::io::Result<u64> {
@@ -77,9 +79,9 @@ pub fn run(a: &Args) -> Result<Report> {
     w.set_write_timeout(Some(Duration::from_millis(20)))?;
     let chunk = vec![0xa5u8; 128 << 10];
     pin(0);
-    sleep_until(start);
+    a.window.wait_for_start();
     let segs_before = tcp_out_segs();
-    while mono_ns() < end {
+    while !a.window.ended() {
         match w.write(&chunk) {
             Ok(_) => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
@@ -92,6 +94,6 @@ pub fn run(a: &Args) -> Result<Report> {
     Ok(Report {
         bytes,
         segments,
-        secs: (end - start) as f64 / 1e9,
+        secs: a.window.secs(),
     })
 }

@@ -2,7 +2,7 @@
 //! one core sends them, received by a second thread; counts what was sent and what arrived
 //! between the start and end times.
 //!
-//! May use: clap, serde, worker/sys, bench/clock.
+//! May use: clap, serde, worker/sys, worker/window, bench/clock.
 
 use std::{
     net::{SocketAddr, UdpSocket},
@@ -14,16 +14,18 @@ use std::{
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use super::sys::{LOOPBACK, pin, set_int_opt, sleep_until};
+use super::{
+    sys::{LOOPBACK, pin, set_int_opt},
+    window::Window,
+};
 use crate::bench::clock::mono_ns;
 
 #[derive(Clone, Debug, PartialEq, clap::Args, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Args {
-    #[arg(long)]
-    pub start: u64,
-    #[arg(long)]
-    pub end: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub window: Window,
     /// The receiver's port on 127.0.0.1.
     #[arg(long)]
     pub port: u16,
@@ -42,7 +44,7 @@ pub struct Report {
 }
 
 pub fn run(a: &Args) -> Result<Report> {
-    let (start, end) = (a.start, a.end);
+    let Window { start, end } = a.window;
     let rx = UdpSocket::bind((LOOPBACK, a.port))
         .with_context(|| format!("cannot bind UDP 127.0.0.1:{}", a.port))?;
     set_int_opt(
@@ -75,7 +77,7 @@ pub fn run(a: &Args) -> Result<Report> {
     });
     let buf = vec![0x5au8; a.size];
     pin(0);
-    sleep_until(start);
+    a.window.wait_for_start();
     let (mut sent, mut send_errors) = (0u64, 0u64);
     loop {
         for _ in 0..32 {
@@ -84,7 +86,7 @@ pub fn run(a: &Args) -> Result<Report> {
                 Err(_) => send_errors += 1,
             }
         }
-        if mono_ns() >= end {
+        if a.window.ended() {
             break;
         }
     }
@@ -94,6 +96,6 @@ pub fn run(a: &Args) -> Result<Report> {
         send_errors,
         received,
         bytes,
-        secs: (end - start) as f64 / 1e9,
+        secs: a.window.secs(),
     })
 }

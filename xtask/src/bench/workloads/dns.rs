@@ -2,16 +2,15 @@
 //! with `sendto`, closed loop (8 in flight per socket, 2 sockets); the value is queries
 //! answered per second. [`storm`] at a fixed rate is also the zero-loss sweep's open loop.
 //!
-//! May use: bench/worker, bench/ctx, bench/clock, bench/interrupt.
+//! May use: bench/worker, bench/ctx, bench/interrupt.
 
 use anyhow::{Result, bail};
 
-use super::{Sample, Workload, secs_ns, start_soon};
+use super::{Sample, Workload};
 use crate::bench::{
-    clock::mono_ns,
     ctx::Ctx,
     interrupt::check_interrupted,
-    worker::{DnsClientArgs, DnsClientReport, DnsServerArgs, DnsServerReport, Worker},
+    worker::{DnsClientArgs, DnsClientReport, DnsServerArgs, DnsServerReport, Window, Worker},
 };
 
 /// DNS.
@@ -56,7 +55,7 @@ pub fn storm(ctx: &Ctx, secs: f64, rate: u64) -> Result<Storm> {
     // its CPU time.
     let mut server = Worker::DnsServer(DnsServerArgs {
         port: PORT,
-        end: mono_ns() + secs_ns(secs) + 10_000_000_000,
+        end: Window::soon(secs + 10.0).end,
         threads: 1,
     })
     .spawn_with_stdin(&ctx.xtask)?;
@@ -64,13 +63,11 @@ pub fn storm(ctx: &Ctx, secs: f64, rate: u64) -> Result<Storm> {
         Some(l) if l == "ready" => {}
         other => bail!("the DNS responder did not start: {other:?}"),
     }
-    let start = start_soon();
     let client = Worker::DnsClient(DnsClientArgs {
         port: PORT,
-        start,
-        end: start + secs_ns(secs),
+        window: Window::soon(secs),
         threads: 2,
-        window: 8,
+        in_flight: 8,
         rate,
     })
     .spawn(&ctx.xtask)?

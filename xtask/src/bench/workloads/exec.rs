@@ -5,11 +5,11 @@
 
 use anyhow::{Result, bail};
 
-use super::{Sample, Workload, secs_ns, start_soon};
+use super::{Sample, Workload};
 use crate::bench::{
     ctx::Ctx,
     interrupt::check_interrupted,
-    worker::{ExecArgs, ExecReport, Worker},
+    worker::{ExecArgs, ExecReport, Window, Worker},
 };
 
 pub const EXEC: Workload = Workload {
@@ -23,13 +23,11 @@ pub const EXEC: Workload = Workload {
 };
 
 fn run(ctx: &Ctx, secs: f64) -> Result<Sample> {
-    let start = start_soon();
-    let end = start + secs_ns(secs);
+    let window = Window::soon(secs);
     let workers = (0..ctx.nproc)
         .map(|cpu| {
             Worker::Exec(ExecArgs {
-                start,
-                end,
+                window,
                 cpu,
                 prog: "/bin/true".into(),
             })

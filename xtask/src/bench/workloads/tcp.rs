@@ -5,11 +5,11 @@
 
 use anyhow::Result;
 
-use super::{Sample, Workload, secs_ns, start_soon};
+use super::{Sample, Workload};
 use crate::bench::{
     ctx::Ctx,
     interrupt::check_interrupted,
-    worker::{TcpArgs, TcpReport, Worker},
+    worker::{TcpArgs, TcpReport, Window, Worker},
 };
 
 pub const TCP: Workload = Workload {
@@ -23,10 +23,8 @@ pub const TCP: Workload = Workload {
 };
 
 fn run(ctx: &Ctx, secs: f64) -> Result<Sample> {
-    let start = start_soon();
     let out = Worker::Tcp(TcpArgs {
-        start,
-        end: start + secs_ns(secs),
+        window: Window::soon(secs),
     })
     .spawn(&ctx.xtask)?
     .finish::<TcpReport>()?;

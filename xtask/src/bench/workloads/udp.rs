@@ -6,11 +6,11 @@
 
 use anyhow::Result;
 
-use super::{Sample, Workload, secs_ns, start_soon};
+use super::{Sample, Workload};
 use crate::bench::{
     ctx::Ctx,
     interrupt::check_interrupted,
-    worker::{UdpArgs, UdpReport, Worker},
+    worker::{UdpArgs, UdpReport, Window, Worker},
 };
 
 /// The storm's port.
@@ -27,10 +27,8 @@ pub const UDP: Workload = Workload {
 };
 
 fn run(ctx: &Ctx, secs: f64) -> Result<Sample> {
-    let start = start_soon();
     let out = Worker::Udp(UdpArgs {
-        start,
-        end: start + secs_ns(secs),
+        window: Window::soon(secs),
         port: PORT,
         size: 64,
     })
