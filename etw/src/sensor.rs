@@ -24,7 +24,7 @@ use crate::{
     host::WindowsHost,
     paths::DeviceMap,
     pipeline::Pipeline,
-    stats::{Activity, Losses, loss_warning, stats_json},
+    stats::{Activity, Losses, loss_warning, stats},
 };
 
 /// How the sensor runs (from the command line and the config file).
@@ -189,17 +189,15 @@ fn event_loop<W: Write>(
 
 /// Prints one stats line on stderr: `tunnelwatch: stats {JSON}`.
 fn report<W: Write>(pipeline: &Pipeline<WindowsHost, W>, losses: &Losses, which: &str) {
+    let written = pipeline.counts();
     let activity = Activity {
         counters: pipeline.enricher.counters,
-        lines: pipeline.lines,
-        alerts: pipeline.alerts,
+        lines: written.lines,
+        alerts: written.alerts,
         suppressed: pipeline.engine().suppressed(),
         processes: pipeline.enricher.procs().len(),
     };
-    eprintln!(
-        "tunnelwatch: stats {}",
-        stats_json(which, losses, &activity)
-    );
+    eprintln!("{}", stats(which, losses, &activity));
 }
 
 /// This machine's DNS host name (CIM `dest`), else `%COMPUTERNAME%`.

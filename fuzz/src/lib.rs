@@ -8,10 +8,11 @@ use tunnelwatch::linux::{
     decode::{self, DecodeError, Record},
     enrich::Enricher,
     proc_table::ProcTable,
+    settings::{LinuxSettings, MAX_DNS_PORTS, RING_BUFFER_MAX, RING_BUFFER_MIN},
 };
 use tunnelwatch_common::limits::{DNS_CAPTURE_MAX, EXEC_DATA_SIZE};
 use tunnelwatch_engine::{
-    config::{Config, MAX_DNS_PORTS},
+    config::Config,
     dns::{self, DnsError, DnsMessage, MAX_ANSWERS, MAX_DATA_LEN, MAX_QUESTIONS, MAX_TCP_MESSAGES},
     event::Event,
     ruleset::RuleSet,
@@ -221,16 +222,17 @@ pub fn rule_loader(data: &[u8]) {
             let _ = e.to_string();
         }
     }
-    match Config::from_str(NAME, &text) {
+    match Config::<LinuxSettings>::from_str(NAME, &text) {
         Ok(cfg) => {
-            let ports = &cfg.dns_ports;
+            let ports = &cfg.sensor.dns_ports;
             assert!(
                 !ports.is_empty() && ports.len() <= MAX_DNS_PORTS,
                 "{ports:?}"
             );
             assert!(!ports.contains(&0), "port 0");
             assert_eq!(ports.iter().collect::<HashSet<_>>().len(), ports.len());
-            assert!(cfg.ring_buffer_size > 0);
+            let size = u64::from(cfg.sensor.ring_buffer_size);
+            assert!(size.is_power_of_two() && (RING_BUFFER_MIN..=RING_BUFFER_MAX).contains(&size));
         }
         Err(e) => {
             assert_eq!(e.file, NAME);

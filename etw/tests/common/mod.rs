@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
-use tunnelwatch_engine::{config::Config, engine::Engine};
+use tunnelwatch_engine::{builtin, config::Config, engine::Engine};
 use tunnelwatch_etw::{
     enrich::Enricher,
     fields::{FILETIME_SECOND, Fields, Header, RawEvent, Source, Value},
@@ -105,7 +105,7 @@ pub fn pipeline_with(
 ) -> Pipeline<TableHost, Vec<u8>> {
     Pipeline::new(
         enricher(host),
-        Engine::from_config(config).unwrap(),
+        Engine::new(builtin::rules().unwrap(), config.allowlist.clone()),
         Vec::new(),
         all_events,
     )

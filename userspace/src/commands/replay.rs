@@ -1,10 +1,12 @@
 //! `tunnelwatch replay [FILE]`: runs the rules over recorded events (the JSON lines the
 //! sensor prints: `--all-events` event lines and alert lines alike, from a file or stdin) and
 //! prints the alerts exactly as the live sensor would have.
+//!
+//! Uses: the engine (recorded lines, the evaluate-and-emit step).
 
 use std::io::{self, BufRead, Write};
 
-use tunnelwatch_engine::{emit::Emitter, engine::Engine, replay::Replay};
+use tunnelwatch_engine::{engine::Engine, replay::Replay, step::Step};
 
 /// What a replay saw.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -22,30 +24,19 @@ pub fn run<R: BufRead, W: Write>(
     all_events: bool,
     out: W,
 ) -> Result<Summary, String> {
-    let mut emitter = Emitter::new(out);
-    let mut summary = Summary::default();
-    let mut alerts = Vec::new();
+    let mut step = Step::new(out, all_events);
+    let mut events = 0;
     for event in Replay::new(input) {
         let event = event.map_err(|e| e.to_string())?;
-        summary.events += 1;
-        alerts.clear();
-        engine.evaluate(&event, &mut alerts);
-        let written = if alerts.is_empty() {
-            if all_events {
-                emitter.write_event(&event)
-            } else {
-                Ok(())
-            }
-        } else {
-            alerts
-                .iter()
-                .try_for_each(|a| emitter.write_alert(&event, a))
-        };
-        match written {
-            Ok(()) => summary.alerts += alerts.len() as u64,
+        events += 1;
+        match step.run(engine, &event) {
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
             Err(e) => return Err(format!("cannot write to stdout: {e}")),
         }
     }
-    Ok(summary)
+    Ok(Summary {
+        events,
+        alerts: step.counts().alerts,
+    })
 }
