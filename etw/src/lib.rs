@@ -38,6 +38,8 @@ pub mod consumer;
 #[cfg(windows)]
 pub mod elevation;
 #[cfg(windows)]
+pub mod live_process;
+#[cfg(windows)]
 pub mod sensor;
 #[cfg(windows)]
 pub mod service;

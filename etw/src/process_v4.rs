@@ -24,7 +24,10 @@
 //! as they go, and later fields are then empty. A payload too short for the fixed part, a
 //! bad SID or a version this code does not know is an error, never a panic.
 
-use crate::sid::Sid;
+use crate::{
+    fields::{Fields, Header, RawEvent, Value},
+    sid::Sid,
+};
 
 /// One decoded kernel Process event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -170,6 +173,38 @@ pub fn decode(payload: &[u8], version: u8, pointer_size: u8) -> Result<ProcessRe
         r.application_id = c.utf16();
     }
     Ok(r)
+}
+
+impl ProcessRecord {
+    /// The record as the mapping reads it, under the MOF class's property names.
+    pub fn into_fields(self) -> Fields {
+        let mut f = Fields::new()
+            .with("UniqueProcessKey", Value::U64(self.unique_process_key))
+            .with("ProcessId", Value::U32(self.pid))
+            .with("ParentId", Value::U32(self.ppid))
+            .with("SessionId", Value::U32(self.session_id))
+            .with("ExitStatus", Value::U32(self.exit_status as u32))
+            .with("DirectoryTableBase", Value::U64(self.directory_table_base))
+            .with("Flags", Value::U32(self.flags))
+            .with("ImageFileName", Value::Str(self.image_file_name))
+            .with("CommandLine", Value::Str(self.command_line))
+            .with("PackageFullName", Value::Str(self.package_full_name))
+            .with("ApplicationId", Value::Str(self.application_id));
+        if let Some(sid) = self.sid {
+            f.insert("UserSID", Value::Sid(sid));
+        }
+        f
+    }
+}
+
+/// The event for a kernel Process event's user data: decoded with the header's version and
+/// pointer size.
+pub fn raw_event(header: Header, payload: &[u8]) -> Result<RawEvent, DecodeError> {
+    let r = decode(payload, header.version, header.pointer_size)?;
+    Ok(RawEvent {
+        header,
+        fields: r.into_fields(),
+    })
 }
 
 /// Builds the payload of a kernel Process event of `version` 2 to 4 (for tests, fixtures and

@@ -160,9 +160,9 @@ fn event_loop<W: Write>(
             continue;
         }
         last_upkeep = Instant::now();
-        pipeline
-            .enricher
-            .tick(system_time_to_filetime(SystemTime::now()));
+        if let Err(e) = pipeline.tick(system_time_to_filetime(SystemTime::now())) {
+            return stdout_error(e);
+        }
         if let Some(why) = sessions.ended() {
             return Err(RunError::Runtime(format!(
                 "{why} while the sensor was running"

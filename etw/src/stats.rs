@@ -34,12 +34,15 @@ pub struct Activity {
     pub alerts: u64,
     pub suppressed: u64,
     pub processes: usize,
+    /// Which events make process starts: "kernel" or "kernel-process" (see `enrich::Mode`).
+    pub mode: &'static str,
 }
 
 /// The JSON object of a stats line (`which`: "periodic" or "final").
 pub fn stats_json(which: &str, losses: &Losses, a: &Activity) -> Value {
     let mut obj = Map::new();
     obj.insert("stats".into(), which.into());
+    obj.insert("mode".into(), a.mode.into());
     obj.insert("etw_events_lost".into(), losses.etw_events_lost.into());
     obj.insert("etw_buffers_lost".into(), losses.etw_buffers_lost.into());
     obj.insert("channel_dropped".into(), losses.channel_dropped.into());
@@ -48,6 +51,16 @@ pub fn stats_json(which: &str, losses: &Losses, a: &Activity) -> Value {
     obj.insert("unmapped".into(), a.counters.unmapped.into());
     obj.insert("process_starts".into(), a.counters.process_starts.into());
     obj.insert("dns_messages".into(), a.counters.dns_events.into());
+    obj.insert("dns_held".into(), a.counters.dns_held.into());
+    obj.insert("dns_unmatched".into(), a.counters.dns_unmatched.into());
+    obj.insert(
+        "live_command_lines".into(),
+        a.counters.live_command_lines.into(),
+    );
+    obj.insert(
+        "missing_command_lines".into(),
+        a.counters.missing_command_lines.into(),
+    );
     obj.insert("lines".into(), a.lines.into());
     obj.insert("alerts".into(), a.alerts.into());
     obj.insert("suppressed".into(), a.suppressed.into());
@@ -87,15 +100,22 @@ mod tests {
                 process_starts: 5,
                 dns_events: 4,
                 unmapped: 1,
+                dns_held: 2,
+                dns_unmatched: 1,
+                live_command_lines: 0,
+                missing_command_lines: 0,
             },
             lines: 2,
             alerts: 1,
             suppressed: 0,
             processes: 120,
+            mode: "kernel",
         };
         let expected: Value = serde_json::from_str(concat!(
-            r#"{"stats":"final","etw_events_lost":1,"etw_buffers_lost":2,"channel_dropped":3,"#,
-            r#""decode_errors":4,"records":10,"unmapped":1,"process_starts":5,"dns_messages":4,"#,
+            r#"{"stats":"final","mode":"kernel","etw_events_lost":1,"etw_buffers_lost":2,"#,
+            r#""channel_dropped":3,"decode_errors":4,"records":10,"unmapped":1,"process_starts":5,"#,
+            r#""dns_messages":4,"dns_held":2,"dns_unmatched":1,"live_command_lines":0,"#,
+            r#""missing_command_lines":0,"#,
             r#""lines":2,"alerts":1,"suppressed":0,"processes":120}"#
         ))
         .unwrap();
