@@ -29,6 +29,7 @@ pub mod pipeline;
 pub mod process_map;
 pub mod process_table;
 pub mod process_v4;
+pub mod replay;
 pub mod schema;
 pub mod sid;
 pub mod stats;

@@ -78,7 +78,8 @@ struct Cli {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Run the rules over recorded events (the JSON lines `--all-events` prints, alert lines
-    /// included) and print the alerts exactly as the live sensor would.
+    /// included, or an .etl trace of Windows' kernel process events, Kernel-Process and
+    /// DNS-Client) and print the alerts exactly as the live sensor would.
     Replay {
         /// The recording; `-` or nothing reads stdin.
         file: Option<PathBuf>,
@@ -159,16 +160,21 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
         fingerprint,
     } = source.load().map_err(|e| (exit::USAGE, e))?;
     if let Some(Command::Replay { file }) = &cli.command {
-        let input: Box<dyn std::io::BufRead> = match file {
+        let mut input: Box<dyn std::io::BufRead> = match file {
             Some(path) if path.as_os_str() != "-" => Box::new(std::io::BufReader::new(
                 std::fs::File::open(path)
                     .map_err(|e| (exit::USAGE, format!("{}: {e}", path.display())))?,
             )),
             _ => Box::new(std::io::stdin().lock()),
         };
-        let summary =
-            commands::replay::run(input, &engine, cli.all_events, std::io::stdout().lock())
-                .map_err(|e| (exit::USAGE, e))?;
+        let etl = tunnelwatch_etw::replay::is_etl(input.fill_buf().unwrap_or_default());
+        let replay = if etl {
+            commands::replay::run_etl
+        } else {
+            commands::replay::run
+        };
+        let summary = replay(input, &engine, cli.all_events, std::io::stdout().lock())
+            .map_err(|e| (exit::USAGE, e))?;
         eprintln!(
             "tunnelwatch: replayed {} events, {} alerts",
             summary.events, summary.alerts
