@@ -359,7 +359,12 @@ impl<H: Host> Enricher<H> {
     /// it does not).
     fn live_process(&mut self, pid: u32) -> Process {
         let path = self.host.live_image_path(pid).unwrap_or_default();
-        let command_line = self.host.live_command_line(pid).unwrap_or_default();
+        // Trimmed as the kernel event's is (process_map.rs).
+        let command_line = self
+            .host
+            .live_command_line(pid)
+            .map(|c| c.trim_end().to_owned())
+            .unwrap_or_default();
         let sid = self.host.live_user_sid(pid);
         let (user, user_id) = self.user(sid.as_ref());
         Process {
