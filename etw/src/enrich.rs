@@ -232,7 +232,8 @@ impl<H: Host> Enricher<H> {
                     {
                         self.release(&oldest, out);
                     }
-                    self.held.push_back((h.timestamp + DNS_HOLD, raw.clone()));
+                    self.held
+                        .push_back((h.timestamp.saturating_add(DNS_HOLD), raw.clone()));
                 } else {
                     self.dns(raw, out);
                 }

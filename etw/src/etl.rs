@@ -84,7 +84,11 @@ pub enum Kind {
         opcode: u8,
     },
     /// An `EVENT_TRACE_HEADER` event (classic provider): its class type and version.
-    Classic { guid: Guid, opcode: u8, version: u16 },
+    Classic {
+        guid: Guid,
+        opcode: u8,
+        version: u16,
+    },
     /// Anything else (WPP messages, instance headers, ...).
     Other,
 }
@@ -131,9 +135,14 @@ pub struct ReadStats {
 pub enum EtlError {
     NotEtl(String),
     /// The file ends inside a buffer.
-    Truncated { buffer: u64 },
+    Truncated {
+        buffer: u64,
+    },
     /// A buffer header that cannot be right (the file cannot be walked past it).
-    BadBuffer { buffer: u64, why: String },
+    BadBuffer {
+        buffer: u64,
+        why: String,
+    },
     Io(io::Error),
 }
 
@@ -142,7 +151,10 @@ impl std::fmt::Display for EtlError {
         match self {
             EtlError::NotEtl(why) => write!(f, "not an .etl trace: {why}"),
             EtlError::Truncated { buffer } => {
-                write!(f, "the trace ends inside buffer {buffer} (a file cut short)")
+                write!(
+                    f,
+                    "the trace ends inside buffer {buffer} (counting from 0: a file cut short)"
+                )
             }
             EtlError::BadBuffer { buffer, why } => write!(f, "buffer {buffer}: {why}"),
             EtlError::Io(e) => write!(f, "cannot read the trace: {e}"),

@@ -198,7 +198,13 @@ impl EtlWriter {
             (r, 0)
         };
         let size = BUFFER_HEADER + body.len();
-        self.buffers.push(buffer_header(size, used, flags, self.start_time, self.buffers.len() as u64 + 1));
+        self.buffers.push(buffer_header(
+            size,
+            used,
+            flags,
+            self.start_time,
+            self.buffers.len() as u64 + 1,
+        ));
         self.buffers.last_mut().unwrap().extend_from_slice(&body);
     }
 
@@ -226,7 +232,16 @@ impl EtlWriter {
         u32s(&mut h, &[self.buffer_size as u32, 0x0a00_0005, 19041, 2]);
         h.extend_from_slice(&self.start_time.to_le_bytes()); // EndTime
         u32s(&mut h, &[156_250, 0, 0x1_0000]); // TimerResolution, MaximumFileSize, LogFileMode
-        u32s(&mut h, &[self.buffers.len() as u32 + 1, 1, u32::from(self.pointer_size), 0, 2_400]);
+        u32s(
+            &mut h,
+            &[
+                self.buffers.len() as u32 + 1,
+                1,
+                u32::from(self.pointer_size),
+                0,
+                2_400,
+            ],
+        );
         h.extend_from_slice(&vec![0; 2 * p]); // LoggerName, LogFileName
         h.extend_from_slice(&[0; 0xB0]); // TimeZone and padding
         h.extend_from_slice(&self.start_time.to_le_bytes()); // BootTime

@@ -43,7 +43,8 @@ pub fn image_path(pid: u32) -> Option<String> {
     let mut buf = vec![0u16; 32768];
     let mut len = buf.len() as u32;
     // SAFETY: `buf` is writable for `len` u16s; the handle is open.
-    let ok = unsafe { QueryFullProcessImageNameW(p.0, PROCESS_NAME_WIN32, buf.as_mut_ptr(), &mut len) };
+    let ok =
+        unsafe { QueryFullProcessImageNameW(p.0, PROCESS_NAME_WIN32, buf.as_mut_ptr(), &mut len) };
     (ok != 0).then(|| String::from_utf16_lossy(&buf[..(len as usize).min(buf.len())]))
 }
 
@@ -106,7 +107,14 @@ pub fn user_sid(pid: u32) -> Option<Sid> {
         let token = Process(token);
         let mut buf = vec![0u64; 64];
         let mut len = 0u32;
-        if GetTokenInformation(token.0, TokenUser, buf.as_mut_ptr().cast(), (buf.len() * 8) as u32, &mut len) == 0 {
+        if GetTokenInformation(
+            token.0,
+            TokenUser,
+            buf.as_mut_ptr().cast(),
+            (buf.len() * 8) as u32,
+            &mut len,
+        ) == 0
+        {
             return None;
         }
         let user = &*(buf.as_ptr() as *const TOKEN_USER);

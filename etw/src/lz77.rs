@@ -24,7 +24,10 @@ impl std::fmt::Display for Lz77Error {
 }
 
 fn byte(input: &[u8], at: usize) -> Result<usize, Lz77Error> {
-    input.get(at).map(|&b| usize::from(b)).ok_or(Lz77Error::Corrupt)
+    input
+        .get(at)
+        .map(|&b| usize::from(b))
+        .ok_or(Lz77Error::Corrupt)
 }
 
 fn u16_at(input: &[u8], at: usize) -> Result<usize, Lz77Error> {
@@ -117,10 +120,7 @@ mod tests {
         // [MS-XCA] 3.1 "abcdefghijklmnopqrstuvwxyz": literals only.
         let mut a = vec![0x3f, 0, 0, 0];
         a.extend_from_slice(b"abcdefghijklmnopqrstuvwxyz");
-        assert_eq!(
-            decompress(&a, 1024).unwrap(),
-            b"abcdefghijklmnopqrstuvwxyz"
-        );
+        assert_eq!(decompress(&a, 1024).unwrap(), b"abcdefghijklmnopqrstuvwxyz");
         // [MS-XCA] 3.2: "abc" repeated to 300 bytes: three literals and one long match.
         let b = [
             0xff, 0xff, 0xff, 0x1f, 0x61, 0x62, 0x63, 0x17, 0x00, 0x0f, 0xff, 0x26, 0x01,

@@ -200,7 +200,10 @@ mod tests {
         let f = kernel_process(1, 3, &v3).unwrap();
         assert_eq!(f.u32("ProcessID"), Some(5832));
         assert_eq!(f.u32("ParentProcessID"), Some(4000));
-        assert_eq!(f.str("ImageName"), Some(r"\Device\HarddiskVolume3\x\ngrok.exe"));
+        assert_eq!(
+            f.str("ImageName"),
+            Some(r"\Device\HarddiskVolume3\x\ngrok.exe")
+        );
         // Version 1: ProcessID, CreateTime, ParentProcessID, SessionID, Flags, ImageName.
         let mut v1 = Vec::new();
         v1.extend_from_slice(&3676u32.to_le_bytes());
@@ -210,14 +213,19 @@ mod tests {
         wide(&mut v1, r"\Device\HarddiskVolume2\Test.x64.exe");
         let f = kernel_process(1, 1, &v1).unwrap();
         assert_eq!(f.u32("ParentProcessID"), Some(3508));
-        assert_eq!(f.str("ImageName"), Some(r"\Device\HarddiskVolume2\Test.x64.exe"));
+        assert_eq!(
+            f.str("ImageName"),
+            Some(r"\Device\HarddiskVolume2\Test.x64.exe")
+        );
         // Version 0 has no Flags: the same bytes read as v0 take Flags for the name's start.
         assert_ne!(
             kernel_process(1, 0, &v1).and_then(|f| f.str("ImageName").map(str::to_owned)),
             Some(r"\Device\HarddiskVolume2\Test.x64.exe".into())
         );
         assert_eq!(
-            kernel_process(2, 1, &encode_process_stop(9)).unwrap().u32("ProcessID"),
+            kernel_process(2, 1, &encode_process_stop(9))
+                .unwrap()
+                .u32("ProcessID"),
             Some(9)
         );
     }

@@ -264,7 +264,9 @@ mod tests {
             flags: 2,
             sid: Sid::parse("S-1-5-21-4151223144-1238771585-1724997581-1000"),
             image_file_name: "OneDrive.exe".into(),
-            command_line: r#""C:\Users\sylvain\AppData\Local\Microsoft\OneDrive\OneDrive.exe" /background"#.into(),
+            command_line:
+                r#""C:\Users\sylvain\AppData\Local\Microsoft\OneDrive\OneDrive.exe" /background"#
+                    .into(),
             package_full_name: String::new(),
             application_id: String::new(),
         }
@@ -374,6 +376,11 @@ mod tests {
         // Not UTF-8 in the ANSI name: replaced, not refused.
         let mut latin = good.clone();
         latin[80] = 0xe9;
-        assert!(decode(&latin, 4, 8).unwrap().image_file_name.contains('\u{fffd}'));
+        assert!(
+            decode(&latin, 4, 8)
+                .unwrap()
+                .image_file_name
+                .contains('\u{fffd}')
+        );
     }
 }

@@ -130,7 +130,10 @@ pub fn raw_event(
             version,
             opcode,
         } if guid == KERNEL_PROCESS
-            && matches!(id, kernel_process::PROCESS_START | kernel_process::PROCESS_STOP) =>
+            && matches!(
+                id,
+                kernel_process::PROCESS_START | kernel_process::PROCESS_STOP
+            ) =>
         {
             let h = header(Source::KernelProcess, id, opcode, u16::from(version));
             Some(
@@ -202,8 +205,7 @@ impl<R: Read> EtlReplay<R> {
     /// The next RawEvent of the trace, `None` at its end.
     fn next_raw(&mut self) -> Result<Option<RawEvent>, EtlError> {
         while let Some(r) = self.reader.next_record()? {
-            let Some(raw) = raw_event(r.kind, r.pid, r.timestamp, r.pointer_size, r.payload)
-            else {
+            let Some(raw) = raw_event(r.kind, r.pid, r.timestamp, r.pointer_size, r.payload) else {
                 continue;
             };
             self.summary.mapped_records += 1;
@@ -234,8 +236,12 @@ impl<R: Read> EtlReplay<R> {
             Mode::KernelProcess
         };
         self.enricher = Some(
-            Enricher::new(self.host_name.as_str().into(), DeviceMap::default(), TraceHost)
-                .with_mode(mode),
+            Enricher::new(
+                self.host_name.as_str().into(),
+                DeviceMap::default(),
+                TraceHost,
+            )
+            .with_mode(mode),
         );
         Ok(())
     }

@@ -112,7 +112,8 @@ fn without_the_kernel_session_kernel_process_starts_alert_with_the_live_command_
     let mut host = table_host();
     // The parent was running before the sensor started: no rundown in this mode, so it is
     // read from the live system too.
-    host.live.insert(4000, r"C:\Windows\System32\cmd.exe".into());
+    host.live
+        .insert(4000, r"C:\Windows\System32\cmd.exe".into());
     host.command_lines
         .insert(4000, r#""C:\Windows\system32\cmd.exe" "#.into());
     host.users.insert(4000, USER_SID.into());

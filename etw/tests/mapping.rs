@@ -10,9 +10,9 @@ use common::*;
 use serde_json::Value;
 use tunnelwatch_engine::{config::Config, event::Event};
 use tunnelwatch_etw::{
+    enrich::DNS_HOLD,
     fields::{Fields, RawEvent, Value as F},
     pe_version::{VersionCache, original_file_name, original_file_name_of_file},
-    enrich::DNS_HOLD,
     process_table::{EXITED_GRACE, PathSource},
 };
 

@@ -207,8 +207,11 @@ pub fn kernel_trace(
         application_id: String::new(),
     };
     let payload = process_v4::encode(&record, 4, 8, 0xffff_a985_0b21_3c60);
-    process_v4::raw_event(header(Source::KernelTrace, 0, opcode, 4, ppid, time), &payload)
-        .expect("a well-formed payload")
+    process_v4::raw_event(
+        header(Source::KernelTrace, 0, opcode, 4, ppid, time),
+        &payload,
+    )
+    .expect("a well-formed payload")
 }
 
 /// Microsoft-Windows-DNS-Client 3006 (version 0), logged by dnsapi.dll in process `pid`:
