@@ -96,7 +96,7 @@ impl EtlWriter {
             self.flush();
         }
         self.current.extend_from_slice(&bytes);
-        while self.current.len() % 8 != 0 {
+        while !self.current.len().is_multiple_of(8) {
             self.current.push(0);
         }
         self
@@ -259,7 +259,7 @@ impl EtlWriter {
         rec.extend_from_slice(&self.start_time.to_le_bytes());
         rec.extend_from_slice(&[0; 8]);
         rec.extend_from_slice(&h);
-        while rec.len() % 8 != 0 {
+        while !rec.len().is_multiple_of(8) {
             rec.push(0);
         }
         let used = BUFFER_HEADER + rec.len();

@@ -76,6 +76,11 @@ impl<H: Host, W: Write> Pipeline<H, W> {
         &self.engine
     }
 
+    /// Swaps in a reloaded engine, between two events.
+    pub fn set_engine(&mut self, engine: Engine) {
+        self.engine = engine;
+    }
+
     /// The output.
     pub fn out(&mut self) -> &mut W {
         self.emitter.get_mut()

@@ -220,12 +220,15 @@ fn run_sensor(
     cli: &Cli,
     config: &tunnelwatch_engine::config::Config,
     engine: tunnelwatch_engine::engine::Engine,
-    _source: (RuleSource, u64),
+    source: (RuleSource, u64),
 ) -> Result<(), (u8, String)> {
-    use std::time::Duration;
+    use std::{
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
 
     use tunnelwatch_etw::{
-        sensor::{self, Options, RunError, Stop},
+        sensor::{self, Options, Reload, RunError, Stop},
         service::{self, Outcome},
     };
 
@@ -240,9 +243,41 @@ fn run_sensor(
     let interval = cli
         .stats_interval
         .unwrap_or(config.stats_interval.as_secs());
+    // A change to a --rules file or the config file reloads them, polled every second by the
+    // sensor, with the same RuleSource (load and fingerprint) as the Linux sensor.
+    let (source, mut fingerprint) = source;
+    let watching = source.config.is_some() || !source.rule_dirs.is_empty();
+    let reload = watching.then(|| {
+        let poll = move || {
+            let now = source.fingerprint();
+            if now == fingerprint {
+                return None;
+            }
+            match source.load() {
+                Ok(loaded) => {
+                    fingerprint = loaded.fingerprint;
+                    eprintln!(
+                        "tunnelwatch: rules reloaded after a changed rule or config file: {} rules",
+                        loaded.engine.rules().len()
+                    );
+                    Some(loaded.engine)
+                }
+                Err(e) => {
+                    // A refused set is not retried until the files change again.
+                    fingerprint = now;
+                    eprintln!(
+                        "tunnelwatch: reload after a changed rule or config file refused, the running rules stay:\n{e}"
+                    );
+                    None
+                }
+            }
+        };
+        Reload(Arc::new(Mutex::new(poll)))
+    });
     let opts = Options {
         all_events: cli.all_events,
         stats_interval: (interval > 0).then(|| Duration::from_secs(interval)),
+        reload,
     };
     let result = match service::run(opts, engine) {
         Outcome::Service(result) => result,
