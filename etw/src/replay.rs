@@ -98,32 +98,31 @@ pub fn raw_event(
         timestamp,
         pointer_size,
     };
-    match kind {
+    // The kernel's Process events, with a system or perfinfo header, or relogged as classic.
+    let process = match kind {
         Kind::Kernel {
             group: GROUP_PROCESS,
             opcode,
             version,
-        } if matches!(
-            opcode,
-            kernel_trace::START | kernel_trace::END | kernel_trace::DC_START
-        ) =>
-        {
-            let h = header(Source::KernelTrace, 0, opcode, version);
-            Some(process_v4::raw_event(h, payload).map_err(drop))
-        }
+        } => Some((opcode, version)),
         Kind::Classic {
             guid,
             opcode,
             version,
-        } if guid == PROCESS
-            && matches!(
-                opcode,
-                kernel_trace::START | kernel_trace::END | kernel_trace::DC_START
-            ) =>
-        {
-            let h = header(Source::KernelTrace, 0, opcode, version);
-            Some(process_v4::raw_event(h, payload).map_err(drop))
+        } if guid == PROCESS => Some((opcode, version)),
+        _ => None,
+    };
+    if let Some((opcode, version)) = process {
+        if !matches!(
+            opcode,
+            kernel_trace::START | kernel_trace::END | kernel_trace::DC_START
+        ) {
+            return None;
         }
+        let h = header(Source::KernelTrace, 0, opcode, version);
+        return Some(process_v4::raw_event(h, payload).map_err(drop));
+    }
+    match kind {
         Kind::Provider {
             guid,
             id,
