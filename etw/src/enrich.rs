@@ -294,7 +294,7 @@ impl<H: Host> Enricher<H> {
             }
         };
         let name: Arc<str> = if path.is_empty() {
-            k.image_file_name.as_str().into()
+            file_name(&k.image_file_name).into()
         } else {
             file_name(&path).into()
         };
