@@ -45,7 +45,7 @@ use crate::{
     enrich::Mode,
     fields::{Fields, Header, RawEvent, Source, Value, pointer_size},
     loss_counters::SessionLosses,
-    process_v4,
+    manifest_payload, process_v4,
     schema::{self, FieldSpec, Kind, dns_client, kernel_process, kernel_trace},
     stats::Losses,
 };
@@ -250,6 +250,8 @@ impl Sessions {
 }
 
 /// The callback of one provider: copy the listed properties out, hand them over, never block.
+/// The documented versions are decoded from the user data (`manifest_payload.rs`, the code
+/// `.etl` replay runs); later ones through TDH.
 fn callback(
     source: Source,
     tx: SyncSender<RawEvent>,
@@ -259,20 +261,32 @@ fn callback(
         let Some(specs) = schema::fields_of(source, record.event_id(), record.opcode()) else {
             return;
         };
-        let schema = match locator.event_schema(record) {
-            Ok(s) => s,
-            Err(_) => {
-                shared.decode_errors.fetch_add(1, Ordering::Relaxed);
-                return;
+        let (id, version) = (record.event_id(), record.version());
+        let fields = if manifest_payload::is_known(source, id, version) {
+            match manifest_payload::fields(source, id, version, user_data(record)) {
+                Some(f) => f,
+                None => {
+                    shared.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             }
+        } else {
+            let schema = match locator.event_schema(record) {
+                Ok(s) => s,
+                Err(_) => {
+                    shared.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            let parser = Parser::create(record, &schema);
+            let mut fields = Fields::new();
+            for spec in specs {
+                if let Some(v) = read(&parser, spec) {
+                    fields.insert(spec.name, v);
+                }
+            }
+            fields
         };
-        let parser = Parser::create(record, &schema);
-        let mut fields = Fields::new();
-        for spec in specs {
-            if let Some(v) = read(&parser, spec) {
-                fields.insert(spec.name, v);
-            }
-        }
         let raw = RawEvent {
             header: Header {
                 source,

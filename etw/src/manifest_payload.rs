@@ -17,9 +17,13 @@
 //!   `QueryType`, `QueryOptions`, `QueryStatus` UInt32, `QueryResults` UnicodeString.
 //!
 //! Bounds-checked; a payload short of a field the mapping needs gives `None`.
+//!
+//! Live, the versions listed here ([`is_known`]) are decoded by these functions too, so that
+//! replay runs what the live sensor runs; a later version (a Windows newer than the manifests
+//! these layouts were read from) goes to TDH, which reads the host's own manifest.
 
 use crate::{
-    fields::{Fields, Value},
+    fields::{Fields, Source, Value},
     schema::{dns_client, kernel_process},
     sid::Sid,
 };
@@ -65,6 +69,26 @@ impl Cursor<'_> {
     fn sid(&mut self) -> Option<()> {
         let sid = Sid::from_bytes(self.data.get(self.at..)?)?;
         self.skip(sid.as_bytes().len())
+    }
+}
+
+/// Whether the layout of `source`'s event `id` at `version` is one of those above.
+pub fn is_known(source: Source, id: u16, version: u8) -> bool {
+    match (source, id) {
+        (Source::KernelProcess, kernel_process::PROCESS_START) => version <= 3,
+        // ProcessID comes first in every version.
+        (Source::KernelProcess, kernel_process::PROCESS_STOP) => true,
+        (Source::DnsClient, dns_client::QUERY | dns_client::COMPLETED) => version == 0,
+        _ => false,
+    }
+}
+
+/// The fields of `source`'s event `id` (Kernel-Process or DNS-Client).
+pub fn fields(source: Source, id: u16, version: u8, payload: &[u8]) -> Option<Fields> {
+    match source {
+        Source::KernelProcess => kernel_process(id, version, payload),
+        Source::DnsClient => dns_client(id, payload),
+        Source::KernelTrace => None,
     }
 }
 
@@ -243,6 +267,19 @@ mod tests {
         assert_eq!(f.u32("QueryStatus"), Some(0));
         assert_eq!(f.str("QueryResults"), Some("::ffff:3.134.125.175;"));
         assert!(dns_client(3020, &encode_dns_query("x", 1)).is_none());
+    }
+
+    #[test]
+    fn the_known_layouts_are_those_documented() {
+        assert!(is_known(Source::KernelProcess, 1, 3));
+        assert!(!is_known(Source::KernelProcess, 1, 4), "a later version goes to TDH");
+        assert!(is_known(Source::KernelProcess, 2, 7));
+        assert!(is_known(Source::DnsClient, 3008, 0));
+        assert!(!is_known(Source::DnsClient, 3008, 1));
+        assert!(!is_known(Source::DnsClient, 3020, 0));
+        let f = fields(Source::DnsClient, 3006, 0, &encode_dns_query("a.b", 28)).unwrap();
+        assert_eq!(f.u32("QueryType"), Some(28));
+        assert!(fields(Source::KernelTrace, 1, 4, &[0; 64]).is_none());
     }
 
     #[test]
