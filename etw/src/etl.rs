@@ -370,15 +370,14 @@ impl<R: Read> EtlReader<R> {
             if self.done {
                 return Ok(None);
             }
-            if let Some((start, len, kind, pid, raw_time, pointer, header_len)) = self.step() {
+            if let Some((start, h)) = self.step() {
                 self.stats.records += 1;
-                let payload = &self.area[start + header_len..start + len];
                 return Ok(Some(Record {
-                    kind,
-                    pid,
-                    timestamp: self.clock.filetime(raw_time),
-                    pointer_size: pointer,
-                    payload,
+                    kind: h.kind,
+                    pid: h.pid,
+                    timestamp: self.clock.filetime(h.time),
+                    pointer_size: h.pointer_size,
+                    payload: &self.area[start + h.header_len..start + h.size],
                 }));
             }
             if !self.next_buffer(false)? {
@@ -387,10 +386,9 @@ impl<R: Read> EtlReader<R> {
         }
     }
 
-    /// Walks one record of the current buffer: (start, size, kind, pid, raw time, pointer
-    /// size, header size), or `None` when the buffer has no more.
-    #[allow(clippy::type_complexity)]
-    fn step(&mut self) -> Option<(usize, usize, Kind, Option<u32>, u64, u8, usize)> {
+    /// Walks to the next record of the current buffer that is worth returning: its start and
+    /// header, or `None` when the buffer has no more.
+    fn step(&mut self) -> Option<(usize, Walked)> {
         loop {
             let a = &self.area;
             let start = self.pos;
@@ -399,14 +397,13 @@ impl<R: Read> EtlReader<R> {
                 self.pos = a.len();
                 return None;
             }
-            let parsed = parse_record(&a[start..], marker);
-            match parsed {
-                Some((len, kind, pid, time, pointer, header_len)) => {
-                    self.pos = start + len.div_ceil(8) * 8;
-                    if matches!(kind, Kind::Other) && header_len == 0 {
+            match parse_record(&a[start..], marker) {
+                Some(h) => {
+                    self.pos = start + h.size.div_ceil(8) * 8;
+                    if h.kind == Kind::Other {
                         continue;
                     }
-                    return Some((start, len, kind, pid, time, pointer, header_len));
+                    return Some((start, h));
                 }
                 None => {
                     self.stats.damaged_buffers += 1;
@@ -426,118 +423,126 @@ impl<R: Read> EtlReader<R> {
     }
 }
 
-/// One record at the start of `b` with its `marker`: (size, kind, pid, raw time, pointer
-/// size, header size); `None` when it cannot be walked.
-#[allow(clippy::type_complexity)]
-fn parse_record(b: &[u8], marker: u32) -> Option<(usize, Kind, Option<u32>, u64, u8, usize)> {
+/// A record's header, as walked.
+#[derive(Clone, Copy, Debug)]
+struct Walked {
+    /// The whole record's size (before alignment).
+    size: usize,
+    kind: Kind,
+    pid: Option<u32>,
+    /// In the trace's clock.
+    time: u64,
+    pointer_size: u8,
+    /// Where the user data starts (extended data items included).
+    header_len: usize,
+}
+
+/// One record at the start of `b` with its `marker`; `None` when it cannot be walked.
+fn parse_record(b: &[u8], marker: u32) -> Option<Walked> {
     let flags = marker >> 24;
     let kind_byte = (marker >> 16) & 0xff;
     let low = (marker & 0xffff) as usize;
     let fit = |size: usize, header: usize| (size >= header && size <= b.len()).then_some(size);
+    let other = |size: usize| Walked {
+        size,
+        kind: Kind::Other,
+        pid: None,
+        time: 0,
+        pointer_size: 8,
+        header_len: 0,
+    };
     if flags & 0xC0 != 0xC0 {
         // A WPP message (0x90 ...) or anything else with its size in the low half: skipped.
         if flags & 0x80 != 0 && low >= 8 && low <= b.len() {
-            return Some((low, Kind::Other, None, 0, 8, 0));
+            return Some(other(low));
         }
         return None;
     }
     match kind_byte {
-        // SYSTEM_TRACE_HEADER 32/64, compact 32/64.
-        1..=4 => {
-            let header = if kind_byte <= 2 { 0x20 } else { 0x18 };
-            let size = fit(usize::from(u16_at(b, 4)?), header)?;
+        // SYSTEM_TRACE_HEADER 32/64 (0x20 bytes), compact 32/64 (0x18), PERFINFO 32/64 (0x10,
+        // no process): version in the marker, then size and hook id.
+        1..=4 | 0x10 | 0x11 => {
+            let (header_len, time_at, pid_at) = match kind_byte {
+                1 | 2 => (0x20, 0x10, Some(0x0C)),
+                3 | 4 => (0x18, 0x10, Some(0x0C)),
+                _ => (0x10, 0x08, None),
+            };
             let hook = u16_at(b, 6)?;
-            Some((
-                size,
-                Kind::Kernel {
+            Some(Walked {
+                size: fit(usize::from(u16_at(b, 4)?), header_len)?,
+                kind: Kind::Kernel {
                     group: (hook >> 8) as u8,
                     opcode: hook as u8,
                     version: low as u16,
                 },
-                Some(u32_at(b, 0x0C)?),
-                u64_at(b, 0x10)?,
-                if kind_byte % 2 == 1 { 4 } else { 8 },
-                header,
-            ))
-        }
-        // PERFINFO_TRACE_HEADER 32/64.
-        0x10 | 0x11 => {
-            let size = fit(usize::from(u16_at(b, 4)?), 0x10)?;
-            let hook = u16_at(b, 6)?;
-            Some((
-                size,
-                Kind::Kernel {
-                    group: (hook >> 8) as u8,
-                    opcode: hook as u8,
-                    version: low as u16,
+                pid: match pid_at {
+                    Some(at) => Some(u32_at(b, at)?),
+                    None => None,
                 },
-                None,
-                u64_at(b, 0x08)?,
-                if kind_byte == 0x10 { 4 } else { 8 },
-                0x10,
-            ))
+                time: u64_at(b, time_at)?,
+                pointer_size: if matches!(kind_byte, 1 | 3 | 0x10) {
+                    4
+                } else {
+                    8
+                },
+                header_len,
+            })
         }
         // EVENT_HEADER 32/64.
         0x12 | 0x13 => {
             let size = fit(low, 0x50)?;
             let header_flags = u16_at(b, 4)?;
-            let mut header = 0x50;
+            let mut header_len = 0x50;
             if header_flags & 0x0001 != 0 {
                 // Extended data items: each starts with its size (8-aligned) and type; bit 0
                 // of the third word says another follows.
                 loop {
-                    let item = usize::from(u16_at(b, header)?);
-                    let more = u16_at(b, header + 4)? & 1 != 0;
-                    if item < 8 || item % 8 != 0 || header + item > size {
+                    let item = usize::from(u16_at(b, header_len)?);
+                    let more = u16_at(b, header_len + 4)? & 1 != 0;
+                    if item < 8 || !item.is_multiple_of(8) || header_len + item > size {
                         return None;
                     }
-                    header += item;
+                    header_len += item;
                     if !more {
                         break;
                     }
                 }
             }
-            let pointer = if header_flags & 0x0020 != 0 {
+            let pointer_size = if header_flags & 0x0020 != 0 {
                 4
             } else if header_flags & 0x0040 != 0 || kind_byte == 0x13 {
                 8
             } else {
                 4
             };
-            Some((
+            Some(Walked {
                 size,
-                Kind::Provider {
+                kind: Kind::Provider {
                     guid: guid_at(b, 0x18)?,
                     id: u16_at(b, 0x28)?,
                     version: *b.get(0x2A)?,
                     opcode: *b.get(0x2D)?,
                 },
-                Some(u32_at(b, 0x0C)?),
-                u64_at(b, 0x10)?,
-                pointer,
-                header,
-            ))
+                pid: Some(u32_at(b, 0x0C)?),
+                time: u64_at(b, 0x10)?,
+                pointer_size,
+                header_len,
+            })
         }
         // EVENT_TRACE_HEADER (classic) 32/64.
-        0x0A | 0x14 => {
-            let size = fit(low, 0x30)?;
-            Some((
-                size,
-                Kind::Classic {
-                    guid: guid_at(b, 0x18)?,
-                    opcode: *b.get(4)?,
-                    version: u16_at(b, 6)?,
-                },
-                Some(u32_at(b, 0x0C)?),
-                u64_at(b, 0x10)?,
-                if kind_byte == 0x0A { 4 } else { 8 },
-                0x30,
-            ))
-        }
-        _ => {
-            let size = fit(low, 8)?;
-            Some((size, Kind::Other, None, 0, 8, 0))
-        }
+        0x0A | 0x14 => Some(Walked {
+            size: fit(low, 0x30)?,
+            kind: Kind::Classic {
+                guid: guid_at(b, 0x18)?,
+                opcode: *b.get(4)?,
+                version: u16_at(b, 6)?,
+            },
+            pid: Some(u32_at(b, 0x0C)?),
+            time: u64_at(b, 0x10)?,
+            pointer_size: if kind_byte == 0x0A { 4 } else { 8 },
+            header_len: 0x30,
+        }),
+        _ => Some(other(fit(low, 8)?)),
     }
 }
 

@@ -272,7 +272,10 @@ mod tests {
     #[test]
     fn the_known_layouts_are_those_documented() {
         assert!(is_known(Source::KernelProcess, 1, 3));
-        assert!(!is_known(Source::KernelProcess, 1, 4), "a later version goes to TDH");
+        assert!(
+            !is_known(Source::KernelProcess, 1, 4),
+            "a later version goes to TDH"
+        );
         assert!(is_known(Source::KernelProcess, 2, 7));
         assert!(is_known(Source::DnsClient, 3008, 0));
         assert!(!is_known(Source::DnsClient, 3008, 1));
