@@ -326,9 +326,17 @@ impl<R: Read> EtlReader<R> {
                 EtlError::BadBuffer { buffer: index, why }
             });
         }
-        self.raw.resize(size, 0);
-        let got = read_full(&mut self.input, &mut self.raw[BUFFER_HEADER..])?;
-        if got < size - BUFFER_HEADER {
+        // Grown as the bytes arrive: a header claiming a huge buffer in a short file costs
+        // only what the file holds.
+        let want = (size - BUFFER_HEADER) as u64;
+        let got = loop {
+            match (&mut self.input).take(want).read_to_end(&mut self.raw) {
+                Ok(n) => break n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(EtlError::Io(e)),
+            }
+        };
+        if got < want {
             return Err(if first {
                 EtlError::NotEtl("shorter than its first buffer".into())
             } else {

@@ -36,7 +36,7 @@ fn u16_at(input: &[u8], at: usize) -> Result<usize, Lz77Error> {
 
 /// Decompresses `input`, producing at most `limit` bytes.
 pub fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, Lz77Error> {
-    let mut out: Vec<u8> = Vec::with_capacity(limit.min(1 << 20));
+    let mut out: Vec<u8> = Vec::with_capacity(limit.min(input.len().saturating_mul(4)));
     let mut at = 0usize;
     let mut flags = 0u32;
     let mut flag_count = 0u32;
