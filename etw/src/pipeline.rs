@@ -37,6 +37,23 @@ impl<H: Host, W: Write> Pipeline<H, W> {
     /// when the output fails.
     pub fn handle(&mut self, raw: &RawEvent) -> io::Result<()> {
         self.enricher.handle(raw, &mut self.events);
+        self.write_events()
+    }
+
+    /// The enricher's upkeep at `now` (FILETIME): DNS events that waited long enough for their
+    /// process go out.
+    pub fn tick(&mut self, now: i64) -> io::Result<()> {
+        self.enricher.tick(now, &mut self.events);
+        self.write_events()
+    }
+
+    /// Every DNS event still waiting goes out (at the end).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.enricher.flush(&mut self.events);
+        self.write_events()
+    }
+
+    fn write_events(&mut self) -> io::Result<()> {
         for event in self.events.drain(..) {
             self.step.run(&self.engine, &event)?;
         }
@@ -45,6 +62,11 @@ impl<H: Host, W: Write> Pipeline<H, W> {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Swaps in a reloaded engine, between two events.
+    pub fn set_engine(&mut self, engine: Engine) {
+        self.engine = engine;
     }
 
     /// Lines and alerts written.

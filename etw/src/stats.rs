@@ -36,12 +36,15 @@ pub struct Activity {
     pub alerts: u64,
     pub suppressed: u64,
     pub processes: usize,
+    /// Which events make process starts: "kernel" or "kernel-process" (see `enrich::Mode`).
+    pub mode: &'static str,
 }
 
 /// The stats line (`which`: "periodic" or "final").
 pub fn stats(which: &str, losses: &Losses, a: &Activity) -> Stats {
     let mut line = Stats::new(which);
-    line.set("etw_events_lost", losses.etw_events_lost)
+    line.label("mode", a.mode)
+        .set("etw_events_lost", losses.etw_events_lost)
         .set("etw_buffers_lost", losses.etw_buffers_lost)
         .set("channel_dropped", losses.channel_dropped)
         .set("decode_errors", losses.decode_errors)
@@ -49,6 +52,10 @@ pub fn stats(which: &str, losses: &Losses, a: &Activity) -> Stats {
         .set("unmapped", a.counters.unmapped)
         .set("process_starts", a.counters.process_starts)
         .set("dns_messages", a.counters.dns_events)
+        .set("dns_held", a.counters.dns_held)
+        .set("dns_unmatched", a.counters.dns_unmatched)
+        .set("live_command_lines", a.counters.live_command_lines)
+        .set("missing_command_lines", a.counters.missing_command_lines)
         .output(
             Counts {
                 lines: a.lines,
@@ -92,15 +99,22 @@ mod tests {
                 process_starts: 5,
                 dns_events: 4,
                 unmapped: 1,
+                dns_held: 2,
+                dns_unmatched: 1,
+                live_command_lines: 0,
+                missing_command_lines: 0,
             },
             lines: 2,
             alerts: 1,
             suppressed: 0,
             processes: 120,
+            mode: "kernel",
         };
         let expected: serde_json::Value = serde_json::from_str(concat!(
-            r#"{"stats":"final","etw_events_lost":1,"etw_buffers_lost":2,"channel_dropped":3,"#,
-            r#""decode_errors":4,"records":10,"unmapped":1,"process_starts":5,"dns_messages":4,"#,
+            r#"{"stats":"final","mode":"kernel","etw_events_lost":1,"etw_buffers_lost":2,"#,
+            r#""channel_dropped":3,"decode_errors":4,"records":10,"unmapped":1,"process_starts":5,"#,
+            r#""dns_messages":4,"dns_held":2,"dns_unmatched":1,"live_command_lines":0,"#,
+            r#""missing_command_lines":0,"#,
             r#""lines":2,"alerts":1,"suppressed":0,"processes":120}"#
         ))
         .unwrap();

@@ -241,3 +241,60 @@ pub fn rule_loader(data: &[u8]) {
         }
     }
 }
+
+/// `process_v4`: the first byte picks the version (2 to 5, low 2 bits + 2) and the pointer
+/// size (bit 2: 4, else 8); the rest is a kernel Process event's user data, decoded as the
+/// live sensor and `.etl` replay decode it. A decoded record re-encodes (V2 to V4) to bytes
+/// that decode to the same record.
+pub fn process_v4(data: &[u8]) {
+    use tunnelwatch_etw::process_v4::{DecodeError, decode, encode};
+    let Some((&first, payload)) = data.split_first() else {
+        return;
+    };
+    let version = 2 + (first & 3);
+    let pointer = if first & 4 != 0 { 4 } else { 8 };
+    match decode(payload, version, pointer) {
+        Ok(r) => {
+            assert!(payload.len() >= 4 * 4 + usize::from(pointer));
+            if version <= 4 && !r.image_file_name.contains('\u{fffd}') {
+                let again = encode(&r, version, pointer, 1);
+                let back = decode(&again, version, pointer).expect("re-encoded record decodes");
+                assert_eq!(back.pid, r.pid);
+                assert_eq!(back.sid, r.sid);
+                assert_eq!(
+                    back.command_line,
+                    r.command_line.split('\0').next().unwrap()
+                );
+            }
+        }
+        Err(DecodeError::Short | DecodeError::Sid) => {}
+        Err(e) => panic!("{e} for version {version}, pointer size {pointer}"),
+    }
+}
+
+/// `etl_reader`: any bytes as an `.etl` file, read by `tunnelwatch replay`'s reader and mapped
+/// to engine events by the Windows sensor's enricher, to the end or the first error.
+pub fn etl_reader(data: &[u8]) {
+    use tunnelwatch_etw::replay::{EtlReplay, is_etl};
+    let sniffed = is_etl(data);
+    let Ok(replay) = EtlReplay::new(data, "fuzz") else {
+        return;
+    };
+    assert!(sniffed, "an accepted trace is one the sniff recognises");
+    let mut events = 0usize;
+    for e in replay {
+        match e {
+            Ok(Event::Process(p)) => {
+                assert!(!p.process.name.contains('\\'), "a name is a file name");
+                events += 1;
+            }
+            Ok(Event::Dns(d)) => {
+                assert!(!d.query.is_empty());
+                events += 1;
+            }
+            Err(_) => break,
+        }
+        // Every event comes from at least one record of at least 16 bytes.
+        assert!(events <= data.len() / 16 + 1);
+    }
+}

@@ -82,7 +82,8 @@ struct Cli {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Run the rules over recorded events (the JSON lines `--all-events` prints, alert lines
-    /// included) and print the alerts exactly as the live sensor would.
+    /// included, or an .etl trace of Windows' kernel process events, Kernel-Process and
+    /// DNS-Client) and print the alerts exactly as the live sensor would.
     Replay {
         /// The recording; `-` or nothing reads stdin.
         file: Option<PathBuf>,
@@ -163,16 +164,21 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
         fingerprint,
     } = source.load().map_err(|e| (exit::USAGE, e))?;
     if let Some(Command::Replay { file }) = &cli.command {
-        let input: Box<dyn std::io::BufRead> = match file {
+        let mut input: Box<dyn std::io::BufRead> = match file {
             Some(path) if path.as_os_str() != "-" => Box::new(std::io::BufReader::new(
                 std::fs::File::open(path)
                     .map_err(|e| (exit::USAGE, format!("{}: {e}", path.display())))?,
             )),
             _ => Box::new(std::io::stdin().lock()),
         };
-        let summary =
-            commands::replay::run(input, &engine, cli.all_events, std::io::stdout().lock())
-                .map_err(|e| (exit::USAGE, e))?;
+        let etl = tunnelwatch_etw::replay::is_etl(input.fill_buf().unwrap_or_default());
+        let replay = if etl {
+            commands::replay::run_etl
+        } else {
+            commands::replay::run
+        };
+        let summary = replay(input, &engine, cli.all_events, std::io::stdout().lock())
+            .map_err(|e| (exit::USAGE, e))?;
         eprintln!(
             "tunnelwatch: replayed {} events, {} alerts",
             summary.events, summary.alerts
@@ -218,12 +224,15 @@ fn run_sensor(
     cli: &Cli,
     config: &Config<LinuxSettings>,
     engine: Engine,
-    _source: (RuleSource, u64),
+    source: (RuleSource, u64),
 ) -> Result<(), (u8, String)> {
-    use std::time::Duration;
+    use std::{
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
 
     use tunnelwatch_etw::{
-        sensor::{self, Options, RunError, Stop},
+        sensor::{self, Options, Reload, RunError, Stop},
         service::{self, Outcome},
     };
 
@@ -238,9 +247,35 @@ fn run_sensor(
     let interval = cli
         .stats_interval
         .unwrap_or(config.stats_interval.as_secs());
+    // A change to a --rules file or the config file reloads them, polled every second by the
+    // sensor, with the same RuleSource (load and fingerprint) as the Linux sensor.
+    let (source, mut fingerprint) = source;
+    let watching = source.config.is_some() || !source.rule_dirs.is_empty();
+    let reload = watching.then(|| {
+        let poll = move || {
+            let now = source.fingerprint();
+            if now == fingerprint {
+                return None;
+            }
+            let why = "a changed rule or config file";
+            match source.reload(why) {
+                Some(loaded) => {
+                    fingerprint = loaded.fingerprint;
+                    Some(loaded.engine)
+                }
+                // A refused set is not retried until the files change again.
+                None => {
+                    fingerprint = now;
+                    None
+                }
+            }
+        };
+        Reload(Arc::new(Mutex::new(poll)))
+    });
     let opts = Options {
         all_events: cli.all_events,
         stats_interval: (interval > 0).then(|| Duration::from_secs(interval)),
+        reload,
     };
     let result = match service::run(opts, engine) {
         Outcome::Service(result) => result,

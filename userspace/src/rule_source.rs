@@ -66,6 +66,25 @@ impl RuleSource {
         })
     }
 
+    /// Loads again after `why` (a signal, a changed file), saying on stderr what came of it:
+    /// the new engine, or `None` when the set is refused (the running one stays; the caller
+    /// keeps it).
+    pub fn reload(&self, why: &str) -> Option<Loaded> {
+        match self.load() {
+            Ok(loaded) => {
+                eprintln!(
+                    "tunnelwatch: rules reloaded after {why}: {} rules",
+                    loaded.engine.rules().len()
+                );
+                Some(loaded)
+            }
+            Err(e) => {
+                eprintln!("tunnelwatch: reload after {why} refused, the running rules stay:\n{e}");
+                None
+            }
+        }
+    }
+
     /// A value that changes when any input file changes (path, size, mtime or content):
     /// polled to reload without a signal.
     pub fn fingerprint(&self) -> u64 {

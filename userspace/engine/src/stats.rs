@@ -16,6 +16,8 @@ use crate::step::Counts;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     which: String,
+    /// Words that say how the sensor runs (e.g. the Windows sensor's `mode`).
+    labels: BTreeMap<&'static str, &'static str>,
     counters: BTreeMap<&'static str, u64>,
 }
 
@@ -24,8 +26,15 @@ impl Stats {
     pub fn new(which: &str) -> Stats {
         Stats {
             which: which.to_owned(),
+            labels: BTreeMap::new(),
             counters: BTreeMap::new(),
         }
+    }
+
+    /// Sets the word `name` (how the sensor runs, not a count).
+    pub fn label(&mut self, name: &'static str, value: &'static str) -> &mut Stats {
+        self.labels.insert(name, value);
+        self
     }
 
     /// Sets counter `name`.
@@ -46,6 +55,9 @@ impl Stats {
     pub fn to_json(&self) -> Value {
         let mut obj = Map::new();
         obj.insert("stats".into(), self.which.as_str().into());
+        for (name, value) in &self.labels {
+            obj.insert((*name).into(), (*value).into());
+        }
         for (name, value) in &self.counters {
             obj.insert((*name).into(), (*value).into());
         }

@@ -387,20 +387,9 @@ async fn event_loop(
 /// matched twice); a set that does not load leaves the running one in place. Returns the
 /// fingerprint of what was loaded.
 fn reload(state: &mut State, source: &RuleSource, why: &str) -> Option<u64> {
-    match source.load() {
-        Ok(loaded) => {
-            state.engine = loaded.engine;
-            eprintln!(
-                "tunnelwatch: rules reloaded after {why}: {} rules",
-                state.engine.rules().len()
-            );
-            Some(loaded.fingerprint)
-        }
-        Err(e) => {
-            eprintln!("tunnelwatch: reload after {why} refused, the running rules stay:\n{e}");
-            None
-        }
-    }
+    let loaded = source.reload(why)?;
+    state.engine = loaded.engine;
+    Some(loaded.fingerprint)
 }
 
 /// Prints one stats line on stderr: the kernel side's counters, then user space's.
