@@ -244,6 +244,7 @@ fn linux_lines() -> (Value, Value) {
         transport: "udp",
         process: Some(ngrok),
         parent: Some(bash),
+        inferred_from_response: false,
     });
     let line = |e: &Event, rule: &str| {
         let mut alerts: Vec<Alert<'_>> = Vec::new();

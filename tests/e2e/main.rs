@@ -14,6 +14,7 @@
 mod harness;
 
 mod dns;
+mod dns_evasion;
 mod evasion;
 mod exec;
 mod lifecycle;

@@ -241,6 +241,7 @@ fn dns(query: &str, pid: u32) -> Event {
             "alice",
         )),
         parent: None,
+        inferred_from_response: false,
     })
 }
 

@@ -99,6 +99,11 @@ pub struct DnsEvent {
     pub process: Option<Process>,
     /// Its parent, when known.
     pub parent: Option<Process>,
+    /// A query the sensor did not see leave, built from its response's question (a query
+    /// sent by a path the hooks miss: a packet socket, a segment lost to reassembly): rules
+    /// evaluate it as they would have evaluated the query (line field
+    /// `inferred_from_response`).
+    pub inferred_from_response: bool,
 }
 
 /// Anything the engine matches.

@@ -519,6 +519,7 @@ mod tests {
             transport: "udp",
             process: None,
             parent: None,
+            inferred_from_response: false,
         });
         assert_eq!(QueryStatus.value(&e), Value::Int(9003));
         assert_eq!(ReplyCodeId.value(&e), Value::Int(3));

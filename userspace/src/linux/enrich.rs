@@ -1,10 +1,14 @@
 //! Records to engine events: decodes each ring-buffer record, keeps the process table up to
 //! date, and names the process (and its parent and user) behind every exec and DNS message.
-//! DNS payloads are decoded here (`tunnelwatch_engine::dns`); a query going out and its
-//! response coming back are tied together by client address, port and transaction id.
+//! DNS payloads are decoded here (`tunnelwatch_engine::dns`; TCP streams put back together by
+//! `dns_stream`, UDP GSO datagrams cut at their segment size); a query going out and its
+//! response coming back are tied together by client address, port and transaction id. A
+//! response whose query was not seen (sent by a path the hooks miss: a packet socket, bytes
+//! lost to reassembly) also yields that query, built from the response's question and marked
+//! `inferred_from_response`, so that the rules on queries still see it.
 //!
-//! Uses: `decode`, `proc_table`, `identify`, `clock`, `users` (this folder), the engine's events
-//! and DNS decoding, and the kernel-user ABI (`tunnelwatch-common`).
+//! Uses: `decode`, `dns_stream`, `proc_table`, `identify`, `clock`, `users` (this folder), the
+//! engine's events and DNS decoding, and the kernel-user ABI (`tunnelwatch-common`).
 
 use std::{
     fs::File,
@@ -24,6 +28,7 @@ use tunnelwatch_engine::{
 use crate::linux::{
     clock::BootClock,
     decode::{self, Record},
+    dns_stream::{Segment, StreamKey, Streams},
     identify::{FileKey, Identifier},
     proc_table::{self, ProcInfo, ProcTable},
     users::Users,
@@ -46,12 +51,19 @@ pub struct Counters {
     pub dns_undecodable: u64,
     /// Command lines longer than the kernel copies, completed from /proc.
     pub args_completed: u64,
+    /// Queries built from responses whose query was not seen.
+    pub dns_inferred: u64,
 }
 
 impl Enricher {
     /// Executables read to identify them (cache misses).
     pub fn files_identified(&self) -> u64 {
         self.identifier.files_read
+    }
+
+    /// Segments of DNS over TCP streams discarded without being decoded (see `dns_stream`).
+    pub fn dns_tcp_dropped(&self) -> u64 {
+        self.streams.dropped
     }
 }
 
@@ -74,6 +86,8 @@ pub struct Enricher {
     identifier: Identifier,
     /// foldhash (seeded per process): SipHash was 6 % of the sensor's CPU in a DNS storm.
     pending: foldhash::HashMap<PendingKey, Pending>,
+    /// DNS over TCP, per stream.
+    streams: Streams,
     pub counters: Counters,
 }
 
@@ -86,6 +100,7 @@ impl Enricher {
             users: Users::default(),
             identifier: Identifier::default(),
             pending: foldhash::HashMap::default(),
+            streams: Streams::default(),
             counters: Counters::default(),
         }
     }
@@ -100,6 +115,7 @@ impl Enricher {
         self.procs.sweep(now);
         self.pending
             .retain(|_, p| now.saturating_sub(p.boot_ns) < PENDING_TTL_NS);
+        self.streams.expire(now);
         self.clock.resync();
     }
 
@@ -226,22 +242,49 @@ impl Enricher {
         (Some(process), parent)
     }
 
-    fn dns(&mut self, d: &decode::Dns<'_>, out: &mut Vec<Event>) {
-        let complete = d.payload.len() as u32 >= d.payload_len;
-        let messages = match d.protocol {
-            17 => match dns::parse_message(d.payload, complete) {
-                Ok(m) => vec![m],
+    /// The messages of a UDP datagram: one, or one per segment of a GSO datagram (one
+    /// `send()` that leaves as several datagrams of `gso_size` bytes, the last shorter).
+    fn udp_messages(&mut self, d: &decode::Dns<'_>) -> Vec<dns::DnsMessage> {
+        let total = d.payload_len as usize;
+        let size = match usize::from(d.gso_size) {
+            0 => total.max(1),
+            n => n,
+        };
+        let mut out = Vec::new();
+        for (i, part) in d.payload.chunks(size).enumerate() {
+            let end = ((i + 1) * size).min(total);
+            match dns::parse_message(part, end <= d.payload.len()) {
+                Ok(m) => out.push(m),
                 Err(e) => {
                     self.counters.dns_undecodable += 1;
                     log::debug!("undecodable DNS payload: {e}");
-                    return;
                 }
-            },
+            }
+        }
+        out
+    }
+
+    fn dns(&mut self, d: &decode::Dns<'_>, out: &mut Vec<Event>) {
+        let messages = match d.protocol {
+            17 => self.udp_messages(d),
             _ => {
-                let m = dns::parse_tcp_segment(d.payload, complete);
-                if m.is_empty() {
-                    self.counters.dns_undecodable += 1;
-                }
+                let key = StreamKey {
+                    cookie: d.cookie,
+                    direction: d.direction,
+                    src: (d.src_addr, d.src_port),
+                    dst: (d.dst_addr, d.dst_port),
+                };
+                let segment = Segment {
+                    seq: d.tcp_seq,
+                    flags: d.tcp_flags,
+                    data: d.payload,
+                    len: d.payload_len,
+                    now_ns: d.boot_ns,
+                };
+                let undecodable = self.streams.undecodable;
+                let mut m = Vec::new();
+                self.streams.segment(key, segment, &mut m);
+                self.counters.dns_undecodable += self.streams.undecodable - undecodable;
                 m
             }
         };
@@ -259,6 +302,7 @@ impl Enricher {
             };
             let mut task = d.task;
             let key = client.map(|client| PendingKey { client, id: m.id });
+            let mut inferred = false;
             match message_type {
                 DnsMessageType::Query => {
                     if let Some(key) = key {
@@ -276,10 +320,11 @@ impl Enricher {
                 }
                 DnsMessageType::Response => {
                     let pending = key.and_then(|k| self.pending.remove(&k));
-                    if d.owner == owner_source::UNKNOWN
-                        && let Some(p) = pending
-                    {
-                        task.tgid = p.pid;
+                    match pending {
+                        Some(p) if d.owner == owner_source::UNKNOWN => task.tgid = p.pid,
+                        Some(_) => {}
+                        // Its query went by a path the hooks miss: the rules see it now.
+                        None => inferred = true,
                     }
                 }
             }
@@ -292,6 +337,27 @@ impl Enricher {
             let mut answers: Vec<String> = m.answers.into_iter().map(|a| a.data).collect();
             let questions = m.questions.len();
             for (i, q) in m.questions.into_iter().enumerate() {
+                if inferred {
+                    self.counters.dns_inferred += 1;
+                    out.push(Event::Dns(DnsEvent {
+                        time: self.clock.to_system_time(d.boot_ns),
+                        host: self.host.clone(),
+                        platform: Platform::Linux,
+                        message_type: DnsMessageType::Query,
+                        query: q.name.clone(),
+                        query_type: dns::type_name(q.qtype),
+                        transaction_id: m.id,
+                        reply_code: String::new(),
+                        reply_code_id: None,
+                        answers: Vec::new(),
+                        src: client,
+                        dest: server,
+                        transport,
+                        process: process.clone(),
+                        parent: parent.clone(),
+                        inferred_from_response: true,
+                    }));
+                }
                 // One event per question; the last one takes what the others copy.
                 let (process, parent, answers) = if i + 1 == questions {
                     (process.take(), parent.take(), std::mem::take(&mut answers))
@@ -318,6 +384,7 @@ impl Enricher {
                     transport,
                     process,
                     parent,
+                    inferred_from_response: false,
                 }));
             }
         }

@@ -4,7 +4,8 @@
 //! sensors.
 //!
 //! The data flows one way: `loader` attaches, `sensor` reads the rings, `decode` parses records,
-//! `enrich` (with `proc_table`, `procfs`, `users`, `identify`, `clock`) makes engine events,
+//! `enrich` (with `proc_table`, `procfs`, `users`, `identify`, `clock`, and `dns_stream` for DNS
+//! over TCP) makes engine events,
 //! the engine's step writes lines to `output`. Each file says what it uses; none uses `sensor`.
 
 #[cfg(target_os = "linux")]
@@ -15,6 +16,8 @@ pub mod cgroup;
 pub mod clock;
 #[cfg(target_os = "linux")]
 pub mod decode;
+#[cfg(target_os = "linux")]
+pub mod dns_stream;
 #[cfg(target_os = "linux")]
 pub mod enrich;
 #[cfg(target_os = "linux")]

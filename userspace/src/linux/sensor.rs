@@ -407,6 +407,7 @@ fn report(kstats: &KernelStats, state: &State, which: &str) {
         dns_messages,
         dns_undecodable,
         args_completed,
+        dns_inferred,
     } = state.enricher.counters;
     let out = state.step.get_ref().output.stats();
     line.set("records", records)
@@ -414,6 +415,8 @@ fn report(kstats: &KernelStats, state: &State, which: &str) {
         .set("dns_messages", dns_messages)
         .set("dns_undecodable", dns_undecodable)
         .set("args_completed", args_completed)
+        .set("dns_inferred", dns_inferred)
+        .set("dns_tcp_dropped", state.enricher.dns_tcp_dropped())
         .set("lines_written", out.written.load(Ordering::Relaxed))
         .set("output_dropped", out.dropped.load(Ordering::Relaxed))
         .output(state.step.counts(), state.engine.suppressed())

@@ -262,6 +262,7 @@ detection: {s: {message_type: x}, condition: s}
                     transport: "",
                     process: None,
                     parent: None,
+                    inferred_from_response: false,
                 }));
             }
         }

@@ -77,6 +77,7 @@ pub fn dns_query(name: &str) -> Event {
         transport: "udp",
         process: Some(process(5150, "/usr/bin/curl", "curl https://abc.ngrok.io")),
         parent: Some(process(4000, "/usr/bin/bash", "bash")),
+        inferred_from_response: false,
     })
 }
 
