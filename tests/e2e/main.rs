@@ -19,3 +19,4 @@ mod evasion;
 mod exec;
 mod lifecycle;
 mod rules;
+mod tamper;
