@@ -227,6 +227,8 @@ fn linux_lines() -> (Value, Value) {
         process: ngrok.clone(),
         parent: bash.clone(),
         args_truncated: false,
+        fileless: "".into(),
+        loader: "".into(),
     });
     let query = Event::Dns(DnsEvent {
         time: filetime_to_system_time(T0),

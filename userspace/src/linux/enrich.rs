@@ -29,6 +29,7 @@ use crate::linux::{
     clock::BootClock,
     decode::{self, Record},
     dns_stream::{Segment, StreamKey, Streams},
+    exec_identity::{self, Loaders},
     identify::{FileKey, Identifier},
     proc_table::{self, ProcInfo, ProcTable},
     users::Users,
@@ -84,6 +85,8 @@ pub struct Enricher {
     procs: ProcTable,
     users: Users,
     identifier: Identifier,
+    /// Which executables are dynamic loaders.
+    loaders: Loaders,
     /// foldhash (seeded per process): SipHash was 6 % of the sensor's CPU in a DNS storm.
     pending: foldhash::HashMap<PendingKey, Pending>,
     /// DNS over TCP, per stream.
@@ -99,6 +102,7 @@ impl Enricher {
             procs,
             users: Users::default(),
             identifier: Identifier::default(),
+            loaders: Loaders::default(),
             pending: foldhash::HashMap::default(),
             streams: Streams::default(),
             counters: Counters::default(),
@@ -168,13 +172,37 @@ impl Enricher {
             mtime: e.exe_mtime,
         };
         let tgid = e.task.tgid;
-        let original_file_name = self.identifier.identify(key, || {
-            // The running process's own file (works for deleted files and memfds), else
-            // the path as it is now.
-            File::open(format!("/proc/{tgid}/exe"))
-                .or_else(|_| File::open(&path))
-                .ok()
-        });
+        // The dynamic loader run directly: the program it loads is the one that runs.
+        let mut loader = String::new();
+        let mut program_file = None;
+        if argv.len() >= 2
+            && self
+                .loaders
+                .is_loader((e.exe_dev, e.exe_ino, e.exe_mtime), tgid, &path)
+            && let Some(program) = exec_identity::loaded_program(&argv)
+        {
+            program_file = Some(exec_identity::program_file(tgid, program));
+            let program_path = exec_identity::program_path(tgid, program);
+            loader = std::mem::replace(&mut path, program_path);
+        }
+        let fileless = if loader.is_empty() {
+            exec_identity::fileless(tgid, &path)
+        } else {
+            ""
+        };
+        let original_file_name = match program_file {
+            Some(file) => {
+                let absolute = path.starts_with('/').then_some(path.as_str());
+                self.identify_program(&file, absolute)
+            }
+            None => self.identifier.identify(key, || {
+                // The running process's own file (works for deleted files and memfds), else
+                // the path as it is now.
+                File::open(format!("/proc/{tgid}/exe"))
+                    .or_else(|_| File::open(&path))
+                    .ok()
+            }),
+        };
         let path: Arc<str> = path.into();
         let comm: Arc<str> = comm.into();
         let info = ProcInfo {
@@ -199,7 +227,36 @@ impl Enricher {
             process,
             parent,
             args_truncated,
+            fileless: fileless.into(),
+            loader: loader.into(),
         }
+    }
+
+    /// What the program a loader runs is: its file, opened in the process's view, identified
+    /// by its own device, inode and mtime.
+    fn identify_program(
+        &mut self,
+        file: &std::path::Path,
+        fallback: Option<&str>,
+    ) -> Option<Arc<str>> {
+        use std::os::unix::fs::MetadataExt;
+
+        let f = File::open(file)
+            .or_else(|e| match fallback {
+                // The process is gone: the path as the host sees it.
+                Some(path) => File::open(path),
+                None => Err(e),
+            })
+            .ok()?;
+        let meta = f.metadata().ok()?;
+        // The kernel's encoding of the device (major << 20 | minor), as exec records carry it.
+        let dev = (libc::major(meta.dev()) << 20) | libc::minor(meta.dev());
+        let key = FileKey {
+            dev,
+            ino: meta.ino(),
+            mtime: meta.mtime() as u64,
+        };
+        self.identifier.identify(key, || Some(f))
     }
 
     fn process_of(&mut self, info: &ProcInfo) -> Process {

@@ -56,6 +56,8 @@ pub fn exec_on(platform: Platform, path: &str, command_line: &str) -> Event {
         process: process(4242, path, command_line),
         parent,
         args_truncated: false,
+        fileless: "".into(),
+        loader: "".into(),
     })
 }
 
