@@ -129,7 +129,10 @@ pub fn record_decode(data: &[u8]) {
                 jailed = records::jail_exec(entry, e);
                 (&jailed, 1)
             }
-            Ok(Record::Dns(_)) => (entry, MAX_TCP_MESSAGES * MAX_QUESTIONS),
+            // A TCP segment or a GSO datagram yields at most MAX_TCP_MESSAGES messages, each
+            // question an event, and a response whose query was not seen one more (the
+            // inferred query).
+            Ok(Record::Dns(_)) => (entry, 2 * MAX_TCP_MESSAGES * MAX_QUESTIONS),
             Ok(Record::Fork(_) | Record::Exit(_)) | Err(_) => (entry, 0),
         };
         let before = events.len();

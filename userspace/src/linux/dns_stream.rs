@@ -16,12 +16,13 @@
 //! ended or evicted with bytes held, a message boundary lost in bytes the capture cut) are
 //! counted in [`Streams::dropped`]; the stream then takes the next segment as the start of a
 //! message, where the plausibility checks of `parse_tcp_message` decide (as for a stream first
-//! seen in its middle, when the sensor starts during a connection).
+//! seen in its middle, when the sensor starts during a connection). One segment yields at most
+//! `MAX_TCP_MESSAGES` messages (the rest is dropped and counted).
 //!
 //! Uses: the engine's DNS decoding and the kernel-user ABI's TCP flags.
 
 use tunnelwatch_common::records::tcp_flags;
-use tunnelwatch_engine::dns::{self, DnsMessage};
+use tunnelwatch_engine::dns::{self, DnsMessage, MAX_TCP_MESSAGES};
 
 /// Streams held at most.
 pub const STREAMS_MAX: usize = 256;
@@ -282,6 +283,13 @@ fn feed(
     let mut used = 0;
     let mut lost = false;
     while let Some(&[hi, lo]) = stream.buf.get(used..used + 2) {
+        if out.len() >= MAX_TCP_MESSAGES {
+            // More whole messages than one segment may yield (no client pipelines so many):
+            // the rest is dropped, and the stream takes the next segment that may start one.
+            c.dropped += 1;
+            lost = true;
+            break;
+        }
         let declared = usize::from(u16::from_be_bytes([hi, lo]));
         let Some(body) = stream.buf.get(used + 2..used + 2 + declared) else {
             break;
@@ -335,7 +343,8 @@ fn decode_front_part(
     let declared = usize::from(u16::from_be_bytes([hi, lo]));
     let have = stream.buf.len() - 2;
     match dns::parse_tcp_message(declared, &stream.buf[2..]) {
-        Some(m) => out.push(m),
+        Some(m) if out.len() < MAX_TCP_MESSAGES => out.push(m),
+        Some(_) => c.dropped += 1,
         None => c.undecodable += 1,
     }
     let rest = declared.saturating_sub(have);

@@ -308,7 +308,13 @@ impl Enricher {
             n => n,
         };
         let mut out = Vec::new();
-        for (i, part) in d.payload.chunks(size).enumerate() {
+        // As many as a TCP segment may yield (the kernel sends at most 64 or 128 segments).
+        for (i, part) in d
+            .payload
+            .chunks(size)
+            .take(dns::MAX_TCP_MESSAGES)
+            .enumerate()
+        {
             let end = ((i + 1) * size).min(total);
             match dns::parse_message(part, end <= d.payload.len()) {
                 Ok(m) => out.push(m),
