@@ -7,7 +7,6 @@ use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream, UdpSocket},
     os::fd::AsRawFd,
-    process::Command,
     time::Duration,
 };
 
@@ -15,27 +14,14 @@ use hickory_proto::{op::Message, rr::RecordType};
 use serde_json::Value;
 
 use crate::{
+    dns::{alert_for, setup},
     exec::me,
     harness::{
-        dns_client,
-        dns_server::Responder,
-        require_root,
+        dns_client, programs, require_root,
         sensor::{Sensor, s},
         unique,
     },
 };
-
-const NETWORK_RULE: &str = "5790a766-53b8-40d3-a696-3547b978fcf0";
-
-fn setup() -> (Responder, Sensor) {
-    let responder = Responder::start(0);
-    let sensor = Sensor::start(&["--dns-port", &responder.port.to_string()]);
-    (responder, sensor)
-}
-
-fn alert_for(query: &str) -> impl Fn(&Value) -> bool + '_ {
-    move |v| s(v, "rule_id") == NETWORK_RULE && s(v, "query") == query
-}
 
 /// The alert was raised by the query itself, as this process sent it (not inferred from the
 /// response).
@@ -190,16 +176,7 @@ fn a_query_carried_in_a_tcp_fast_open_syn_alerts() {
          c.close()\n",
         hex = q.iter().map(|b| format!("{b:02x}")).collect::<String>(),
     );
-    let status = Command::new("unshare")
-        .args([
-            "--net",
-            "sh",
-            "-c",
-            "ip link set lo up && exec python3 -c \"$0\"",
-        ])
-        .arg(&script)
-        .status()
-        .unwrap();
+    let status = programs::python_in_own_netns(&script);
     assert!(status.success(), "Fast Open client and server: {status}");
     let line = sensor.wait_for(&name, alert_for(&name));
     assert_eq!(s(&line, "message_type"), "Query", "{line:#}");
@@ -242,16 +219,7 @@ fn a_query_sent_on_a_packet_socket_alerts_when_its_response_comes_back() {
          c.recvfrom(512);t.join()\n",
         hex = q.iter().map(|b| format!("{b:02x}")).collect::<String>(),
     );
-    let status = Command::new("unshare")
-        .args([
-            "--net",
-            "sh",
-            "-c",
-            "ip link set lo up && exec python3 -c \"$0\"",
-        ])
-        .arg(&script)
-        .status()
-        .unwrap();
+    let status = programs::python_in_own_netns(&script);
     assert!(status.success(), "raw query and its answer: {status}");
     let line = sensor.wait_for(&name, alert_for(&name));
     assert_eq!(s(&line, "message_type"), "Query", "{line:#}");

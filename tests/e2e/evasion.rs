@@ -178,16 +178,7 @@ fn a_query_from_another_network_namespace_is_caught() {
          c=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);c.sendto(q,('127.0.0.1',{port}))\n\
          srv.settimeout(5);srv.recvfrom(512)\n"
     );
-    let status = Command::new("unshare")
-        .args([
-            "--net",
-            "sh",
-            "-c",
-            "ip link set lo up && exec python3 -c \"$0\"",
-        ])
-        .arg(&script)
-        .status()
-        .unwrap();
+    let status = programs::python_in_own_netns(&script);
     assert!(
         status.success(),
         "query inside a new network namespace: {status}"

@@ -64,30 +64,23 @@ impl Detection {
     /// everything) is the case this catches; a condition that depends on the event's values
     /// in a way no single value shows is not.
     pub(crate) fn never_holds(&self) -> bool {
+        /// `and` (`decides` false) or `or` (`decides` true) in three-valued logic.
+        fn combine(terms: &[Cond], always: &[bool], decides: bool) -> Option<bool> {
+            let vals: Vec<Option<bool>> = terms.iter().map(|t| eval(t, always)).collect();
+            if vals.contains(&Some(decides)) {
+                Some(decides)
+            } else if vals.iter().all(|v| *v == Some(!decides)) {
+                Some(!decides)
+            } else {
+                None
+            }
+        }
         fn eval(c: &Cond, always: &[bool]) -> Option<bool> {
             match c {
                 Cond::Sel(i) => always[*i].then_some(true),
                 Cond::Not(inner) => eval(inner, always).map(|v| !v),
-                Cond::And(terms) => {
-                    let vals: Vec<Option<bool>> = terms.iter().map(|t| eval(t, always)).collect();
-                    if vals.contains(&Some(false)) {
-                        Some(false)
-                    } else if vals.iter().all(|v| *v == Some(true)) {
-                        Some(true)
-                    } else {
-                        None
-                    }
-                }
-                Cond::Or(terms) => {
-                    let vals: Vec<Option<bool>> = terms.iter().map(|t| eval(t, always)).collect();
-                    if vals.contains(&Some(true)) {
-                        Some(true)
-                    } else if vals.iter().all(|v| *v == Some(false)) {
-                        Some(false)
-                    } else {
-                        None
-                    }
-                }
+                Cond::And(terms) => combine(terms, always, false),
+                Cond::Or(terms) => combine(terms, always, true),
             }
         }
         let universal = |t: &Test| match t {
