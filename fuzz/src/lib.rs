@@ -191,13 +191,17 @@ fn check_event(ev: &Event) {
             assert!(d.answers.len() <= MAX_ANSWERS);
         }
         Event::Process(p) => {
+            // The executable's path lies in the jail; when it is a dynamic loader run
+            // directly, `process_path` is the program named in the arguments and the loader's
+            // path (`loader`) is the executable's.
+            let exe = if p.loader.is_empty() {
+                &p.process.path
+            } else {
+                &p.loader
+            };
             assert!(
-                p.process.path.is_empty()
-                    || p.process
-                        .path
-                        .starts_with(&format!("/{}/", records::NO_SUCH_DIR)),
-                "exec path {:?} escaped the jail",
-                p.process.path
+                exe.is_empty() || exe.starts_with(&format!("/{}/", records::NO_SUCH_DIR)),
+                "exec path {exe:?} escaped the jail"
             );
         }
     }
