@@ -15,6 +15,7 @@ use std::{
 };
 
 use tempfile::TempDir;
+use tunnelwatch_identify::testing;
 
 pub struct Tools {
     dir: TempDir,
@@ -65,7 +66,7 @@ impl Tools {
         let section = self.path(&format!("{name}.buildinfo"));
         fs::write(
             &section,
-            tunnelwatch::linux::identify::buildinfo_section("go1.22.4", main_package, "example"),
+            testing::inline_blob("go1.22.4", &testing::modinfo(main_package, "example")),
         )
         .unwrap();
         run(Command::new("objcopy")

@@ -446,9 +446,9 @@ fn report(kstats: &KernelStats, state: &State, which: &str) {
     obj.insert("alerts".into(), state.alerts.into());
     obj.insert("suppressed".into(), state.engine.suppressed().into());
     obj.insert("processes".into(), state.enricher.procs().len().into());
-    obj.insert(
-        "files_identified".into(),
-        state.enricher.files_identified().into(),
-    );
+    let files = state.enricher.identify_counters();
+    obj.insert("files_identified".into(), files.files_read.into());
+    obj.insert("files_unread".into(), files.files_unread.into());
+    obj.insert("files_over_limit".into(), files.files_over_limit.into());
     eprintln!("tunnelwatch: stats {}", serde_json::Value::Object(obj));
 }
