@@ -77,12 +77,30 @@ impl Tools {
         dst
     }
 
+    /// An executable file `name` (mode 0755) holding `bytes`.
+    pub fn executable(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        fs::write(&p, bytes).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
     /// An executable script `name` with `body` after a `#!/bin/sh` line.
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
         let p = self.path(name);
         fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
         p
+    }
+}
+
+/// A child killed (and reaped) when the test ends, even by a panic.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -124,6 +124,11 @@ impl Sensor {
         }
     }
 
+    /// The sensor's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     /// Sends a signal without waiting.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         let pid = self.child.as_ref().unwrap().id() as i32;

@@ -20,7 +20,7 @@ use tunnelwatch_engine::{
 use crate::linux::{
     clock::BootClock,
     decode::{self, Record},
-    identify::{FileKey, IdentifyCounters, Identifier},
+    identify::{FileKey, Identifier, IdentifyCounters},
     proc_table::{self, ProcInfo, ProcTable},
     users::Users,
 };

@@ -158,7 +158,11 @@ mod tests {
     fn a_go_tool_is_read_once_then_cached() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("update-helper");
-        std::fs::write(&path, GoFile::new("go1.16.15", "go.ngrok.com/cmd/ngrok").elf()).unwrap();
+        std::fs::write(
+            &path,
+            GoFile::new("go1.16.15", "go.ngrok.com/cmd/ngrok").elf(),
+        )
+        .unwrap();
         let key = key_of(&path);
         let p = path.to_str().unwrap();
         let mut id = Identifier::default();
@@ -195,7 +199,10 @@ mod tests {
         )
         .unwrap();
         let after = key_of(&path);
-        assert_eq!((after.ino, after.mtime, after.size), (before.ino, before.mtime, before.size));
+        assert_eq!(
+            (after.ino, after.mtime, after.size),
+            (before.ino, before.mtime, before.size)
+        );
         assert_eq!(id.identify(after, no_pid(), p).as_deref(), Some("ngrok"));
     }
 
@@ -203,7 +210,11 @@ mod tests {
     fn another_file_at_the_path_is_not_read_nor_cached() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x");
-        std::fs::write(&path, GoFile::new("go1.22.4", "go.ngrok.com/cmd/ngrok").elf()).unwrap();
+        std::fs::write(
+            &path,
+            GoFile::new("go1.22.4", "go.ngrok.com/cmd/ngrok").elf(),
+        )
+        .unwrap();
         let ran = key_of(&path);
         // Replaced (a new inode) before the sensor got to it.
         let other = dir.path().join("y");
