@@ -7,7 +7,54 @@
 //! A built x86-64 ELF runs: its entry point is the code given (the end-to-end tests pass an
 //! `exit(0)`), so a test can execute a "Go binary" without a Go toolchain.
 
-use crate::buildinfo::{FLAG_BIG_ENDIAN, FLAG_INLINE, HEADER, MAGIC};
+use std::{cell::Cell, io};
+
+use crate::{
+    ReadAt,
+    buildinfo::{FLAG_BIG_ENDIAN, FLAG_INLINE, HEADER, MAGIC},
+};
+
+/// A file of `len` bytes whose first bytes are `data` and the rest a hole (zeros), as a sparse
+/// file reads; it counts the bytes read.
+pub struct SparseFile<'a> {
+    data: &'a [u8],
+    len: u64,
+    read: Cell<u64>,
+}
+
+impl<'a> SparseFile<'a> {
+    /// `len` is raised to `data`'s length when shorter.
+    pub fn new(data: &'a [u8], len: u64) -> Self {
+        SparseFile {
+            data,
+            len: len.max(data.len() as u64),
+            read: Cell::new(0),
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.get()
+    }
+}
+
+impl ReadAt for SparseFile<'_> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(offset)) as usize;
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.data.len());
+        let from_data = n.min(self.data.len() - start);
+        buf[..from_data].copy_from_slice(&self.data[start..start + from_data]);
+        buf[from_data..n].fill(0);
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.len)
+    }
+}
 
 /// The sentinels Go's `cmd/go` frames the module information with (`modload.infoStart`,
 /// `infoEnd`).

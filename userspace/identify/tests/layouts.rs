@@ -3,54 +3,14 @@
 //! the section headers present, renamed and stripped, and hostile files: sparse section tables
 //! claiming 2^25 and 2^31 entries, truncations, decoys, addresses to nowhere.
 
-use std::{cell::Cell, io, time::Duration};
+use std::time::Duration;
 
 use tunnelwatch_identify::{
-    Error, Limits, ReadAt, identify, read_build_info,
-    testing::{GoFile, Layout, claim_section_headers, modinfo, strip_section_headers},
+    Error, Limits, identify, read_build_info,
+    testing::{GoFile, Layout, SparseFile, claim_section_headers, modinfo, strip_section_headers},
 };
 
 const NGROK: &str = "go.ngrok.com/cmd/ngrok";
-
-/// A file of `len` bytes whose first bytes are `data` and the rest a hole (zeros), as a
-/// sparse file reads; counts what is read.
-struct Sparse {
-    data: Vec<u8>,
-    len: u64,
-    read: Cell<u64>,
-    calls: Cell<u64>,
-}
-
-impl Sparse {
-    fn new(data: Vec<u8>, len: u64) -> Sparse {
-        Sparse {
-            data,
-            len,
-            read: Cell::new(0),
-            calls: Cell::new(0),
-        }
-    }
-}
-
-impl ReadAt for Sparse {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let n = (buf.len() as u64).min(self.len.saturating_sub(offset)) as usize;
-        for (i, b) in buf[..n].iter_mut().enumerate() {
-            *b = usize::try_from(offset + i as u64)
-                .ok()
-                .and_then(|at| self.data.get(at))
-                .copied()
-                .unwrap_or(0);
-        }
-        self.read.set(self.read.get() + n as u64);
-        self.calls.set(self.calls.get() + 1);
-        Ok(n)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        Ok(self.len)
-    }
-}
 
 fn variants() -> Vec<GoFile> {
     let mut all = Vec::new();
@@ -223,7 +183,7 @@ fn sparse_section_tables_claiming_millions_cost_a_few_kib() {
                 f.layout = layout;
                 f.wide = wide;
                 let (bytes, len) = claim_section_headers(&f.elf(), claim);
-                let file = Sparse::new(bytes, len);
+                let file = SparseFile::new(&bytes, len);
                 assert_eq!(
                     identify(&file, Limits::DEFAULT).unwrap(),
                     Some("ngrok"),
@@ -231,9 +191,9 @@ fn sparse_section_tables_claiming_millions_cost_a_few_kib() {
                     describe(&f)
                 );
                 assert!(
-                    file.read.get() < 128 << 10,
+                    file.bytes_read() < 128 << 10,
                     "read {} bytes for a claim of {claim}",
-                    file.read.get()
+                    file.bytes_read()
                 );
             }
         }
@@ -251,9 +211,9 @@ fn the_byte_budget_and_the_deadline_hold() {
         max_time: Duration::from_secs(10),
     };
     assert!(matches!(identify(&bytes[..], small), Err(Error::Budget)));
-    let file = Sparse::new(bytes.clone(), bytes.len() as u64);
+    let file = SparseFile::new(&bytes, 0);
     assert!(identify(&file, Limits::DEFAULT).unwrap().is_some());
-    assert!(file.read.get() <= Limits::DEFAULT.max_bytes);
+    assert!(file.bytes_read() <= Limits::DEFAULT.max_bytes);
     let no_time = Limits {
         max_bytes: 1 << 20,
         max_time: Duration::ZERO,
