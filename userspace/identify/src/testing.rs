@@ -206,24 +206,28 @@ impl GoFile {
     }
 
     /// An ELF executable (`ET_EXEC`): two loadable segments (headers, code and read-only
-    /// data, R+X; the data, R+W, page-aligned), and, with [`GoFile::section`], section
-    /// headers naming `.text`, the blob's section and `.shstrtab`.
+    /// data, R+X; the data, R+W, mapped one page further so that the file stays small: file
+    /// offsets and addresses agree modulo the page size, as the kernel requires), and, with
+    /// [`GoFile::section`], section headers naming `.text`, the blob's section and
+    /// `.shstrtab`.
     pub fn elf(&self) -> Vec<u8> {
         const PAGE: u64 = 0x1000;
+        let align16 = |n: u64| n.div_ceil(16) * 16;
         let base: u64 = if self.wide { 0x40_0000 } else { 0x804_8000 };
         let (ehsize, phentsize, shentsize) = if self.wide {
             (64, 56, 64)
         } else {
             (52, 32, 40)
         };
-        let text_off = PAGE;
+        let text_off = align16(ehsize + 2 * phentsize);
         let rodata_off = text_off + self.code.len() as u64;
         // The read-only strings' address does not depend on the data, so lay the data out
         // first with it.
         let (_, rodata) = self.data(0, 0);
         let text_end = rodata_off + rodata.len() as u64;
-        let data_off = text_end.div_ceil(PAGE) * PAGE;
-        let (data, rodata) = self.data(base + data_off, base + rodata_off);
+        let data_off = align16(text_end);
+        let data_vaddr = base + PAGE + data_off;
+        let (data, rodata) = self.data(data_vaddr, base + rodata_off);
         let data_end = data_off + data.len() as u64;
         let blob_off = data_off + self.data_before as u64;
 
@@ -270,8 +274,7 @@ impl GoFile {
         self.put_n(&mut f, shstrndx, 2);
         assert_eq!(f.len() as u64, ehsize);
 
-        let phdr = |f: &mut Vec<u8>, flags: u64, off: u64, size: u64| {
-            let vaddr = base + off;
+        let phdr = |f: &mut Vec<u8>, flags: u64, off: u64, vaddr: u64, size: u64| {
             if self.wide {
                 self.put_n(f, 1, 4); // PT_LOAD
                 self.put_n(f, flags, 4);
@@ -292,8 +295,8 @@ impl GoFile {
                 self.put(f, PAGE);
             }
         };
-        phdr(&mut f, 0x5, 0, text_end); // R+X
-        phdr(&mut f, 0x6, data_off, data.len() as u64); // R+W
+        phdr(&mut f, 0x5, 0, base, text_end); // R+X
+        phdr(&mut f, 0x6, data_off, data_vaddr, data.len() as u64); // R+W
 
         f.resize(text_off as usize, 0);
         f.extend_from_slice(&self.code);
@@ -338,7 +341,7 @@ impl GoFile {
                 blob_name,
                 1,
                 0x3,
-                base + blob_off,
+                data_vaddr + self.data_before as u64,
                 blob_off,
                 blob_len,
             );
