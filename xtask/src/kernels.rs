@@ -1,7 +1,8 @@
 //! `cargo xtask kernels`: the kernel matrix. Boots Debian's cloud kernels (5.10, 6.1, 6.12 and
 //! the newest 7.x) under QEMU, each with the release sensor in an initramfs, and checks inside
 //! the VM that the sensor loads, alerts on an exec of `ngrok` and on a DNS query for an ngrok
-//! domain, and exits cleanly on SIGINT.
+//! domain, identifies a renamed Go-built ngrok (which checks the exec record's inode, size and
+//! times against the file), and exits cleanly on SIGINT.
 //!
 //! - Packages: qemu-system-x86, busybox-static and binutils, installed here rather than by
 //!   `setup`, so that builds and CI do not pull in QEMU for nothing.
@@ -43,6 +44,10 @@ const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 /// The rule that fires on `ngrok http ...` (Linux Ngrok Reverse Proxy Usage).
 const EXEC_RULE: &str = "bc84d574-708c-467d-b78a-4c1e20171f97";
+/// The rule that fires on an executable identified as ngrok by its Go build information under
+/// another name (Renamed Ngrok Agent): the exec record's inode, size and times must match the
+/// file the sensor opens, which checks those kernel offsets on each kernel.
+const RENAMED_RULE: &str = "fe647c01-2e4b-4f5a-8611-6e0fab46fa0a";
 /// The rule that fires on a DNS query for `*.ngrok.io` (Ngrok Reverse Proxy on Network).
 const DNS_RULE: &str = "5790a766-53b8-40d3-a696-3547b978fcf0";
 
@@ -546,11 +551,13 @@ done
 
 if [ $loaded = PASS ]; then
     /ngrok http 8080
+    /update-helper http 8080
     # No server answers on the VM's loopback: the query leaves, nothing comes back.
     timeout 2 nslookup vmtest.ngrok.io 127.0.0.1 >/dev/null 2>&1
     i=0
     while [ $i -lt 100 ]; do
-        grep -q '"rule_id":"@EXEC_RULE@"' /tmp/out && grep -q '"rule_id":"@DNS_RULE@"' /tmp/out && break
+        grep -q '"rule_id":"@EXEC_RULE@"' /tmp/out && grep -q '"rule_id":"@DNS_RULE@"' /tmp/out \
+            && grep -q '"rule_id":"@RENAMED_RULE@"' /tmp/out && break
         sleep 0.1
         i=$((i + 1))
     done
@@ -565,6 +572,8 @@ kill $watchdog 2>/dev/null
 
 grep -q '"rule_id":"@EXEC_RULE@"' /tmp/out && exec_alert=PASS || exec_alert=FAIL
 grep -q '"rule_id":"@DNS_RULE@"' /tmp/out && dns_alert=PASS || dns_alert=FAIL
+grep '"rule_id":"@RENAMED_RULE@"' /tmp/out | grep -q '"original_file_name":"ngrok"' \
+    && identified=PASS || identified=FAIL
 [ $loaded = PASS ] && [ $code = 0 ] && exited=PASS || exited=FAIL
 
 echo
@@ -582,13 +591,15 @@ echo "TW-RESULT btf $btf"
 echo "TW-RESULT loaded $loaded"
 echo "TW-RESULT exec_alert $exec_alert"
 echo "TW-RESULT dns_alert $dns_alert"
+echo "TW-RESULT identified $identified"
 echo "TW-RESULT exit $exited code=$code"
 echo '@END@'
 poweroff -f
 "#;
 
 /// Builds `dir/initrd.gz`: busybox, the stripped release sensor and its libraries, `ngrok`
-/// (a copy of `true`), /etc/passwd and the init script.
+/// (a copy of `true`), `update-helper` (a static x86-64 program that exits, carrying Go 1.16
+/// build information naming ngrok), /etc/passwd and the init script.
 fn build_initramfs(dir: &Path) -> Result<PathBuf> {
     let mut cpio = Cpio::default();
     for d in ["dev", "proc", "sys", "tmp", "root", "etc"] {
@@ -616,6 +627,8 @@ fn build_initramfs(dir: &Path) -> Result<PathBuf> {
     cpio.file("usr/bin/tunnelwatch", 0o755, fs::read(&stripped)?);
     let true_path = Path::new("/bin/true");
     cpio.file("ngrok", 0o755, fs::read(true_path)?);
+    let renamed = tunnelwatch_identify::testing::GoFile::new("go1.16.15", "go.ngrok.com/cmd/ngrok");
+    cpio.file("update-helper", 0o755, renamed.elf());
     for program in [Path::new("target/release/tunnelwatch"), true_path] {
         for lib in shared_libraries(program)? {
             let data = fs::read(&lib).with_context(|| format!("cannot read {lib}"))?;
@@ -632,6 +645,7 @@ fn build_initramfs(dir: &Path) -> Result<PathBuf> {
     let init = INIT
         .replace("@EXEC_RULE@", EXEC_RULE)
         .replace("@DNS_RULE@", DNS_RULE)
+        .replace("@RENAMED_RULE@", RENAMED_RULE)
         .replace("@BEGIN@", BEGIN)
         .replace("@END@", END);
     cpio.file("init", 0o755, init.into_bytes());
@@ -791,7 +805,7 @@ impl Outcome {
     }
 
     fn passed(&self) -> bool {
-        ["loaded", "exec_alert", "dns_alert", "exit"]
+        ["loaded", "exec_alert", "dns_alert", "identified", "exit"]
             .iter()
             .all(|c| self.check(c) == Some(true))
     }
@@ -960,13 +974,14 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
         None => "-",
     };
     println!(
-        "\n{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<6} {:>8} {:>7}  refused",
+        "\n{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<10} {:<6} {:>8} {:>7}  refused",
         "kernel",
         "release",
         "btf",
         "loaded",
         "exec alert",
         "dns alert",
+        "identified",
         "exit",
         "load ms",
         "seconds"
@@ -977,13 +992,14 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
             .as_ref()
             .map_or(image.release.as_str(), |r| r.kernel.as_str());
         println!(
-            "{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<6} {:>8} {:>7.1}  {}",
+            "{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<10} {:<6} {:>8} {:>7.1}  {}",
             o.name,
             release,
             if image.btf { "yes" } else { "no" },
             mark(o.check("loaded")),
             mark(o.check("exec_alert")),
             mark(o.check("dns_alert")),
+            mark(o.check("identified")),
             mark(o.check("exit")),
             o.ready_ms().map_or_else(|| "-".into(), |ms| ms.to_string()),
             o.seconds,

@@ -48,7 +48,7 @@ const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "util-linux", // unshare, setpriv
     "python3",
-    "binutils", // objcopy: the tests build a "renamed ngrok"
+    "binutils",  // objcopy: the tests build a "renamed ngrok"
     "golang-go", // the tests build real Go binaries to identify (Debian's Go 1.19)
 ];
 
