@@ -8,7 +8,7 @@
 use std::{
     fs::{self, OpenOptions},
     io::Write as _,
-    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _, process::CommandExt as _},
+    os::unix::{fs::MetadataExt as _, process::CommandExt as _},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -23,7 +23,7 @@ use tunnelwatch_identify::testing::{
 use crate::harness::{
     programs::{self, KillOnDrop, Tools},
     require_root,
-    sensor::{PATIENCE, Sensor, s},
+    sensor::{PATIENCE, Sensor, s, status_kib},
 };
 
 const NGROK: &str = "go.ngrok.com/cmd/ngrok";
@@ -118,17 +118,9 @@ fn a_file_rewritten_in_place_with_its_mtime_set_back_is_read_again() {
     std::thread::sleep(Duration::from_millis(20)); // let the clock tick past the first write
     let mut f = OpenOptions::new().write(true).open(&path).unwrap();
     f.write_all(&ngrok).unwrap();
-    drop(f);
     // touch -r: the old mtime back, to the nanosecond.
-    let mtime = nix::sys::time::TimeSpec::new(before.mtime(), before.mtime_nsec());
-    nix::sys::stat::utimensat(
-        nix::fcntl::AT_FDCWD,
-        path.as_os_str().as_bytes(),
-        &mtime,
-        &mtime,
-        nix::sys::stat::UtimensatFlags::FollowSymlink,
-    )
-    .unwrap();
+    f.set_modified(before.modified().unwrap()).unwrap();
+    drop(f); // closed, or the exec is refused (ETXTBSY)
     let after = fs::metadata(&path).unwrap();
     assert_eq!(
         (
@@ -223,16 +215,6 @@ fn a_program_that_execs_a_renamed_tool_is_not_taken_for_it() {
     sensor.stop();
 }
 
-/// Peak resident memory (VmHWM) of `pid` in KiB.
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn sparse_elf_files_claiming_millions_of_section_headers_leave_the_sensor_small() {
     if !require_root() {
@@ -271,7 +253,7 @@ fn sparse_elf_files_claiming_millions_of_section_headers_leave_the_sensor_small(
         s(v, "process_path") == want
     });
     assert_eq!(s(&line, "rule_id"), LINUX_RULE);
-    let peak = vm_hwm_kib(sensor.pid());
+    let peak = status_kib(sensor.pid(), "VmHWM");
     eprintln!("sensor VmHWM after the hostile files: {peak} KiB");
     assert!(peak < 200 * 1024, "sensor VmHWM {peak} KiB");
     sensor.stop();

@@ -128,10 +128,7 @@ fn open(path: &str) -> Option<File> {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        io::Write as _,
-        os::unix::{ffi::OsStrExt as _, fs::PermissionsExt as _},
-    };
+    use std::{io::Write as _, os::unix::fs::PermissionsExt as _};
 
     use tunnelwatch_identify::testing::GoFile;
 
@@ -186,18 +183,10 @@ mod tests {
         let mut id = Identifier::default();
         assert_eq!(id.identify(before, no_pid(), p), None);
         std::thread::sleep(std::time::Duration::from_millis(20)); // a later clock tick
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
         let mut f = OpenOptions::new().write(true).open(&path).unwrap();
         f.write_all(&ngrok).unwrap();
-        drop(f);
-        let old_mtime = nix::sys::time::TimeSpec::new(before.mtime as i64, 0);
-        nix::sys::stat::utimensat(
-            nix::fcntl::AT_FDCWD,
-            path.as_os_str().as_bytes(),
-            &old_mtime,
-            &old_mtime,
-            nix::sys::stat::UtimensatFlags::FollowSymlink,
-        )
-        .unwrap();
+        f.set_modified(mtime).unwrap(); // touch -r
         let after = key_of(&path);
         assert_eq!(
             (after.ino, after.mtime, after.size),
