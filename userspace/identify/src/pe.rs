@@ -17,7 +17,7 @@ use object::{
         self, ImageDosHeader, ImageFileHeader, ImageOptionalHeader32, ImageOptionalHeader64,
         ImageSectionHeader,
     },
-    pod,
+    pod::{self, Pod},
 };
 
 use crate::{
@@ -36,9 +36,7 @@ const GO_DATA: u32 =
 
 /// The PE image of `f`, which starts with `MZ`.
 pub fn image<R: ReadAt + ?Sized>(f: &mut Bounded<'_, R>) -> Result<Image, Error> {
-    let dos = f.read_exact(0, size_of::<ImageDosHeader>() as u64, "MS-DOS header")?;
-    let (dos, _) =
-        pod::from_bytes::<ImageDosHeader>(&dos).map_err(|_| Error::Malformed("MS-DOS header"))?;
+    let dos: ImageDosHeader = read_pod(f, 0, "MS-DOS header")?;
     if dos.e_magic.get(LE) != pe::IMAGE_DOS_SIGNATURE {
         return Err(Error::Malformed("MS-DOS signature"));
     }
@@ -56,23 +54,11 @@ pub fn image<R: ReadAt + ?Sized>(f: &mut Bounded<'_, R>) -> Result<Image, Error>
     let optional = nt + 4 + size_of::<ImageFileHeader>() as u64;
     let image_base = match u16::from_le_bytes([rest[0], rest[1]]) {
         pe::IMAGE_NT_OPTIONAL_HDR32_MAGIC => {
-            let b = f.read_exact(
-                optional,
-                size_of::<ImageOptionalHeader32>() as u64,
-                "optional header",
-            )?;
-            let (h, _) = pod::from_bytes::<ImageOptionalHeader32>(&b)
-                .map_err(|_| Error::Malformed("optional header"))?;
+            let h: ImageOptionalHeader32 = read_pod(f, optional, "optional header")?;
             u64::from(h.image_base.get(LE))
         }
         pe::IMAGE_NT_OPTIONAL_HDR64_MAGIC => {
-            let b = f.read_exact(
-                optional,
-                size_of::<ImageOptionalHeader64>() as u64,
-                "optional header",
-            )?;
-            let (h, _) = pod::from_bytes::<ImageOptionalHeader64>(&b)
-                .map_err(|_| Error::Malformed("optional header"))?;
+            let h: ImageOptionalHeader64 = read_pod(f, optional, "optional header")?;
             h.image_base.get(LE)
         }
         _ => return Err(Error::Malformed("optional header magic")),
@@ -113,4 +99,15 @@ pub fn image<R: ReadAt + ?Sized>(f: &mut Bounded<'_, R>) -> Result<Image, Error>
     image.candidates.extend(go_data);
     image.candidates.extend(other_data);
     Ok(image)
+}
+
+/// A `T` read at `at`.
+fn read_pod<T: Pod, R: ReadAt + ?Sized>(
+    f: &mut Bounded<'_, R>,
+    at: u64,
+    what: &'static str,
+) -> Result<T, Error> {
+    let bytes = f.read_exact(at, size_of::<T>() as u64, what)?;
+    let (value, _) = pod::from_bytes::<T>(&bytes).map_err(|_| Error::Malformed(what))?;
+    Ok(*value)
 }
