@@ -126,9 +126,11 @@ fn decode<R: ReadAt + ?Sized>(
     let ptr_size = blob[MAGIC.len()];
     let flags = blob[MAGIC.len() + 1];
     let (version, modinfo) = if flags & FLAG_INLINE != 0 {
-        let (version, rest) = varint_string(&blob[HEADER..])
+        let (mut version, rest) = varint_string(&blob[HEADER..])
             .filter(|(v, _)| !v.truncated)
             .ok_or(Error::Malformed("build information version"))?;
+        // Capped as in the pointer layout (found by the fuzz target).
+        version.bytes.truncate(VERSION_MAX as usize);
         let (modinfo, _) = varint_string(rest).unwrap_or_default();
         (version, modinfo)
     } else {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tunnelwatch_identify::{
-    Error, Limits, identify, read_build_info,
+    Error, Limits, buildinfo, identify, read_build_info,
     testing::{GoFile, Layout, SparseFile, claim_section_headers, modinfo, strip_section_headers},
 };
 
@@ -152,6 +152,21 @@ fn the_module_text_is_taken_only_when_framed() {
         read_build_info(&f.elf()[..], Limits::DEFAULT).unwrap().path,
         ""
     );
+}
+
+#[test]
+fn a_version_string_is_capped_in_both_layouts() {
+    for layout in [Layout::Pointers, Layout::Inline] {
+        let mut f = GoFile::new(&"go1.99".repeat(100), NGROK);
+        f.layout = layout;
+        let info = read_build_info(&f.elf()[..], Limits::DEFAULT).unwrap();
+        assert_eq!(
+            info.go_version.len() as u64,
+            buildinfo::VERSION_MAX,
+            "{layout:?}"
+        );
+        assert_eq!(info.path, NGROK);
+    }
 }
 
 #[test]
