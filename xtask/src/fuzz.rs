@@ -1,12 +1,14 @@
 //! `cargo xtask fuzz`: runs the cargo-fuzz targets of `fuzz/` (see fuzz/README.md) each for a
 //! bounded time and fails on a crash, naming the reproducer and the command that reruns it.
-//! `cargo xtask setup` installs the pinned cargo-fuzz.
+//! `cargo xtask setup` installs the pinned cargo-fuzz and the C++ compiler libFuzzer needs.
 //!
 //! The fuzz crate is its own workspace, built by the pinned stable toolchain with
 //! `RUSTC_BOOTSTRAP=1` (cargo-fuzz needs `-Z` flags: `-Zsanitizer=address`). New inputs go to
 //! `fuzz/target/corpus/<target>/` (ignored by git); the committed corpus
 //! `fuzz/corpus/<target>/` is only read, unless `--merge` adds to it the new inputs that add
 //! coverage.
+//!
+//! May use: shell.
 
 use std::{
     fs,
@@ -17,8 +19,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-/// The cargo-fuzz release `cargo xtask setup` installs.
-const CARGO_FUZZ_VERSION: &str = "0.13.2";
+use crate::shell::{path_str, workspace_root};
 
 /// A fuzz target of fuzz/fuzz_targets/.
 #[derive(Clone, Copy, Debug)]
@@ -91,21 +92,9 @@ impl Default for Args {
     }
 }
 
-/// Installs cargo-fuzz (pinned) and a C++ compiler (libfuzzer-sys builds libFuzzer).
-pub fn setup() -> Result<()> {
-    crate::install_packages(&["g++"])?;
-    let installed = crate::output("cargo", &["fuzz", "--version"])
-        .is_some_and(|v| v.split_whitespace().any(|w| w == CARGO_FUZZ_VERSION));
-    if installed {
-        return Ok(());
-    }
-    let spec = format!("cargo-fuzz@{CARGO_FUZZ_VERSION}");
-    crate::cargo(["install", &spec, "--locked"])
-}
-
 /// Runs the selected targets one after the other; fails after all ran if any crashed.
 pub fn run(args: &Args) -> Result<()> {
-    let root = crate::workspace_root();
+    let root = workspace_root();
     let fuzz_dir = root.join("fuzz");
     let targets: Vec<Target> = if args.targets.is_empty() {
         TARGETS.to_vec()
@@ -285,11 +274,6 @@ fn fuzz_command(root: &Path, args: &[&str]) -> Command {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
     cmd
-}
-
-fn path_str(p: &Path) -> Result<&str> {
-    p.to_str()
-        .with_context(|| format!("non-UTF-8 path {}", p.display()))
 }
 
 /// libFuzzer's final numbers: executions, speed, coverage, corpus, memory.

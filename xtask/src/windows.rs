@@ -7,15 +7,18 @@
 //! exports `ProcessPrng`, implemented with `SystemFunction036` (`RtlGenRandom`, which Wine's
 //! advapi32 has), and [`wine_test`] puts it next to the test executables, where Windows (and
 //! Wine) look for DLLs first.
+//!
+//! May use: shell, packages, setup (the Windows target's name).
 
-use std::{
-    env, fs,
-    path::{Path, PathBuf},
-};
+use std::{fs, path::PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{WINDOWS_TARGET, cargo, install_packages, sh, workspace_root};
+use crate::{
+    packages,
+    setup::WINDOWS_TARGET,
+    shell::{self, cargo, cargo_command, path_str, sh, workspace_root},
+};
 
 /// Debian's 64-bit Wine (8.0 on Debian 12).
 const WINE_PACKAGE: &str = "wine64";
@@ -56,7 +59,7 @@ pub fn link_exe() -> Result<()> {
 
 /// Installs Wine when missing and builds the stand-in `bcryptprimitives.dll` (idempotent).
 pub fn setup() -> Result<()> {
-    install_packages(&[WINE_PACKAGE])?;
+    packages::install(&[WINE_PACKAGE])?;
     let dll = stand_in_dll();
     if dll.exists() {
         return Ok(());
@@ -103,22 +106,16 @@ pub fn wine_test(args: &[String]) -> Result<()> {
         .join("debug/deps");
     fs::copy(stand_in_dll(), deps.join("bcryptprimitives.dll"))
         .context("cannot put the stand-in bcryptprimitives.dll beside the tests")?;
-    if !Path::new(WINE).exists() {
+    if !std::path::Path::new(WINE).exists() {
         bail!("{WINE} is missing: `apt-get install {WINE_PACKAGE}`");
     }
-    // SAFETY: single-threaded; the children inherit them.
-    unsafe {
-        env::set_var("WINEPREFIX", wine_dir().join("prefix"));
-        env::set_var("WINEDEBUG", "-all");
-        env::set_var("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", WINE);
-    }
     build.retain(|a| *a != "--no-run");
-    let mut run: Vec<String> = build.into_iter().map(str::to_owned).collect();
-    run.extend(args.iter().cloned());
-    cargo(run)
-}
-
-fn path_str(p: &Path) -> Result<&str> {
-    p.to_str()
-        .with_context(|| format!("{} is not UTF-8", p.display()))
+    shell::run(
+        cargo_command()
+            .env("WINEPREFIX", wine_dir().join("prefix"))
+            .env("WINEDEBUG", "-all")
+            .env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", WINE)
+            .args(build)
+            .args(args),
+    )
 }

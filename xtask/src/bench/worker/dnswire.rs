@@ -1,5 +1,7 @@
 //! Just enough of the DNS wire format for the bench's client and responder: a query with one
 //! question, and an answer to it (A -> 127.0.0.1, AAAA -> ::1, other types: no answer).
+//!
+//! May use: the standard library only.
 
 pub const TYPE_A: u16 = 1;
 pub const TYPE_AAAA: u16 = 28;

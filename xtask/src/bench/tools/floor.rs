@@ -1,9 +1,15 @@
-//! The floor of the kernel's BPF statistics on this machine: empty programs (`r0 = 1; exit`)
-//! attached where tunnelwatch's are (cgroup_skb egress and ingress on the cgroup v2 root, a raw
-//! tracepoint on sched_process_exec), measured in the same storms. What an empty program
-//! "costs" per run is the statistics' own clock reads and the dispatch, so tunnelwatch's own
-//! work is its number minus this one. Loaded with the bpf syscall directly (two instructions
-//! need no object file); every attachment is an fd-based link that goes away with the fd.
+//! The floor: empty programs (`r0 = 1; exit`) attached on every hook tunnelwatch uses
+//! ([`HOOKS`]: cgroup_skb egress and ingress on the cgroup v2 root, raw tracepoints on
+//! sched_process_exec, _fork and _exit). It is the "empty hooks" configuration of the overhead
+//! phase (what any eBPF sensor on these hooks pays, whatever its programs do) and the floor
+//! of the kernel-cost phase (what an empty program "costs" per run in the kernel's statistics:
+//! the dispatch and the statistics' own clock reads, so that tunnelwatch's own work is its
+//! number minus this one). Loaded with the bpf syscall directly (two instructions need no
+//! object file); every attachment is an fd-based link that goes away with the fd.
+//!
+//! A new hook of the sensor gets its empty twin here: one line in [`HOOKS`].
+//!
+//! May use: libc (the bpf syscall), anyhow (a leaf of the bench).
 
 use std::{
     ffi::CString,
@@ -22,6 +28,30 @@ const BPF_PROG_TYPE_CGROUP_SKB: u32 = 8;
 const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
 const BPF_CGROUP_INET_INGRESS: u32 = 0;
 const BPF_CGROUP_INET_EGRESS: u32 = 1;
+
+/// Where an empty program is attached.
+#[derive(Clone, Copy, Debug)]
+enum Hook {
+    /// On the cgroup v2 root, as a link: (program type, attach type).
+    Cgroup(u32, u32),
+    /// A raw tracepoint, by name.
+    RawTracepoint(&'static str),
+}
+
+/// tunnelwatch's hooks, each with the name its empty program gets (at most 15 characters).
+const HOOKS: &[(&str, Hook)] = &[
+    (
+        "empty_egress",
+        Hook::Cgroup(BPF_PROG_TYPE_CGROUP_SKB, BPF_CGROUP_INET_EGRESS),
+    ),
+    (
+        "empty_ingress",
+        Hook::Cgroup(BPF_PROG_TYPE_CGROUP_SKB, BPF_CGROUP_INET_INGRESS),
+    ),
+    ("empty_exec", Hook::RawTracepoint("sched_process_exec")),
+    ("empty_fork", Hook::RawTracepoint("sched_process_fork")),
+    ("empty_exit", Hook::RawTracepoint("sched_process_exit")),
+];
 
 /// `bpf_attr` as bytes: every command here fits in 128.
 #[repr(C, align(8))]
@@ -113,30 +143,43 @@ impl Floor {
         let cgroup = File::open(cgroup2_root()?).context("cannot open the cgroup v2 root")?;
         let mut fds = Vec::new();
         let mut programs = Vec::new();
-        for (name, attach) in [
-            ("empty_egress", BPF_CGROUP_INET_EGRESS),
-            ("empty_ingress", BPF_CGROUP_INET_INGRESS),
-        ] {
-            let prog = load_empty(BPF_PROG_TYPE_CGROUP_SKB, attach, name)?;
+        for &(name, hook) in HOOKS {
+            let (prog, link) = match hook {
+                Hook::Cgroup(prog_type, attach) => {
+                    let prog = load_empty(prog_type, attach, name)?;
+                    let mut a = Attr::new();
+                    a.u32(0, prog.as_raw_fd() as u32)
+                        .u32(4, cgroup.as_raw_fd() as u32)
+                        .u32(8, attach);
+                    (prog, bpf(BPF_LINK_CREATE, &mut a))
+                }
+                Hook::RawTracepoint(tracepoint) => {
+                    let prog = load_empty(BPF_PROG_TYPE_RAW_TRACEPOINT, 0, name)?;
+                    let tp = CString::new(tracepoint)?;
+                    let mut a = Attr::new();
+                    a.u64(0, tp.as_ptr() as u64).u32(8, prog.as_raw_fd() as u32);
+                    (prog, bpf(BPF_RAW_TRACEPOINT_OPEN, &mut a))
+                }
+            };
+            let link = link.with_context(|| format!("cannot attach {name} ({hook:?})"))?;
             programs.push((name.to_string(), prog_id(&prog)?));
-            let mut a = Attr::new();
-            a.u32(0, prog.as_raw_fd() as u32)
-                .u32(4, cgroup.as_raw_fd() as u32)
-                .u32(8, attach);
-            fds.push(owned(bpf(BPF_LINK_CREATE, &mut a)?));
+            fds.push(owned(link));
             fds.push(prog);
         }
-        let prog = load_empty(BPF_PROG_TYPE_RAW_TRACEPOINT, 0, "empty_exec")?;
-        programs.push(("empty_exec".to_string(), prog_id(&prog)?));
-        let tp = CString::new("sched_process_exec")?;
-        let mut a = Attr::new();
-        a.u64(0, tp.as_ptr() as u64).u32(8, prog.as_raw_fd() as u32);
-        fds.push(owned(bpf(BPF_RAW_TRACEPOINT_OPEN, &mut a)?));
-        fds.push(prog);
         Ok(Floor {
             programs,
             _fds: fds,
             _cgroup: cgroup,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_fit_the_kernels_15_characters() {
+        for (name, _) in super::HOOKS {
+            assert!(name.len() <= 15 && name.starts_with("empty_"), "{name}");
+        }
     }
 }

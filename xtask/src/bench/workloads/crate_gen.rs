@@ -1,6 +1,8 @@
 //! The "mixed realistic load": a small generated crate with no dependencies, built from clean
 //! with `cargo build --offline` (rustc, cc, the linker: many execs, files, a little of
-//! everything).
+//! everything): its sources, written once per run.
+//!
+//! May use: the standard library, anyhow.
 
 use std::{fmt::Write as _, fs, path::Path};
 

@@ -1,0 +1,117 @@
+//! `cargo xtask setup`: installs what a fresh Debian machine lacks to build tunnelwatch and run
+//! every check CI runs (idempotent, quick when all is there): Debian packages (LLVM 22 for
+//! bpf-linker, mingw-w64 for the Windows build, the tools the end-to-end tests call, QEMU and
+//! busybox for the kernel matrix, a C++ compiler for libFuzzer), the pinned Rust toolchain's
+//! components and Windows target, bpf-linker built against LLVM 22 (the LLVM major of rustc
+//! 1.95) and cargo-fuzz. The versions pinned here are the project's.
+//!
+//! May use: shell, packages.
+
+use anyhow::Result;
+
+use crate::{
+    packages,
+    shell::{self, cargo_command, output, sh},
+};
+
+/// The toolchain pinned in rust-toolchain.toml.
+pub const TOOLCHAIN: &str = "1.95.0";
+pub const BPF_LINKER_VERSION: &str = "0.13.0";
+pub const LLVM_MAJOR: &str = "22";
+pub const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
+/// The cargo-fuzz release the fuzz targets are run with.
+pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// Debian packages the build and the checks of `cargo xtask test` need.
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev", // bpf-linker links against LLVM 22
+    "libzstd-dev", // ... and its dependencies
+    "zlib1g-dev",
+    "gcc-mingw-w64-x86-64", // links the Windows sensor
+    "bpftool",              // tests check that nothing stays loaded
+    "dnsutils",             // dig, one of the DNS clients in the tests
+    "iproute2",
+    "util-linux", // unshare, setpriv
+    "python3",
+    "binutils", // objcopy: the tests build a "renamed ngrok"; strip: the kernel matrix's initramfs
+    "g++",      // libfuzzer-sys builds libFuzzer
+    "golang-go", // the identification tests build real Go binaries (Debian's Go 1.19)
+    // The kernel matrix (`cargo xtask kernels`, run by `cargo xtask test`):
+    "qemu-system-x86",        // qemu-system-x86_64, TCG
+    "busybox-static",         // the guest's shell and tools
+    "debian-archive-keyring", // checks the kernel packages' indices
+    "gzip",                   // the initramfs
+];
+
+/// Installs everything; quick when all is there.
+pub fn setup() -> Result<()> {
+    packages::install(APT_PACKAGES)?;
+    rustup()?;
+    bpf_linker()?;
+    cargo_fuzz()?;
+    eprintln!("xtask: setup complete");
+    Ok(())
+}
+
+/// The pinned toolchain with rust-src, clippy, rustfmt and the Windows target.
+fn rustup() -> Result<()> {
+    let toolchains = output("rustup", &["toolchain", "list"]).unwrap_or_default();
+    if !toolchains.lines().any(|l| l.starts_with(TOOLCHAIN)) {
+        sh(
+            "rustup",
+            &["toolchain", "install", TOOLCHAIN, "--profile", "minimal"],
+        )?;
+    }
+    let components = output(
+        "rustup",
+        &["component", "list", "--installed", "--toolchain", TOOLCHAIN],
+    )
+    .unwrap_or_default();
+    let wanted: Vec<&str> = ["rust-src", "clippy", "rustfmt"]
+        .into_iter()
+        .filter(|c| !components.lines().any(|l| l.starts_with(c)))
+        .collect();
+    if !wanted.is_empty() {
+        let mut args = vec!["component", "add", "--toolchain", TOOLCHAIN];
+        args.extend(wanted);
+        sh("rustup", &args)?;
+    }
+    let targets = output(
+        "rustup",
+        &["target", "list", "--installed", "--toolchain", TOOLCHAIN],
+    )
+    .unwrap_or_default();
+    if !targets.lines().any(|l| l.trim() == WINDOWS_TARGET) {
+        sh(
+            "rustup",
+            &["target", "add", "--toolchain", TOOLCHAIN, WINDOWS_TARGET],
+        )?;
+    }
+    Ok(())
+}
+
+/// bpf-linker, built against the system's LLVM 22.
+fn bpf_linker() -> Result<()> {
+    if output("bpf-linker", &["--version"]).is_some_and(|v| v.contains(BPF_LINKER_VERSION)) {
+        return Ok(());
+    }
+    let spec = format!("bpf-linker@{BPF_LINKER_VERSION}");
+    let feature = format!("llvm-{LLVM_MAJOR}");
+    shell::run(
+        cargo_command()
+            .env("LLVM_PREFIX", format!("/usr/lib/llvm-{LLVM_MAJOR}"))
+            .args(["install", &spec, "--locked", "--no-default-features"])
+            .args(["--features", &feature]),
+    )
+}
+
+/// cargo-fuzz, pinned.
+fn cargo_fuzz() -> Result<()> {
+    let installed = output("cargo", &["fuzz", "--version"])
+        .is_some_and(|v| v.split_whitespace().any(|w| w == CARGO_FUZZ_VERSION));
+    if installed {
+        return Ok(());
+    }
+    let spec = format!("cargo-fuzz@{CARGO_FUZZ_VERSION}");
+    shell::cargo(["install", &spec, "--locked"])
+}
