@@ -8,7 +8,14 @@
 //!   than left to how a zero mask is read) and the event-id filter (Windows 8.1+) is what
 //!   narrows it; on older systems the callback drops the rest.
 //! - `tunnelwatch-kernel` (a system logger session, Windows 8+): the kernel's process events
-//!   (`EVENT_TRACE_FLAG_PROCESS`), with their rundown (DCStart) when the session starts.
+//!   (`EVENT_TRACE_FLAG_PROCESS`), with their rundown (DCStart) when the session starts. Their
+//!   user data is decoded by `process_v4.rs` (not by TDH, which has no type for the `UserSID`
+//!   and then loses the image name and command line after it).
+//!
+//! Windows allows eight system logger sessions, and EDR and performance tools hold some: when
+//! the kernel session cannot be started (for any reason but access denied), the sensor runs
+//! on the user session alone ([`Mode::KernelProcess`]: Kernel-Process's ProcessStart, the
+//! command line read from the live process) and says so.
 //!
 //! The names are fixed, so that a session left behind by a crash is found and stopped before
 //! starting ([`start`]). The callbacks only copy the properties `schema.rs` lists into a
@@ -35,8 +42,11 @@ use ferrisetw::{
 };
 
 use crate::{
+    enrich::Mode,
     fields::{Fields, Header, RawEvent, Source, Value, pointer_size},
-    schema::{self, FieldSpec, Kind, dns_client, kernel_process},
+    loss_counters::SessionLosses,
+    manifest_payload, process_v4,
+    schema::{self, FieldSpec, Kind, dns_client, kernel_process, kernel_trace},
     stats::Losses,
 };
 
@@ -71,6 +81,11 @@ pub struct Sessions {
     kernel: Option<KernelTrace>,
     threads: Vec<(&'static str, JoinHandle<Result<(), String>>)>,
     shared: Arc<Shared>,
+    mode: Mode,
+    /// Why the kernel session is not there (Kernel-Process mode).
+    kernel_refused: Option<String>,
+    /// ETW's loss counters as last read, per session.
+    counters: std::sync::Mutex<SessionLosses>,
 }
 
 /// Stops stale sessions of our names, then starts both sessions, feeding `tx`.
@@ -116,19 +131,27 @@ pub fn start(tx: SyncSender<RawEvent>) -> Result<Sessions, StartError> {
         .map_err(|e| start_error(USER_SESSION, e))?;
 
     let process = Provider::kernel(&kernel_providers::PROCESS_PROVIDER)
-        .add_callback(callback(Source::KernelTrace, tx, shared.clone()))
+        .add_callback(kernel_callback(tx, shared.clone()))
         .build();
-    let (kernel, kernel_handle) = match KernelTrace::new()
+    let (kernel, kernel_refused) = match KernelTrace::new()
         .named(KERNEL_SESSION.to_owned())
         .set_trace_properties(properties)
         .enable(process)
         .start()
     {
-        Ok(k) => k,
-        Err(e) => {
-            let _ = user.stop();
-            return Err(start_error(KERNEL_SESSION, e));
-        }
+        Ok(k) => (Some(k), None),
+        Err(e) => match start_error(KERNEL_SESSION, e) {
+            StartError::AccessDenied(m) => {
+                let _ = user.stop();
+                return Err(StartError::AccessDenied(m));
+            }
+            StartError::Etw(m) => (None, Some(m)),
+        },
+    };
+    let mode = if kernel.is_some() {
+        Mode::Kernel
+    } else {
+        Mode::KernelProcess
     };
 
     let spawn = |name: &'static str, f: Box<dyn FnOnce() -> Result<(), TraceError> + Send>| {
@@ -138,39 +161,55 @@ pub fn start(tx: SyncSender<RawEvent>) -> Result<Sessions, StartError> {
             .expect("cannot start a thread");
         (name, handle)
     };
-    let threads = vec![
-        spawn(
-            USER_SESSION,
-            Box::new(move || UserTrace::process_from_handle(user_handle)),
-        ),
-        spawn(
+    let mut threads = vec![spawn(
+        USER_SESSION,
+        Box::new(move || UserTrace::process_from_handle(user_handle)),
+    )];
+    let kernel = kernel.map(|(kernel, kernel_handle)| {
+        threads.push(spawn(
             KERNEL_SESSION,
             Box::new(move || KernelTrace::process_from_handle(kernel_handle)),
-        ),
-    ];
+        ));
+        kernel
+    });
     Ok(Sessions {
         user: Some(user),
-        kernel: Some(kernel),
+        kernel,
         threads,
         shared,
+        mode,
+        kernel_refused,
+        counters: std::sync::Mutex::new(SessionLosses::default()),
     })
 }
 
 impl Sessions {
-    /// Losses so far: ETW's counters for both sessions, and the channel's drops.
+    /// Which events make process starts: the kernel session's, or (when it could not be
+    /// started) Kernel-Process's.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Why the kernel session could not be started, in Kernel-Process mode.
+    pub fn kernel_refused(&self) -> Option<&str> {
+        self.kernel_refused.as_deref()
+    }
+
+    /// Losses so far: ETW's counters for the sessions, and the channel's drops. A query that
+    /// fails keeps the session's last counts (never read as a loss later).
     pub fn losses(&self) -> Losses {
-        let mut l = Losses {
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        counters.update(USER_SESSION, query_losses(USER_SESSION));
+        if self.kernel.is_some() {
+            counters.update(KERNEL_SESSION, query_losses(KERNEL_SESSION));
+        }
+        let (events, buffers) = counters.totals();
+        Losses {
             channel_dropped: self.shared.dropped.load(Ordering::Relaxed),
             decode_errors: self.shared.decode_errors.load(Ordering::Relaxed),
-            ..Losses::default()
-        };
-        for name in [USER_SESSION, KERNEL_SESSION] {
-            if let Some((events, buffers)) = query_losses(name) {
-                l.etw_events_lost += events;
-                l.etw_buffers_lost += buffers;
-            }
+            etw_events_lost: events,
+            etw_buffers_lost: buffers,
         }
-        l
     }
 
     /// A session whose processing ended while the sensor runs (someone stopped it, e.g.
@@ -211,6 +250,8 @@ impl Sessions {
 }
 
 /// The callback of one provider: copy the listed properties out, hand them over, never block.
+/// The documented versions are decoded from the user data (`manifest_payload.rs`, the code
+/// `.etl` replay runs); later ones through TDH.
 fn callback(
     source: Source,
     tx: SyncSender<RawEvent>,
@@ -220,20 +261,32 @@ fn callback(
         let Some(specs) = schema::fields_of(source, record.event_id(), record.opcode()) else {
             return;
         };
-        let schema = match locator.event_schema(record) {
-            Ok(s) => s,
-            Err(_) => {
-                shared.decode_errors.fetch_add(1, Ordering::Relaxed);
-                return;
+        let (id, version) = (record.event_id(), record.version());
+        let fields = if manifest_payload::is_known(source, id, version) {
+            match manifest_payload::fields(source, id, version, user_data(record)) {
+                Some(f) => f,
+                None => {
+                    shared.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             }
+        } else {
+            let schema = match locator.event_schema(record) {
+                Ok(s) => s,
+                Err(_) => {
+                    shared.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            let parser = Parser::create(record, &schema);
+            let mut fields = Fields::new();
+            for spec in specs {
+                if let Some(v) = read(&parser, spec) {
+                    fields.insert(spec.name, v);
+                }
+            }
+            fields
         };
-        let parser = Parser::create(record, &schema);
-        let mut fields = Fields::new();
-        for spec in specs {
-            if let Some(v) = read(&parser, spec) {
-                fields.insert(spec.name, v);
-            }
-        }
         let raw = RawEvent {
             header: Header {
                 source,
@@ -249,6 +302,59 @@ fn callback(
         if let Err(TrySendError::Full(_)) = tx.try_send(raw) {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// The kernel session's callback: Process Start, End and DCStart, decoded from their user
+/// data (`process_v4.rs`), handed over, never blocking.
+fn kernel_callback(
+    tx: SyncSender<RawEvent>,
+    shared: Arc<Shared>,
+) -> impl FnMut(&EventRecord, &SchemaLocator) + Send + Sync + 'static {
+    move |record: &EventRecord, _: &SchemaLocator| {
+        let opcode = record.opcode();
+        if !matches!(
+            opcode,
+            kernel_trace::START | kernel_trace::END | kernel_trace::DC_START
+        ) {
+            return;
+        }
+        let header = Header {
+            source: Source::KernelTrace,
+            event_id: record.event_id(),
+            opcode,
+            version: record.version(),
+            pid: record.process_id(),
+            timestamp: record.raw_timestamp(),
+            pointer_size: pointer_size(record.event_flags()),
+        };
+        match process_v4::raw_event(header, user_data(record)) {
+            Ok(raw) => {
+                if let Err(TrySendError::Full(_)) = tx.try_send(raw) {
+                    shared.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                shared.decode_errors.fetch_add(1, Ordering::Relaxed);
+                log::debug!("kernel Process event (opcode {opcode}): {e}");
+            }
+        }
+    }
+}
+
+/// The event's user data (`EVENT_RECORD.UserData`, `UserDataLength` bytes).
+fn user_data(record: &EventRecord) -> &[u8] {
+    use windows_sys::Win32::System::Diagnostics::Etw::EVENT_RECORD;
+
+    // SAFETY: ferrisetw 1.2.0's `EventRecord` is `#[repr(transparent)]` over `EVENT_RECORD`
+    // (src/native/etw_types/event_record.rs), whose layout windows-sys's matches; the record
+    // and its user data live for the callback, which the returned slice does not outlive.
+    unsafe {
+        let raw = &*(record as *const EventRecord as *const EVENT_RECORD);
+        if raw.UserData.is_null() || raw.UserDataLength == 0 {
+            return &[];
+        }
+        std::slice::from_raw_parts(raw.UserData as *const u8, usize::from(raw.UserDataLength))
     }
 }
 
@@ -295,7 +401,7 @@ fn start_error(session: &str, e: TraceError) -> StartError {
     let text = format!("cannot start the ETW session '{session}': {}", describe(&e));
     match e {
         TraceError::EtwNativeError(EvntraceNativeError::IoError(io))
-            if io.raw_os_error() == Some(5) =>
+            if crate::loss_counters::is_access_denied(io.raw_os_error()) =>
         {
             StartError::AccessDenied(text)
         }

@@ -9,21 +9,57 @@
 //! A Kernel-Process event that comes later still corrects the table, for the DNS events and
 //! children that follow. DCStart (processes already running when the sensor starts) only fills
 //! the table, as the Linux sensor's /proc scan does: no event.
+//!
+//! When the kernel logger session cannot be had ([`Mode::KernelProcess`], see `consumer.rs`),
+//! Kernel-Process's ProcessStart makes the event instead: the command line and the user are
+//! read from the live process (`Host::live_command_line`, `Host::live_user_sid`), and a parent
+//! missing from the table (no rundown in that mode) from the live process too.
+//!
+//! A DNS-Client event whose process is not in the table yet (the two sessions are flushed
+//! separately, so a process's first query can arrive before its Start) is held for up to
+//! [`DNS_HOLD`]: the process's Start releases it, named; past the wait ([`Enricher::tick`]) it
+//! is named from the live process, or by its pid alone.
 
-use std::sync::Arc;
+use std::{collections::VecDeque, sync::Arc};
 
 use tunnelwatch_engine::event::{Event, Platform, Process, ProcessEvent};
 
 use crate::{
     dns_map,
-    fields::{RawEvent, Source, filetime_to_system_time},
+    fields::{FILETIME_SECOND, RawEvent, Source, filetime_to_system_time},
     host::Host,
     paths::{DeviceMap, file_name},
     process_map::{self, ImageStart, KernelStart, image_from_command_line, same_image},
     process_table::{PathSource, ProcInfo, ProcessTable, SAME_PROCESS},
     schema::{dns_client, kernel_process, kernel_trace},
-    sid::AccountCache,
+    sid::{AccountCache, Sid},
 };
+
+/// Which events make process starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// The kernel logger's Process Start (command line and user in the event).
+    #[default]
+    Kernel,
+    /// Microsoft-Windows-Kernel-Process's ProcessStart, the command line and user read from
+    /// the live process: the fallback when the kernel logger session cannot be started.
+    KernelProcess,
+}
+
+impl Mode {
+    /// How the stats line and the log name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Kernel => "kernel",
+            Mode::KernelProcess => "kernel-process",
+        }
+    }
+}
+
+/// How long a DNS event waits for its process's Start: 2 s (both sessions flush every second).
+pub const DNS_HOLD: i64 = 2 * FILETIME_SECOND;
+/// Most DNS events held at once; past it the oldest goes out without waiting.
+const MAX_HELD: usize = 4096;
 
 /// What the enricher has seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,6 +72,15 @@ pub struct Counters {
     pub dns_events: u64,
     /// Events that lacked a property the mapping needs (e.g. no `ProcessId`).
     pub unmapped: u64,
+    /// DNS events that waited for their process's Start.
+    pub dns_held: u64,
+    /// Of those, the ones whose Start did not come in time (named from the live process, or
+    /// by pid only).
+    pub dns_unmatched: u64,
+    /// Command lines read from the live process (Kernel-Process mode).
+    pub live_command_lines: u64,
+    /// Process starts whose command line could not be read (the process had exited).
+    pub missing_command_lines: u64,
 }
 
 /// The mapping with its state.
@@ -45,6 +90,9 @@ pub struct Enricher<H: Host> {
     procs: ProcessTable,
     host: H,
     accounts: AccountCache,
+    mode: Mode,
+    /// DNS events waiting for their process, oldest first, with their deadlines.
+    held: VecDeque<(i64, RawEvent)>,
     pub counters: Counters,
 }
 
@@ -57,8 +105,25 @@ impl<H: Host> Enricher<H> {
             procs: ProcessTable::new(),
             host,
             accounts: AccountCache::default(),
+            mode: Mode::Kernel,
+            held: VecDeque::new(),
             counters: Counters::default(),
         }
+    }
+
+    /// Sets which events make process starts (see [`Mode`]).
+    pub fn with_mode(mut self, mode: Mode) -> Enricher<H> {
+        self.mode = mode;
+        self
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// DNS events waiting for their process's Start.
+    pub fn held(&self) -> usize {
+        self.held.len()
     }
 
     pub fn procs(&self) -> &ProcessTable {
@@ -78,9 +143,53 @@ impl<H: Host> Enricher<H> {
         &mut self.host
     }
 
-    /// Forgets processes that exited long enough before `now` (FILETIME).
-    pub fn tick(&mut self, now: i64) {
+    /// Forgets processes that exited long enough before `now` (FILETIME), and lets out the
+    /// DNS events that waited for their process past [`DNS_HOLD`].
+    pub fn tick(&mut self, now: i64, out: &mut Vec<Event>) {
         self.procs.expire(now);
+        while let Some((deadline, _)) = self.held.front()
+            && *deadline <= now
+        {
+            let (_, raw) = self.held.pop_front().expect("front exists");
+            self.release(&raw, out);
+        }
+    }
+
+    /// Lets out every held DNS event (at the end of a replay, or when the sensor stops).
+    pub fn flush(&mut self, out: &mut Vec<Event>) {
+        while let Some((_, raw)) = self.held.pop_front() {
+            self.release(&raw, out);
+        }
+    }
+
+    /// A held DNS event whose process did not start in time.
+    fn release(&mut self, raw: &RawEvent, out: &mut Vec<Event>) {
+        self.counters.dns_unmatched += 1;
+        self.dns(raw, out);
+    }
+
+    /// The held DNS events of `pid`, now that its process is known.
+    fn release_pid(&mut self, pid: u32, out: &mut Vec<Event>) {
+        if self.held.is_empty() {
+            return;
+        }
+        let (mine, rest): (VecDeque<_>, VecDeque<_>) =
+            self.held.drain(..).partition(|(_, r)| r.header.pid == pid);
+        self.held = rest;
+        for (_, raw) in mine {
+            self.dns(&raw, out);
+        }
+    }
+
+    fn dns(&mut self, raw: &RawEvent, out: &mut Vec<Event>) {
+        let (process, parent) = self.dns_process(raw.header.pid);
+        match dns_map::dns_event(&raw.header, &raw.fields, &self.host_name, process, parent) {
+            Some(e) => {
+                out.push(Event::Dns(e));
+                self.counters.dns_events += 1;
+            }
+            None => self.counters.unmapped += 1,
+        }
     }
 
     /// Handles one ETW event, appending the engine events it makes to `out`.
@@ -89,7 +198,17 @@ impl<H: Host> Enricher<H> {
         let (h, f) = (&raw.header, &raw.fields);
         let mapped = match (h.source, h.event_id, h.opcode) {
             (Source::KernelProcess, kernel_process::PROCESS_START, _) => {
-                process_map::image_start(h, f, &self.devices).map(|s| self.image_start(s))
+                process_map::image_start(h, f, &self.devices).map(|s| {
+                    let pid = s.pid;
+                    if self.mode == Mode::KernelProcess {
+                        let e = self.live_start(s);
+                        out.push(Event::Process(e));
+                        self.counters.process_starts += 1;
+                        self.release_pid(pid, out);
+                    } else {
+                        self.image_start(s);
+                    }
+                })
             }
             (Source::KernelProcess, kernel_process::PROCESS_STOP, _)
             | (Source::KernelTrace, _, kernel_trace::END) => {
@@ -97,18 +216,28 @@ impl<H: Host> Enricher<H> {
             }
             (Source::KernelTrace, _, op @ (kernel_trace::START | kernel_trace::DC_START)) => {
                 process_map::kernel_start(h, f).map(|k| {
+                    let pid = k.pid;
                     if let Some(e) = self.kernel_start(k, op == kernel_trace::START) {
                         out.push(Event::Process(e));
                         self.counters.process_starts += 1;
                     }
+                    self.release_pid(pid, out);
                 })
             }
             (Source::DnsClient, dns_client::QUERY | dns_client::COMPLETED, _) => {
-                let (process, parent) = self.dns_process(h.pid);
-                dns_map::dns_event(h, f, &self.host_name, process, parent).map(|e| {
-                    out.push(Event::Dns(e));
-                    self.counters.dns_events += 1;
-                })
+                if h.pid != 0 && self.procs.get(h.pid).is_none() {
+                    self.counters.dns_held += 1;
+                    if self.held.len() >= MAX_HELD
+                        && let Some((_, oldest)) = self.held.pop_front()
+                    {
+                        self.release(&oldest, out);
+                    }
+                    self.held
+                        .push_back((h.timestamp.saturating_add(DNS_HOLD), raw.clone()));
+                } else {
+                    self.dns(raw, out);
+                }
+                Some(())
             }
             _ => Some(()),
         };
@@ -165,18 +294,11 @@ impl<H: Host> Enricher<H> {
             }
         };
         let name: Arc<str> = if path.is_empty() {
-            k.image_file_name.as_str().into()
+            file_name(&k.image_file_name).into()
         } else {
             file_name(&path).into()
         };
-        let (user, user_id) = match &k.sid {
-            Some(sid) => {
-                let host = &mut self.host;
-                let user = self.accounts.get(sid, |s| host.account_name(s));
-                (user.unwrap_or_default(), sid.to_string())
-            }
-            None => (String::new(), String::new()),
-        };
+        let (user, user_id) = self.user(k.sid.as_ref());
         let process = Process {
             pid: k.pid,
             name,
@@ -222,6 +344,92 @@ impl<H: Host> Enricher<H> {
         })
     }
 
+    /// `(DOMAIN\user, S-1-...)` of `sid`, empty when there is none.
+    fn user(&mut self, sid: Option<&Sid>) -> (String, String) {
+        match sid {
+            Some(sid) => {
+                let host = &mut self.host;
+                let user = self.accounts.get(sid, |s| host.account_name(s));
+                (user.unwrap_or_default(), sid.to_string())
+            }
+            None => (String::new(), String::new()),
+        }
+    }
+
+    /// A process the table does not know, as the live system describes it (pid only when
+    /// it does not).
+    fn live_process(&mut self, pid: u32) -> Process {
+        let path = self.host.live_image_path(pid).unwrap_or_default();
+        // Trimmed as the kernel event's is (process_map.rs).
+        let command_line = self
+            .host
+            .live_command_line(pid)
+            .map(|c| c.trim_end().to_owned())
+            .unwrap_or_default();
+        let sid = self.host.live_user_sid(pid);
+        let (user, user_id) = self.user(sid.as_ref());
+        Process {
+            pid,
+            name: file_name(&path).into(),
+            path: path.into(),
+            command_line: command_line.into(),
+            user: user.into(),
+            user_id: user_id.into(),
+            original_file_name: Arc::default(),
+        }
+    }
+
+    /// Kernel-Process mode: the ProcessStart makes the event; command line and user from the
+    /// live process.
+    fn live_start(&mut self, s: ImageStart) -> ProcessEvent {
+        let mut process = self.live_process(s.pid);
+        if process.command_line.is_empty() {
+            self.counters.missing_command_lines += 1;
+        } else {
+            self.counters.live_command_lines += 1;
+        }
+        process.name = file_name(&s.path).into();
+        process.path = s.path.into();
+        self.procs.insert(ProcInfo {
+            process: process.clone(),
+            ppid: s.ppid,
+            started: s.time,
+            exited: None,
+            path_source: PathSource::Etw,
+            from_kernel: true,
+        });
+        let parent = match self.procs.parent(s.ppid, s.time) {
+            Some(p) => p.process.clone(),
+            None if s.ppid != 0 => {
+                let parent = self.live_process(s.ppid);
+                // Remembered, so that its next child does not ask again.
+                self.procs.insert(ProcInfo {
+                    process: parent.clone(),
+                    ppid: 0,
+                    started: s.time,
+                    exited: None,
+                    path_source: PathSource::Live,
+                    from_kernel: true,
+                });
+                parent
+            }
+            None => Process::default(),
+        };
+        process.original_file_name = self
+            .host
+            .original_file_name(&process.path)
+            .unwrap_or_default()
+            .into();
+        ProcessEvent {
+            time: filetime_to_system_time(s.time),
+            host: self.host_name.clone(),
+            platform: Platform::Windows,
+            process,
+            parent,
+            args_truncated: false,
+        }
+    }
+
     /// The image path of a process Kernel-Process has not (yet) described.
     fn find_path(&mut self, k: &KernelStart) -> (String, PathSource) {
         if let Some(p) = self.host.live_image_path(k.pid)
@@ -251,16 +459,7 @@ impl<H: Host> Enricher<H> {
                     .map(|pp| pp.process.clone());
                 (Some(p.process.clone()), parent)
             }
-            None => {
-                let path = self.host.live_image_path(pid).unwrap_or_default();
-                let process = Process {
-                    pid,
-                    name: file_name(&path).into(),
-                    path: path.into(),
-                    ..Process::default()
-                };
-                (Some(process), None)
-            }
+            None => (Some(self.live_process(pid)), None),
         }
     }
 }

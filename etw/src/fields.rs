@@ -1,11 +1,15 @@
 //! One ETW event as the rest of this crate sees it: a small header (where it came from, its id,
 //! opcode, process id and time) and its properties by name, copied out of the ETW buffer.
 //!
-//! On Windows the ETW callback fills a [`RawEvent`] from ferrisetw's `Parser` (see
-//! `consumer.rs`) and hands it over a channel; the tests build the same structure by hand from
-//! the documented event layouts (see `schema.rs`). Everything after that point is the same code.
+//! On Windows the ETW callback fills a [`RawEvent`] (the kernel's Process events from their
+//! user data through `process_v4.rs`, the manifest providers' from ferrisetw's `Parser`, see
+//! `consumer.rs`) and hands it over a channel; `.etl` replay fills it from the trace file
+//! (`replay.rs`); the tests build the same structure from the documented event layouts (see
+//! `schema.rs`). Everything after that point is the same code.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::sid::Sid;
 
 /// Which provider (or kernel event class) an event comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,6 +50,8 @@ pub enum Value {
     U64(u64),
     Str(String),
     Bytes(Vec<u8>),
+    /// A security identifier (the kernel Process event's `UserSID`, decoded).
+    Sid(Sid),
 }
 
 /// An event's properties, by the names its manifest (or MOF class) gives them.
@@ -102,6 +108,13 @@ impl Fields {
     pub fn bytes(&self, name: &str) -> Option<&[u8]> {
         match self.get(name)? {
             Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn sid(&self, name: &str) -> Option<&Sid> {
+        match self.get(name)? {
+            Value::Sid(s) => Some(s),
             _ => None,
         }
     }

@@ -1,5 +1,6 @@
-//! What the mapping asks of the machine it runs on: account names, the image of a live
-//! process, and version resources. [`WindowsHost`] asks Windows; tests answer from tables.
+//! What the mapping asks of the machine it runs on: account names, the image, command line
+//! and user of a live process, and version resources. [`WindowsHost`] asks Windows; `.etl`
+//! replay's host answers from well-known SIDs only (`replay.rs`); tests answer from tables.
 
 use std::path::Path;
 
@@ -14,6 +15,15 @@ pub trait Host {
     fn live_image_path(&mut self, pid: u32) -> Option<String>;
     /// The `OriginalFilename` of the image at `path` (see `pe_version.rs`).
     fn original_file_name(&mut self, path: &str) -> Option<String>;
+    /// The command line of the running process `pid` (`ProcessCommandLineInformation`);
+    /// `None` once it has exited or when it cannot be read.
+    fn live_command_line(&mut self, _pid: u32) -> Option<String> {
+        None
+    }
+    /// The user of the running process `pid` (its token's `TokenUser`).
+    fn live_user_sid(&mut self, _pid: u32) -> Option<Sid> {
+        None
+    }
 }
 
 /// A host that knows nothing.
@@ -48,8 +58,9 @@ impl LocalFiles {
     }
 }
 
-/// This Windows machine: `LookupAccountSidW`, `QueryFullProcessImageNameW`, and the image
-/// files themselves.
+/// This Windows machine: `LookupAccountSidW`, `QueryFullProcessImageNameW`,
+/// `NtQueryInformationProcess(ProcessCommandLineInformation)`, the process token, and the
+/// image files themselves (see `live_process.rs`).
 #[cfg(windows)]
 #[derive(Debug, Default)]
 pub struct WindowsHost {
@@ -63,30 +74,15 @@ impl Host for WindowsHost {
     }
 
     fn live_image_path(&mut self, pid: u32) -> Option<String> {
-        use windows_sys::Win32::{
-            Foundation::CloseHandle,
-            System::Threading::{
-                OpenProcess, PROCESS_NAME_WIN32, PROCESS_QUERY_LIMITED_INFORMATION,
-                QueryFullProcessImageNameW,
-            },
-        };
+        crate::live_process::image_path(pid)
+    }
 
-        if pid == 0 || pid == 4 {
-            return None; // Idle and System have no image file.
-        }
-        // SAFETY: plain Win32 calls; the handle is closed below and the buffer is writable
-        // for the length passed.
-        unsafe {
-            let h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
-            if h.is_null() {
-                return None;
-            }
-            let mut buf = vec![0u16; 32768];
-            let mut len = buf.len() as u32;
-            let ok = QueryFullProcessImageNameW(h, PROCESS_NAME_WIN32, buf.as_mut_ptr(), &mut len);
-            CloseHandle(h);
-            (ok != 0).then(|| String::from_utf16_lossy(&buf[..len as usize]))
-        }
+    fn live_command_line(&mut self, pid: u32) -> Option<String> {
+        crate::live_process::command_line(pid)
+    }
+
+    fn live_user_sid(&mut self, pid: u32) -> Option<Sid> {
+        crate::live_process::user_sid(pid)
     }
 
     fn original_file_name(&mut self, path: &str) -> Option<String> {

@@ -11,19 +11,30 @@
 //! Everything from the copied properties on is OS-neutral and tested on Linux: [`fields`],
 //! [`schema`], [`paths`], [`sid`], [`pe_version`], [`dns_results`], [`process_map`],
 //! [`dns_map`], [`process_table`], [`enrich`], [`pipeline`], [`stats`]. The ETW sessions,
-//! Win32 look-ups, elevation check, console and service plumbing are Windows-only:
-//! `consumer`, `elevation`, `sensor`, `service`.
+//! Win32 look-ups, elevation check, single-instance mutex, console and service plumbing are
+//! Windows-only: `consumer`, `elevation`, `instance`, `live_process`, `sensor`, `service`.
+//!
+//! `.etl` traces are read on any OS ([`etl`], [`lz77`]), their kernel Process events decoded
+//! by the same [`process_v4`] decoder the live sensor uses, and mapped by the same enricher
+//! ([`replay`]): `tunnelwatch replay FILE.etl`.
 
 pub mod dns_map;
 pub mod dns_results;
 pub mod enrich;
+pub mod etl;
+pub mod etl_writer;
 pub mod fields;
 pub mod host;
+pub mod loss_counters;
+pub mod lz77;
+pub mod manifest_payload;
 pub mod paths;
 pub mod pe_version;
 pub mod pipeline;
 pub mod process_map;
 pub mod process_table;
+pub mod process_v4;
+pub mod replay;
 pub mod schema;
 pub mod sid;
 pub mod stats;
@@ -32,6 +43,10 @@ pub mod stats;
 pub mod consumer;
 #[cfg(windows)]
 pub mod elevation;
+#[cfg(windows)]
+pub mod instance;
+#[cfg(windows)]
+pub mod live_process;
 #[cfg(windows)]
 pub mod sensor;
 #[cfg(windows)]

@@ -3,7 +3,8 @@
 //!
 //! - Microsoft-Windows-Kernel-Process ProcessStart: `ProcessID`, `ParentProcessID`, `ImageName`
 //!   (an NT path, converted with the device map) -> [`ImageStart`].
-//! - The kernel's Process Start / DCStart: `ProcessId`, `ParentId`, `UserSID` (WBEM SID),
+//! - The kernel's Process Start / DCStart (decoded by `process_v4.rs`): `ProcessId`,
+//!   `ParentId`, `UserSID` (the SID),
 //!   `ImageFileName` (the image's file name), `CommandLine` -> [`KernelStart`].
 //! - Stops of either: `ProcessID` / `ProcessId`.
 
@@ -57,9 +58,7 @@ pub fn kernel_start(h: &Header, f: &Fields) -> Option<KernelStart> {
             .unwrap_or_default()
             .trim_end()
             .to_owned(),
-        sid: f
-            .bytes("UserSID")
-            .and_then(|b| Sid::from_wbem(b, h.pointer_size)),
+        sid: f.sid("UserSID").cloned(),
         time: h.timestamp,
     })
 }
@@ -145,13 +144,10 @@ mod tests {
 
     #[test]
     fn kernel_start_reads_sid_and_command_line() {
-        let mut sid = vec![0x11u8; 8];
-        sid.extend_from_slice(&[0; 8]);
-        sid.extend_from_slice(&[1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0]);
         let f = Fields::new()
             .with("ProcessId", Value::U32(700))
             .with("ParentId", Value::U32(600))
-            .with("UserSID", Value::Bytes(sid))
+            .with("UserSID", Value::Sid(Sid::parse("S-1-5-18").unwrap()))
             .with("ImageFileName", Value::Str("svchost.exe".into()))
             .with(
                 "CommandLine",
@@ -166,10 +162,8 @@ mod tests {
             &*k.command_line,
             r"C:\Windows\system32\svchost.exe -k netsvcs"
         );
-        // The Idle process has neither SID nor command line.
-        let idle = Fields::new()
-            .with("ProcessId", Value::U32(0))
-            .with("UserSID", Value::Bytes(vec![0; 16]));
+        // The Idle process has no command line (and may have no SID).
+        let idle = Fields::new().with("ProcessId", Value::U32(0));
         let k = kernel_start(&header(Source::KernelTrace), &idle).unwrap();
         assert_eq!((k.sid, k.command_line.as_str()), (None, ""));
         assert_eq!(

@@ -89,13 +89,15 @@ impl ProcessTable {
     pub fn parent(&self, ppid: u32, child_started: i64) -> Option<&ProcInfo> {
         self.procs
             .get(&ppid)
-            .filter(|p| p.started <= child_started + FILETIME_SECOND)
+            .filter(|p| p.started <= child_started.saturating_add(FILETIME_SECOND))
     }
 
     /// Forgets processes that exited more than [`EXITED_GRACE`] before `now`.
     pub fn expire(&mut self, now: i64) {
-        self.procs
-            .retain(|_, p| p.exited.is_none_or(|t| now - t <= EXITED_GRACE));
+        self.procs.retain(|_, p| {
+            p.exited
+                .is_none_or(|t| now.saturating_sub(t) <= EXITED_GRACE)
+        });
     }
 
     fn make_room(&mut self) {

@@ -16,7 +16,8 @@
 //!   3 DCStart, 4 DCEnd; `ProcessId` and `ParentId` uint32, `UserSID` object with extension
 //!   "Sid" (TDH in-type WBEMSID: a `TOKEN_USER` followed by the SID), `ImageFileName` string
 //!   (ANSI, the image's file name), `CommandLine` string (UTF-16, the full command line).
-//!   Enabled with `EVENT_TRACE_FLAG_PROCESS` (0x1).
+//!   Enabled with `EVENT_TRACE_FLAG_PROCESS` (0x1). Decoded from its layout by
+//!   `process_v4.rs`, not property by property: [`kernel_trace::FIELDS`] names what it gives.
 //! - Microsoft-Windows-DNS-Client (GUID 1c95126e-7eea-49a9-a3fe-a378b03ddb4d): the provider
 //!   manifest (`Get-WinEvent -ListProvider Microsoft-Windows-DNS-Client`; OSSEM's
 //!   `.../Microsoft-Windows-DNS-Client/events/event-3006.md` and `event-3008.md`): 3006 "DNS

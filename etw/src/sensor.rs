@@ -22,9 +22,10 @@ use crate::{
     enrich::Enricher,
     fields::system_time_to_filetime,
     host::WindowsHost,
+    instance,
     paths::DeviceMap,
     pipeline::Pipeline,
-    stats::{Activity, Losses, loss_warning, stats_json},
+    stats::{Activity, Losses, loss_warning, stats},
 };
 
 /// How the sensor runs (from the command line and the config file).
@@ -34,6 +35,19 @@ pub struct Options {
     pub all_events: bool,
     /// `None`: no periodic stats line (the final one is always printed).
     pub stats_interval: Option<Duration>,
+    /// Polled every second: a new engine when the rule or config files changed (the binary's
+    /// `RuleSource`, as on Linux); `None` when nothing is watched.
+    pub reload: Option<Reload>,
+}
+
+/// A poll for a reloaded engine (shared, so that [`Options`] stays `Clone`).
+#[derive(Clone)]
+pub struct Reload(pub Arc<std::sync::Mutex<dyn FnMut() -> Option<Engine> + Send>>);
+
+impl std::fmt::Debug for Reload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reload")
+    }
 }
 
 /// Why the sensor stopped (all are clean exits).
@@ -100,6 +114,8 @@ pub fn install_console_handler() -> io::Result<()> {
 /// Runs the sensor until a stop is requested or stdout closes.
 pub fn run(opts: &Options, engine: Engine) -> Result<Stop, RunError> {
     elevation::require_elevated().map_err(RunError::Environment)?;
+    // Before any session is touched: a second sensor leaves the first one's sessions alone.
+    let _instance = instance::acquire().map_err(RunError::Environment)?;
     let started = Instant::now();
     let host_name: Arc<str> = computer_name().into();
     let devices = DeviceMap::query();
@@ -110,30 +126,61 @@ pub fn run(opts: &Options, engine: Engine) -> Result<Stop, RunError> {
         }
         StartError::Etw(m) => RunError::Start(m),
     })?;
+    let sources = match sessions.kernel_refused() {
+        None => format!(
+            "ETW sessions '{USER_SESSION}' (Microsoft-Windows-Kernel-Process, Microsoft-Windows-DNS-Client) and '{KERNEL_SESSION}' (kernel process events)"
+        ),
+        Some(why) => {
+            log::warn!(
+                "{why}; running on Microsoft-Windows-Kernel-Process alone: command lines and users are read from the live processes, and a process gone within a second has none"
+            );
+            format!(
+                "ETW session '{USER_SESSION}' (Microsoft-Windows-Kernel-Process, Microsoft-Windows-DNS-Client; no kernel session)"
+            )
+        }
+    };
     eprintln!(
-        "tunnelwatch: ready in {} ms: ETW sessions '{USER_SESSION}' (Microsoft-Windows-Kernel-Process, Microsoft-Windows-DNS-Client) and '{KERNEL_SESSION}' (kernel process events); {} rules; {} drives",
+        "tunnelwatch: ready in {} ms: {sources}; mode {}; {} rules; {} drives",
         started.elapsed().as_millis(),
+        sessions.mode().name(),
         engine.rules().len(),
         devices.len(),
     );
-    let enricher = Enricher::new(host_name, devices, WindowsHost::default());
+    let enricher =
+        Enricher::new(host_name, devices, WindowsHost::default()).with_mode(sessions.mode());
     let mut pipeline = Pipeline::new(enricher, engine, io::stdout().lock(), opts.all_events);
 
-    let result = event_loop(&mut pipeline, &rx, &sessions, opts.stats_interval);
+    let result = event_loop(&mut pipeline, &rx, &sessions, opts);
     let losses = sessions.losses();
     sessions.stop();
     STOPPED.store(true, Ordering::SeqCst);
+    // DNS events still waiting for their process, and what the channel still holds.
+    while let Ok(raw) = rx.try_recv() {
+        if pipeline.handle(&raw).is_err() {
+            break;
+        }
+    }
+    let _ = pipeline.flush();
     let _ = pipeline.out().flush();
     report(&pipeline, &losses, "final");
     result
+}
+
+/// A failed write to stdout: a closed pipe ends the sensor cleanly.
+fn stdout_error(e: io::Error) -> Result<Stop, RunError> {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return Ok(Stop::StdoutClosed);
+    }
+    Err(RunError::Runtime(format!("cannot write to stdout: {e}")))
 }
 
 fn event_loop<W: Write>(
     pipeline: &mut Pipeline<WindowsHost, W>,
     rx: &std::sync::mpsc::Receiver<crate::fields::RawEvent>,
     sessions: &Sessions,
-    stats_interval: Option<Duration>,
+    opts: &Options,
 ) -> Result<Stop, RunError> {
+    let stats_interval = opts.stats_interval;
     let mut last_upkeep = Instant::now();
     let mut last_stats = Instant::now();
     let mut last_devices = Instant::now();
@@ -145,10 +192,7 @@ fn event_loop<W: Write>(
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(raw) => {
                 if let Err(e) = pipeline.handle(&raw) {
-                    if e.kind() == io::ErrorKind::BrokenPipe {
-                        return Ok(Stop::StdoutClosed);
-                    }
-                    return Err(RunError::Runtime(format!("cannot write to stdout: {e}")));
+                    return stdout_error(e);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -160,9 +204,9 @@ fn event_loop<W: Write>(
             continue;
         }
         last_upkeep = Instant::now();
-        pipeline
-            .enricher
-            .tick(system_time_to_filetime(SystemTime::now()));
+        if let Err(e) = pipeline.tick(system_time_to_filetime(SystemTime::now())) {
+            return stdout_error(e);
+        }
         if let Some(why) = sessions.ended() {
             return Err(RunError::Runtime(format!(
                 "{why} while the sensor was running"
@@ -173,6 +217,13 @@ fn event_loop<W: Write>(
             log::warn!("{w}");
         }
         losses = now;
+        // Rules and config changed on disk: swapped between two events, as on Linux.
+        if let Some(Reload(poll)) = &opts.reload {
+            let fresh = (poll.lock().unwrap_or_else(|e| e.into_inner()))();
+            if let Some(engine) = fresh {
+                pipeline.set_engine(engine);
+            }
+        }
         // Drives come and go (USB disks, mapped shares).
         if last_devices.elapsed() >= Duration::from_secs(60) {
             last_devices = Instant::now();
@@ -189,17 +240,16 @@ fn event_loop<W: Write>(
 
 /// Prints one stats line on stderr: `tunnelwatch: stats {JSON}`.
 fn report<W: Write>(pipeline: &Pipeline<WindowsHost, W>, losses: &Losses, which: &str) {
+    let written = pipeline.counts();
     let activity = Activity {
         counters: pipeline.enricher.counters,
-        lines: pipeline.lines,
-        alerts: pipeline.alerts,
+        lines: written.lines,
+        alerts: written.alerts,
         suppressed: pipeline.engine().suppressed(),
         processes: pipeline.enricher.procs().len(),
+        mode: pipeline.enricher.mode().name(),
     };
-    eprintln!(
-        "tunnelwatch: stats {}",
-        stats_json(which, losses, &activity)
-    );
+    eprintln!("{}", stats(which, losses, &activity));
 }
 
 /// This machine's DNS host name (CIM `dest`), else `%COMPUTERNAME%`.

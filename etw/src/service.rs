@@ -6,8 +6,10 @@
 //! `ERROR_FAILED_SERVICE_CONTROLLER_CONNECT` and the sensor runs in the console. A service has
 //! no console, so its stdout (the JSON lines) is appended to
 //! `%ProgramData%\tunnelwatch\alerts.json` and its stderr (logs, stats) to
-//! `%ProgramData%\tunnelwatch\tunnelwatch.log`. A service stop or a shutdown stops the ETW
-//! sessions.
+//! `%ProgramData%\tunnelwatch\tunnelwatch.log`. A service stop, a pre-shutdown or a
+//! shutdown notification stops the ETW sessions: the service reports `StopPending` (with a
+//! wait hint) as soon as it is asked, then `Stopped` once the sessions are gone. It accepts
+//! `STOP`, `PRESHUTDOWN` and `SHUTDOWN` while running.
 //!
 //! Install (elevated prompt):
 //! `sc.exe create tunnelwatch binPath= "\"C:\Program Files\tunnelwatch\tunnelwatch.exe\"" start= auto obj= LocalSystem`,
@@ -18,7 +20,7 @@ use std::{
     fs::{self, File, OpenOptions},
     os::windows::io::AsRawHandle,
     path::PathBuf,
-    sync::Mutex,
+    sync::{Mutex, OnceLock},
     time::Duration,
 };
 
@@ -29,7 +31,7 @@ use windows_service::{
         ServiceControl, ServiceControlAccept, ServiceExitCode, ServiceState, ServiceStatus,
         ServiceType,
     },
-    service_control_handler::{self, ServiceControlHandlerResult},
+    service_control_handler::{self, ServiceControlHandlerResult, ServiceStatusHandle},
     service_dispatcher,
 };
 
@@ -56,6 +58,40 @@ struct Job {
 
 static JOB: Mutex<Option<Job>> = Mutex::new(None);
 static RESULT: Mutex<Option<Result<Stop, RunError>>> = Mutex::new(None);
+/// The status handle, for the control handler (which is registered before it exists).
+static STATUS: OnceLock<ServiceStatusHandle> = OnceLock::new();
+
+/// What the SCM is told while running: stop, pre-shutdown and shutdown notifications.
+fn accepted(state: ServiceState) -> ServiceControlAccept {
+    if state == ServiceState::Running {
+        ServiceControlAccept::STOP
+            | ServiceControlAccept::PRESHUTDOWN
+            | ServiceControlAccept::SHUTDOWN
+    } else {
+        ServiceControlAccept::empty()
+    }
+}
+
+/// Reports `state` to the SCM (`exit`: 0, or the service-specific exit code).
+fn report(state: ServiceState, exit: u32, checkpoint: u32) {
+    let Some(status) = STATUS.get() else {
+        return;
+    };
+    let _ = status.set_service_status(ServiceStatus {
+        service_type: ServiceType::OWN_PROCESS,
+        current_state: state,
+        controls_accepted: accepted(state),
+        exit_code: if exit == 0 {
+            ServiceExitCode::Win32(0)
+        } else {
+            ServiceExitCode::ServiceSpecific(exit)
+        },
+        checkpoint,
+        // Stopping waits up to 5 s for the ETW threads.
+        wait_hint: Duration::from_secs(10),
+        process_id: None,
+    });
+}
 
 define_windows_service!(ffi_service_main, service_main);
 
@@ -93,6 +129,7 @@ fn service_main(_arguments: Vec<OsString>) {
 fn run_service(job: Job) -> Result<Stop, RunError> {
     let status = service_control_handler::register(SERVICE_NAME, |control| match control {
         ServiceControl::Stop | ServiceControl::Shutdown | ServiceControl::Preshutdown => {
+            report(ServiceState::StopPending, 0, 1);
             sensor::request_stop();
             ServiceControlHandlerResult::NoError
         }
@@ -100,41 +137,24 @@ fn run_service(job: Job) -> Result<Stop, RunError> {
         _ => ServiceControlHandlerResult::NotImplemented,
     })
     .map_err(|e| RunError::Runtime(format!("cannot register the service handler: {e}")))?;
-    let set = |state: ServiceState, exit: u32| {
-        let _ = status.set_service_status(ServiceStatus {
-            service_type: ServiceType::OWN_PROCESS,
-            current_state: state,
-            controls_accepted: if state == ServiceState::Running {
-                ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN
-            } else {
-                ServiceControlAccept::empty()
-            },
-            exit_code: if exit == 0 {
-                ServiceExitCode::Win32(0)
-            } else {
-                ServiceExitCode::ServiceSpecific(exit)
-            },
-            checkpoint: 0,
-            wait_hint: Duration::from_secs(10),
-            process_id: None,
-        });
-    };
-    set(ServiceState::StartPending, 0);
+    let _ = STATUS.set(status);
+    report(ServiceState::StartPending, 0, 1);
     // The files stay open until the process exits: their handles are stdout and stderr, and
     // the caller still prints the outcome.
     match redirect_std_handles() {
         Ok(files) => std::mem::forget(files),
         Err(e) => {
-            set(ServiceState::Stopped, 1);
+            report(ServiceState::Stopped, 1, 0);
             return Err(RunError::Environment(format!(
                 "cannot open the output files in {}: {e}",
                 data_dir().display()
             )));
         }
     }
-    set(ServiceState::Running, 0);
+    report(ServiceState::Running, 0, 0);
     let result = sensor::run(&job.opts, job.engine);
-    set(ServiceState::Stopped, u32::from(result.is_err()));
+    report(ServiceState::StopPending, 0, 2);
+    report(ServiceState::Stopped, u32::from(result.is_err()), 0);
     result
 }
 

@@ -1,8 +1,10 @@
-//! The stats line on stderr, `tunnelwatch: stats {JSON}`, shaped like the Linux sensor's:
-//! what was lost first (ETW's own counters, the hand-off channel's drops), then what was
-//! handled, then the output.
+//! The Windows sensor's counters on the engine's stats line (`tunnelwatch: stats {JSON}`, the
+//! Linux sensor's too): what was lost (ETW's own counters, the hand-off channel's drops),
+//! what was handled, and the output every sensor reports.
+//!
+//! Uses: `enrich`'s counters and the engine's stats line.
 
-use serde_json::{Map, Value};
+use tunnelwatch_engine::{stats::Stats, step::Counts};
 
 use crate::enrich::Counters;
 
@@ -34,25 +36,35 @@ pub struct Activity {
     pub alerts: u64,
     pub suppressed: u64,
     pub processes: usize,
+    /// Which events make process starts: "kernel" or "kernel-process" (see `enrich::Mode`).
+    pub mode: &'static str,
 }
 
-/// The JSON object of a stats line (`which`: "periodic" or "final").
-pub fn stats_json(which: &str, losses: &Losses, a: &Activity) -> Value {
-    let mut obj = Map::new();
-    obj.insert("stats".into(), which.into());
-    obj.insert("etw_events_lost".into(), losses.etw_events_lost.into());
-    obj.insert("etw_buffers_lost".into(), losses.etw_buffers_lost.into());
-    obj.insert("channel_dropped".into(), losses.channel_dropped.into());
-    obj.insert("decode_errors".into(), losses.decode_errors.into());
-    obj.insert("records".into(), a.counters.records.into());
-    obj.insert("unmapped".into(), a.counters.unmapped.into());
-    obj.insert("process_starts".into(), a.counters.process_starts.into());
-    obj.insert("dns_messages".into(), a.counters.dns_events.into());
-    obj.insert("lines".into(), a.lines.into());
-    obj.insert("alerts".into(), a.alerts.into());
-    obj.insert("suppressed".into(), a.suppressed.into());
-    obj.insert("processes".into(), a.processes.into());
-    Value::Object(obj)
+/// The stats line (`which`: "periodic" or "final").
+pub fn stats(which: &str, losses: &Losses, a: &Activity) -> Stats {
+    let mut line = Stats::new(which);
+    line.label("mode", a.mode)
+        .set("etw_events_lost", losses.etw_events_lost)
+        .set("etw_buffers_lost", losses.etw_buffers_lost)
+        .set("channel_dropped", losses.channel_dropped)
+        .set("decode_errors", losses.decode_errors)
+        .set("records", a.counters.records)
+        .set("unmapped", a.counters.unmapped)
+        .set("process_starts", a.counters.process_starts)
+        .set("dns_messages", a.counters.dns_events)
+        .set("dns_held", a.counters.dns_held)
+        .set("dns_unmatched", a.counters.dns_unmatched)
+        .set("live_command_lines", a.counters.live_command_lines)
+        .set("missing_command_lines", a.counters.missing_command_lines)
+        .output(
+            Counts {
+                lines: a.lines,
+                alerts: a.alerts,
+            },
+            a.suppressed,
+        )
+        .set("processes", a.processes as u64);
+    line
 }
 
 /// The warning for losses since the last check, or `None` when nothing new was lost.
@@ -87,19 +99,26 @@ mod tests {
                 process_starts: 5,
                 dns_events: 4,
                 unmapped: 1,
+                dns_held: 2,
+                dns_unmatched: 1,
+                live_command_lines: 0,
+                missing_command_lines: 0,
             },
             lines: 2,
             alerts: 1,
             suppressed: 0,
             processes: 120,
+            mode: "kernel",
         };
-        let expected: Value = serde_json::from_str(concat!(
-            r#"{"stats":"final","etw_events_lost":1,"etw_buffers_lost":2,"channel_dropped":3,"#,
-            r#""decode_errors":4,"records":10,"unmapped":1,"process_starts":5,"dns_messages":4,"#,
+        let expected: serde_json::Value = serde_json::from_str(concat!(
+            r#"{"stats":"final","mode":"kernel","etw_events_lost":1,"etw_buffers_lost":2,"#,
+            r#""channel_dropped":3,"decode_errors":4,"records":10,"unmapped":1,"process_starts":5,"#,
+            r#""dns_messages":4,"dns_held":2,"dns_unmatched":1,"live_command_lines":0,"#,
+            r#""missing_command_lines":0,"#,
             r#""lines":2,"alerts":1,"suppressed":0,"processes":120}"#
         ))
         .unwrap();
-        assert_eq!(stats_json("final", &losses, &a), expected);
+        assert_eq!(stats("final", &losses, &a).to_json(), expected);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use common::*;
 use serde_json::Value;
 use tunnelwatch_engine::{
     alert::Alert,
+    builtin,
     emit::Emitter,
     engine::Engine,
     event::{DnsEvent, DnsMessageType, Event, Platform, Process, ProcessEvent},
@@ -203,7 +204,7 @@ fn dns_queries_of_ngrok_map_and_alert_with_the_network_rule() {
 /// bash by alice (see userspace/src/linux/enrich.rs), and for that process's DNS query: the
 /// same engine and emitter then print its lines.
 fn linux_lines() -> (Value, Value) {
-    let engine = Engine::from_config(&Default::default()).unwrap();
+    let engine = Engine::new(builtin::rules().unwrap(), Default::default());
     let proc_ = |pid: u32, path: &str, cmd: &str| Process {
         pid,
         name: path.rsplit('/').next().unwrap().into(),

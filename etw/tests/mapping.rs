@@ -10,6 +10,7 @@ use common::*;
 use serde_json::Value;
 use tunnelwatch_engine::{config::Config, event::Event};
 use tunnelwatch_etw::{
+    enrich::DNS_HOLD,
     fields::{Fields, RawEvent, Value as F},
     pe_version::{VersionCache, original_file_name, original_file_name_of_file},
     process_table::{EXITED_GRACE, PathSource},
@@ -327,10 +328,17 @@ fn dns_processes_come_from_the_table_or_the_live_process() {
     assert_eq!(e.procs().len(), 2);
     // cmd.exe, known from the rundown.
     e.handle(&dns_3006(4000, "x.ngrok.io", 1, T0), &mut out);
-    // An unknown pid: named from the live process.
+    // An unknown pid: it waits for its process's Start, which does not come; then it is
+    // named from the live process.
     e.handle(&dns_3006(6100, "y.ngrok.io", 28, T0), &mut out);
+    assert_eq!(e.held(), 1);
     // pid 0: nobody.
     e.handle(&dns_3006(0, "z.ngrok.io", 1, T0), &mut out);
+    e.tick(T0 + DNS_HOLD - 1, &mut out);
+    assert_eq!(out.len(), 2, "still waiting");
+    e.tick(T0 + DNS_HOLD, &mut out);
+    assert_eq!(e.held(), 0);
+    assert_eq!((e.counters.dns_held, e.counters.dns_unmatched), (1, 1));
     let procs: Vec<_> = out
         .iter()
         .map(|ev| match ev {
@@ -354,8 +362,8 @@ fn dns_processes_come_from_the_table_or_the_live_process() {
                 r#""C:\Windows\system32\cmd.exe""#.into(),
                 r"CONTOSO\a".into()
             )),
-            Some((6100, "agent.exe".into(), String::new(), String::new())),
             None,
+            Some((6100, "agent.exe".into(), String::new(), String::new())),
         ]
     );
 }
@@ -388,7 +396,7 @@ fn exited_processes_name_late_dns_events_then_are_forgotten() {
     let Event::Dns(d) = &out[0] else { panic!() };
     assert_eq!(&*d.process.as_ref().unwrap().name, "ngrok.exe");
     assert_eq!(d.reply_code, "NXDomain");
-    e.tick(at(1) + EXITED_GRACE + 1);
+    e.tick(at(1) + EXITED_GRACE + 1, &mut out);
     assert!(e.procs().get(5832).is_none());
     assert!(e.procs().get(4000).is_none(), "cmd.exe never ran here");
 }
@@ -403,6 +411,9 @@ fn events_without_the_needed_properties_are_counted_not_mapped() {
     let mut no_name = dns_3006(1, "x", 1, T0);
     no_name.fields = Fields::new().with("QueryType", F::U32(1));
     e.handle(&no_name, &mut out);
+    // pid 1 is not known: the event waits for its process, then is found unmappable.
+    assert_eq!(e.held(), 1);
+    e.flush(&mut out);
     assert!(out.is_empty());
     assert_eq!(e.counters.unmapped, 2);
     assert_eq!(e.counters.records, 2);

@@ -47,6 +47,153 @@ fn main() {
     write(root, "go_buildinfo", &executable_seeds());
     write(root, "record_decode", &record_seeds());
     write(root, "rule_loader", &rule_seeds());
+    write(root, "process_v4", &process_v4_seeds());
+    write(root, "etl_reader", &etl_seeds());
+}
+
+/// Kernel Process events (V2 to V4, both pointer sizes, with and without a SID), with the
+/// selector byte of the `process_v4` target in front.
+fn process_v4_seeds() -> Vec<(String, Vec<u8>)> {
+    use tunnelwatch_etw::{
+        process_v4::{ProcessRecord, encode},
+        sid::Sid,
+    };
+    let mut out = Vec::new();
+    let user = ProcessRecord {
+        unique_process_key: 0xffff_b488_fcd4_4b60,
+        pid: 7064,
+        ppid: 3856,
+        session_id: 1,
+        exit_status: 259,
+        directory_table_base: 0x2317_8000,
+        flags: 2,
+        sid: Sid::parse("S-1-5-21-4151223144-1238771585-1724997581-1000"),
+        image_file_name: "OneDrive.exe".into(),
+        command_line: r#""C:\Users\u\AppData\Local\Microsoft\OneDrive\OneDrive.exe" /background"#
+            .into(),
+        package_full_name: "Microsoft.YourPhone_1.20012.133.0_x64__8wekyb3d8bbwe".into(),
+        application_id: "App".into(),
+    };
+    let idle = ProcessRecord {
+        image_file_name: "Idle".into(),
+        ..ProcessRecord::default()
+    };
+    for (name, r) in [("user", &user), ("idle", &idle)] {
+        for version in [2u8, 3, 4] {
+            for pointer in [4u8, 8] {
+                let selector = (version - 2) | if pointer == 4 { 4 } else { 0 };
+                let mut b = vec![selector];
+                b.extend_from_slice(&encode(r, version, pointer, 0xffff_b488_fcb3_5ee0));
+                out.push((format!("{name}-v{version}-p{pointer}"), b));
+            }
+        }
+    }
+    out
+}
+
+/// Small traces: a rundown, a start from both providers, DNS-Client events, plain and
+/// compressed buffers, both pointer sizes.
+fn etl_seeds() -> Vec<(String, Vec<u8>)> {
+    use tunnelwatch_etw::{
+        etl::Guid,
+        etl_writer::{EtlWriter, Rec},
+        manifest_payload as m,
+        process_v4::{ProcessRecord, encode},
+        schema::{dns_client, kernel_process},
+        sid::Sid,
+    };
+    let start = 132_404_548_206_236_167i64;
+    let mut out = Vec::new();
+    for pointer in [4u8, 8] {
+        for compressed in [false, true] {
+            let r = |pid, ppid, image: &str, cmd: &str| ProcessRecord {
+                pid,
+                ppid,
+                sid: Sid::parse("S-1-5-21-1-2-3-1001"),
+                image_file_name: image.into(),
+                command_line: cmd.into(),
+                ..ProcessRecord::default()
+            };
+            let mut w = EtlWriter::new(pointer, start, 0x400);
+            if compressed {
+                w = w.compressed();
+            }
+            w.push(&Rec::Perfinfo {
+                group: 3,
+                opcode: 3,
+                version: 4,
+                time: start + 1,
+                payload: encode(&r(4000, 3100, "cmd.exe", "cmd.exe"), 4, pointer, 1),
+            })
+            .push(&Rec::Provider {
+                guid: Guid::parse(dns_client::GUID),
+                id: 3006,
+                version: 0,
+                opcode: 0,
+                pid: 5832,
+                tid: 1,
+                time: start + 3,
+                stack: false,
+                payload: m::encode_dns_query("x.ngrok.io", 1),
+            })
+            .push(&Rec::Provider {
+                guid: Guid::parse(kernel_process::GUID),
+                id: 1,
+                version: 3,
+                opcode: 1,
+                pid: 4000,
+                tid: 1,
+                time: start + 2,
+                stack: true,
+                payload: m::encode_process_start_v3(
+                    5832,
+                    4000,
+                    start + 2,
+                    r"\Device\HarddiskVolume3\t\ngrok.exe",
+                ),
+            })
+            .push(&Rec::Kernel {
+                group: 3,
+                opcode: 1,
+                version: 4,
+                pid: 4000,
+                tid: 1,
+                time: start + 2,
+                payload: encode(
+                    &r(5832, 4000, "ngrok.exe", r"C:\t\ngrok.exe http 8080"),
+                    4,
+                    pointer,
+                    1,
+                ),
+            })
+            .push(&Rec::Provider {
+                guid: Guid::parse(dns_client::GUID),
+                id: 3008,
+                version: 0,
+                opcode: 0,
+                pid: 5832,
+                tid: 1,
+                time: start + 4,
+                stack: false,
+                payload: m::encode_dns_completed("x.ngrok.io", 1, 0, "1.2.3.4;"),
+            })
+            .push(&Rec::Kernel {
+                group: 3,
+                opcode: 2,
+                version: 4,
+                pid: 5832,
+                tid: 1,
+                time: start + 5,
+                payload: encode(&r(5832, 4000, "ngrok.exe", ""), 4, pointer, 1),
+            });
+            let name = format!(
+                "ngrok-p{pointer}{}",
+                if compressed { "-compressed" } else { "" }
+            );
+            out.push((name, w.finish()));
+        }
+    }
+    out
 }
 
 fn write(root: &Path, target: &str, seeds: &[(String, Vec<u8>)]) {

@@ -8,10 +8,11 @@ use tunnelwatch::linux::{
     decode::{self, DecodeError, Record},
     enrich::Enricher,
     proc_table::ProcTable,
+    settings::{LinuxSettings, MAX_DNS_PORTS, RING_BUFFER_MAX, RING_BUFFER_MIN},
 };
 use tunnelwatch_common::limits::{DNS_CAPTURE_MAX, EXEC_DATA_SIZE};
 use tunnelwatch_engine::{
-    config::{Config, MAX_DNS_PORTS},
+    config::Config,
     dns::{self, DnsError, DnsMessage, MAX_ANSWERS, MAX_DATA_LEN, MAX_QUESTIONS, MAX_TCP_MESSAGES},
     event::Event,
     ruleset::RuleSet,
@@ -225,16 +226,17 @@ pub fn rule_loader(data: &[u8]) {
             let _ = e.to_string();
         }
     }
-    match Config::from_str(NAME, &text) {
+    match Config::<LinuxSettings>::from_str(NAME, &text) {
         Ok(cfg) => {
-            let ports = &cfg.dns_ports;
+            let ports = &cfg.sensor.dns_ports;
             assert!(
                 !ports.is_empty() && ports.len() <= MAX_DNS_PORTS,
                 "{ports:?}"
             );
             assert!(!ports.contains(&0), "port 0");
             assert_eq!(ports.iter().collect::<HashSet<_>>().len(), ports.len());
-            assert!(cfg.ring_buffer_size > 0);
+            let size = u64::from(cfg.sensor.ring_buffer_size);
+            assert!(size.is_power_of_two() && (RING_BUFFER_MIN..=RING_BUFFER_MAX).contains(&size));
         }
         Err(e) => {
             assert_eq!(e.file, NAME);
@@ -288,5 +290,62 @@ pub fn go_buildinfo(data: &[u8]) {
                 .and_then(|i| tools::classify(&i.path)),
             "identify and read_build_info disagree"
         );
+    }
+}
+
+/// `process_v4`: the first byte picks the version (2 to 5, low 2 bits + 2) and the pointer
+/// size (bit 2: 4, else 8); the rest is a kernel Process event's user data, decoded as the
+/// live sensor and `.etl` replay decode it. A decoded record re-encodes (V2 to V4) to bytes
+/// that decode to the same record.
+pub fn process_v4(data: &[u8]) {
+    use tunnelwatch_etw::process_v4::{DecodeError, decode, encode};
+    let Some((&first, payload)) = data.split_first() else {
+        return;
+    };
+    let version = 2 + (first & 3);
+    let pointer = if first & 4 != 0 { 4 } else { 8 };
+    match decode(payload, version, pointer) {
+        Ok(r) => {
+            assert!(payload.len() >= 4 * 4 + usize::from(pointer));
+            if version <= 4 && !r.image_file_name.contains('\u{fffd}') {
+                let again = encode(&r, version, pointer, 1);
+                let back = decode(&again, version, pointer).expect("re-encoded record decodes");
+                assert_eq!(back.pid, r.pid);
+                assert_eq!(back.sid, r.sid);
+                assert_eq!(
+                    back.command_line,
+                    r.command_line.split('\0').next().unwrap()
+                );
+            }
+        }
+        Err(DecodeError::Short | DecodeError::Sid) => {}
+        Err(e) => panic!("{e} for version {version}, pointer size {pointer}"),
+    }
+}
+
+/// `etl_reader`: any bytes as an `.etl` file, read by `tunnelwatch replay`'s reader and mapped
+/// to engine events by the Windows sensor's enricher, to the end or the first error.
+pub fn etl_reader(data: &[u8]) {
+    use tunnelwatch_etw::replay::{EtlReplay, is_etl};
+    let sniffed = is_etl(data);
+    let Ok(replay) = EtlReplay::new(data, "fuzz") else {
+        return;
+    };
+    assert!(sniffed, "an accepted trace is one the sniff recognises");
+    let mut events = 0usize;
+    for e in replay {
+        match e {
+            Ok(Event::Process(p)) => {
+                assert!(!p.process.name.contains('\\'), "a name is a file name");
+                events += 1;
+            }
+            Ok(Event::Dns(d)) => {
+                assert!(!d.query.is_empty());
+                events += 1;
+            }
+            Err(_) => break,
+        }
+        // Every event comes from at least one record of at least 16 bytes.
+        assert!(events <= data.len() / 16 + 1);
     }
 }

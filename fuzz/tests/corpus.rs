@@ -37,3 +37,13 @@ fn rule_loader() {
     replay("../rules", tunnelwatch_fuzz::rule_loader);
     replay("corpus/rule_loader", tunnelwatch_fuzz::rule_loader);
 }
+
+#[test]
+fn process_v4() {
+    replay("corpus/process_v4", tunnelwatch_fuzz::process_v4);
+}
+
+#[test]
+fn etl_reader() {
+    replay("corpus/etl_reader", tunnelwatch_fuzz::etl_reader);
+}

@@ -6,6 +6,11 @@
 //! They need root (they load eBPF programs). Not root: they fail and say why, unless
 //! TUNNELWATCH_SKIP_E2E=1 is set, which skips them loudly.
 
+//!
+//! Linux only (eBPF, /proc, Unix sockets and signals): on other targets this crate is empty,
+//! so that `cargo test` builds everywhere.
+#![cfg(target_os = "linux")]
+
 mod harness;
 
 mod dns;

@@ -1,5 +1,7 @@
 //! tunnelwatch: the sensor binary's library. The engine is in `tunnelwatch-engine`
 //! (`userspace/engine/`); this crate holds the Linux sensor, which feeds it from eBPF.
+//!
+//! Uses: nothing itself; `main.rs` (the binary) stands on top of its modules.
 
 pub use tunnelwatch_engine as engine;
 
@@ -7,5 +9,4 @@ pub mod commands;
 pub mod output;
 pub mod rule_source;
 
-#[cfg(target_os = "linux")]
 pub mod linux;

@@ -1,14 +1,18 @@
 //! `tunnelwatch`: watch this host for reverse-proxy tunnels (ngrok and kin) and print an alert,
 //! as one JSON line on stdout, the moment one starts.
+//!
+//! Uses: `commands`, `rule_source`, `linux::sensor` and `linux::settings` (Linux), the Windows
+//! sensor (`tunnelwatch-etw`), and the engine's configuration and rule loading. Nothing uses it.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
 use tunnelwatch::{
     commands,
+    linux::settings::LinuxSettings,
     rule_source::{Loaded, RuleSource},
 };
-use tunnelwatch_engine::ruleset::LoadOptions;
+use tunnelwatch_engine::{config::Config, engine::Engine, ruleset::LoadOptions};
 
 /// Exit codes, documented in the README.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -78,7 +82,8 @@ struct Cli {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Run the rules over recorded events (the JSON lines `--all-events` prints, alert lines
-    /// included) and print the alerts exactly as the live sensor would.
+    /// included, or an .etl trace of Windows' kernel process events, Kernel-Process and
+    /// DNS-Client) and print the alerts exactly as the live sensor would.
     Replay {
         /// The recording; `-` or nothing reads stdin.
         file: Option<PathBuf>,
@@ -159,16 +164,21 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
         fingerprint,
     } = source.load().map_err(|e| (exit::USAGE, e))?;
     if let Some(Command::Replay { file }) = &cli.command {
-        let input: Box<dyn std::io::BufRead> = match file {
+        let mut input: Box<dyn std::io::BufRead> = match file {
             Some(path) if path.as_os_str() != "-" => Box::new(std::io::BufReader::new(
                 std::fs::File::open(path)
                     .map_err(|e| (exit::USAGE, format!("{}: {e}", path.display())))?,
             )),
             _ => Box::new(std::io::stdin().lock()),
         };
-        let summary =
-            commands::replay::run(input, &engine, cli.all_events, std::io::stdout().lock())
-                .map_err(|e| (exit::USAGE, e))?;
+        let etl = tunnelwatch_etw::replay::is_etl(input.fill_buf().unwrap_or_default());
+        let replay = if etl {
+            commands::replay::run_etl
+        } else {
+            commands::replay::run
+        };
+        let summary = replay(input, &engine, cli.all_events, std::io::stdout().lock())
+            .map_err(|e| (exit::USAGE, e))?;
         eprintln!(
             "tunnelwatch: replayed {} events, {} alerts",
             summary.events, summary.alerts
@@ -181,8 +191,8 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
 #[cfg(target_os = "linux")]
 fn run_sensor(
     cli: &Cli,
-    config: &tunnelwatch_engine::config::Config,
-    engine: tunnelwatch_engine::engine::Engine,
+    config: &Config<LinuxSettings>,
+    engine: Engine,
     source: (RuleSource, u64),
 ) -> Result<(), (u8, String)> {
     use tunnelwatch::linux::sensor::{self, RunError, StartError, Stop};
@@ -212,14 +222,17 @@ fn run_sensor(
 #[cfg(windows)]
 fn run_sensor(
     cli: &Cli,
-    config: &tunnelwatch_engine::config::Config,
-    engine: tunnelwatch_engine::engine::Engine,
-    _source: (RuleSource, u64),
+    config: &Config<LinuxSettings>,
+    engine: Engine,
+    source: (RuleSource, u64),
 ) -> Result<(), (u8, String)> {
-    use std::time::Duration;
+    use std::{
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
 
     use tunnelwatch_etw::{
-        sensor::{self, Options, RunError, Stop},
+        sensor::{self, Options, Reload, RunError, Stop},
         service::{self, Outcome},
     };
 
@@ -234,9 +247,35 @@ fn run_sensor(
     let interval = cli
         .stats_interval
         .unwrap_or(config.stats_interval.as_secs());
+    // A change to a --rules file or the config file reloads them, polled every second by the
+    // sensor, with the same RuleSource (load and fingerprint) as the Linux sensor.
+    let (source, mut fingerprint) = source;
+    let watching = source.config.is_some() || !source.rule_dirs.is_empty();
+    let reload = watching.then(|| {
+        let poll = move || {
+            let now = source.fingerprint();
+            if now == fingerprint {
+                return None;
+            }
+            let why = "a changed rule or config file";
+            match source.reload(why) {
+                Some(loaded) => {
+                    fingerprint = loaded.fingerprint;
+                    Some(loaded.engine)
+                }
+                // A refused set is not retried until the files change again.
+                None => {
+                    fingerprint = now;
+                    None
+                }
+            }
+        };
+        Reload(Arc::new(Mutex::new(poll)))
+    });
     let opts = Options {
         all_events: cli.all_events,
         stats_interval: (interval > 0).then(|| Duration::from_secs(interval)),
+        reload,
     };
     let result = match service::run(opts, engine) {
         Outcome::Service(result) => result,
@@ -265,8 +304,8 @@ fn run_sensor(
 #[cfg(not(any(target_os = "linux", windows)))]
 fn run_sensor(
     _cli: &Cli,
-    _config: &tunnelwatch_engine::config::Config,
-    _engine: tunnelwatch_engine::engine::Engine,
+    _config: &Config<LinuxSettings>,
+    _engine: Engine,
     _source: (RuleSource, u64),
 ) -> Result<(), (u8, String)> {
     Err((
@@ -279,59 +318,22 @@ fn run_sensor(
 #[cfg(target_os = "linux")]
 fn options(
     cli: &Cli,
-    config: &tunnelwatch_engine::config::Config,
+    config: &Config<LinuxSettings>,
 ) -> Result<tunnelwatch::linux::sensor::Options, String> {
     use std::time::Duration;
 
-    let ring = match &cli.ring_buffer_size {
-        Some(s) => parse_size(s)?,
-        None => config.ring_buffer_size,
-    };
-    if !ring.is_power_of_two() || !(64 << 10..=1 << 30).contains(&ring) {
-        return Err(format!(
-            "ring buffer size {ring} must be a power of two between 64KiB and 1GiB"
-        ));
-    }
-    let dns_ports = if !cli.dns_ports.is_empty() {
-        cli.dns_ports.clone()
-    } else {
-        config.dns_ports.clone()
-    };
-    if dns_ports.len() > tunnelwatch_common::limits::DNS_PORTS_MAX || dns_ports.contains(&0) {
-        return Err(format!(
-            "between 1 and {} DNS ports (1-65535) can be watched",
-            tunnelwatch_common::limits::DNS_PORTS_MAX
-        ));
-    }
+    let settings = config
+        .sensor
+        .with_flags(cli.ring_buffer_size.as_deref(), &cli.dns_ports)?;
     let interval = cli
         .stats_interval
         .unwrap_or(config.stats_interval.as_secs());
     Ok(tunnelwatch::linux::sensor::Options {
         all_events: cli.all_events,
-        ring_buffer_bytes: ring as u32,
-        dns_ports,
+        ring_buffer_bytes: settings.ring_buffer_size,
+        dns_ports: settings.dns_ports,
         stats_interval: (interval > 0).then(|| Duration::from_secs(interval)),
         kernel_log_level: if cli.verbose >= 2 { 4 } else { 0 },
         output_queue: cli.output_queue.max(1),
     })
-}
-
-/// "8MiB", "64KiB", "1GiB", "4096", "16M" (binary multiples).
-#[cfg(target_os = "linux")]
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("bad size {s:?}: expected a number like 8MiB"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" | "kb" => 1 << 10,
-        "m" | "mib" | "mb" => 1 << 20,
-        "g" | "gib" | "gb" => 1 << 30,
-        _ => return Err(format!("bad size unit in {s:?}: use KiB, MiB or GiB")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} is too large"))
 }

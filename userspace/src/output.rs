@@ -4,6 +4,8 @@
 //! events (or stopped), the queue fills and further lines are dropped and counted (reported in
 //! the stats as `output_dropped`), so memory stays bounded and signals are still handled. A
 //! closed stdout (EPIPE) is noticed and ends the sensor cleanly.
+//!
+//! Uses: nothing of this crate or the engine (a writer thread over lines of bytes).
 
 use std::{
     io::{self, Write},

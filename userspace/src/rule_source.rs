@@ -2,6 +2,8 @@
 //! `--rules`, and the allowlist of the `--config` file. Loaded once at start, and again on
 //! SIGHUP or when one of those files changes: a rule set that does not load is refused with
 //! file, line and reason, and the running one stays.
+//!
+//! Uses: the engine (configuration, rule sets, the engine) and `linux::settings`.
 
 use std::{
     collections::hash_map::DefaultHasher,
@@ -10,11 +12,9 @@ use std::{
     time::SystemTime,
 };
 
-use tunnelwatch_engine::{
-    config::Config,
-    engine::Engine,
-    ruleset::{LoadOptions, RuleSet},
-};
+use tunnelwatch_engine::{builtin, config::Config, engine::Engine, ruleset::LoadOptions};
+
+use crate::linux::settings::LinuxSettings;
 
 /// The inputs of the engine.
 #[derive(Clone, Debug, Default)]
@@ -27,7 +27,8 @@ pub struct RuleSource {
 
 /// A loaded configuration and the engine built from it.
 pub struct Loaded {
-    pub config: Config,
+    /// The shared keys and the Linux sensor's (which the Windows sensor checks and ignores).
+    pub config: Config<LinuxSettings>,
     pub engine: Engine,
     /// [`RuleSource::fingerprint`] taken just before reading: a change made while loading is
     /// seen as a change afterwards.
@@ -47,8 +48,7 @@ impl RuleSource {
         let options = LoadOptions {
             skip_invalid: self.skip_invalid,
         };
-        let loaded =
-            RuleSet::load_with_builtin(&self.rule_dirs, options).map_err(|e| e.to_string())?;
+        let loaded = builtin::load_with(&self.rule_dirs, options).map_err(|e| e.to_string())?;
         for w in &loaded.warnings {
             log::warn!("skipped: {w}");
         }
@@ -64,6 +64,25 @@ impl RuleSource {
             engine,
             fingerprint,
         })
+    }
+
+    /// Loads again after `why` (a signal, a changed file), saying on stderr what came of it:
+    /// the new engine, or `None` when the set is refused (the running one stays; the caller
+    /// keeps it).
+    pub fn reload(&self, why: &str) -> Option<Loaded> {
+        match self.load() {
+            Ok(loaded) => {
+                eprintln!(
+                    "tunnelwatch: rules reloaded after {why}: {} rules",
+                    loaded.engine.rules().len()
+                );
+                Some(loaded)
+            }
+            Err(e) => {
+                eprintln!("tunnelwatch: reload after {why} refused, the running rules stay:\n{e}");
+                None
+            }
+        }
     }
 
     /// A value that changes when any input file changes (path, size, mtime or content):

@@ -23,7 +23,7 @@ use crate::{
 /// for Windows until it is gated; switch this on once `cargo clippy --target
 /// x86_64-pc-windows-gnu -p tunnelwatch -p tunnelwatch-engine -p tunnelwatch-etw
 /// --all-targets` passes.
-pub const WINDOWS_CLIPPY_ALL_TARGETS: bool = false;
+pub const WINDOWS_CLIPPY_ALL_TARGETS: bool = true;
 
 /// Runs every check; `test_args` go to `cargo test` (e.g. a test name filter).
 pub fn test(test_args: &[String]) -> Result<()> {

@@ -56,6 +56,16 @@ const TARGETS: &[Target] = &[
         max_len: 16_384,
         seeds: &["rules"],
     },
+    Target {
+        name: "process_v4",
+        max_len: 4096,
+        seeds: &[],
+    },
+    Target {
+        name: "etl_reader",
+        max_len: 16_384,
+        seeds: &[],
+    },
 ];
 
 /// Seconds one input may take before libFuzzer calls it a hang.
@@ -66,7 +76,8 @@ pub struct Args {
     /// Seconds of fuzzing per target.
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
-    /// Only this target (repeatable): dns_message, go_buildinfo, record_decode, rule_loader.
+    /// Only this target (repeatable): dns_message, go_buildinfo, record_decode, rule_loader,
+    /// process_v4, etl_reader.
     #[arg(long = "target", value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Afterwards, add to fuzz/corpus/<target>/ the new inputs that add coverage.

@@ -4,13 +4,14 @@
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
-use tunnelwatch_engine::{config::Config, engine::Engine};
+use tunnelwatch_engine::{builtin, config::Config, engine::Engine};
 use tunnelwatch_etw::{
     enrich::Enricher,
     fields::{FILETIME_SECOND, Fields, Header, RawEvent, Source, Value},
     host::{Host, LocalFiles},
     paths::DeviceMap,
     pipeline::Pipeline,
+    process_v4::{self, ProcessRecord},
     sid::Sid,
 };
 
@@ -42,6 +43,10 @@ pub fn devices() -> DeviceMap {
 pub struct TableHost {
     pub accounts: HashMap<String, String>,
     pub live: HashMap<u32, String>,
+    /// Command lines of live processes (`ProcessCommandLineInformation`).
+    pub command_lines: HashMap<u32, String>,
+    /// SIDs of live processes' users (their tokens).
+    pub users: HashMap<u32, String>,
     pub images: HashMap<String, PathBuf>,
     pub files: LocalFiles,
     pub account_lookups: u32,
@@ -58,6 +63,12 @@ impl Host for TableHost {
     fn original_file_name(&mut self, path: &str) -> Option<String> {
         let file = self.images.get(path)?.clone();
         self.files.original_file_name(file.to_str()?)
+    }
+    fn live_command_line(&mut self, pid: u32) -> Option<String> {
+        self.command_lines.get(&pid).cloned()
+    }
+    fn live_user_sid(&mut self, pid: u32) -> Option<Sid> {
+        Sid::parse(self.users.get(&pid)?)
     }
 }
 
@@ -105,7 +116,7 @@ pub fn pipeline_with(
 ) -> Pipeline<TableHost, Vec<u8>> {
     Pipeline::new(
         enricher(host),
-        Engine::from_config(config).unwrap(),
+        Engine::new(builtin::rules().unwrap(), config.allowlist.clone()),
         Vec::new(),
         all_events,
     )
@@ -166,20 +177,12 @@ pub fn kernel_process_stop(pid: u32, time: i64) -> RawEvent {
     }
 }
 
-/// The WBEM SID of the kernel's `UserSID`: a TOKEN_USER from a 64-bit kernel (a non-null
-/// pointer to the SID, the attributes and padding), then the SID.
-pub fn wbem_sid(sid: &str) -> Vec<u8> {
-    let mut b = vec![
-        0x60, 0x3c, 0x21, 0x0b, 0x85, 0xa9, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0,
-    ];
-    b.extend_from_slice(Sid::parse(sid).unwrap().as_bytes());
-    b
-}
-
 /// The kernel logger's Process event (`Process_V4_TypeGroup1`, event version 4) with
-/// `opcode` 1 (Start), 2 (End) or 3 (DCStart): UniqueProcessKey, ProcessId, ParentId,
-/// SessionId, ExitStatus, DirectoryTableBase, Flags, UserSID, ImageFileName, CommandLine,
-/// PackageFullName, ApplicationId. Logged in the context of the creating process.
+/// `opcode` 1 (Start), 2 (End) or 3 (DCStart): its user data built from the documented layout
+/// (UniqueProcessKey, ProcessId, ParentId, SessionId, ExitStatus, DirectoryTableBase, Flags,
+/// UserSID as a 64-bit TOKEN_USER and the SID, ImageFileName, CommandLine, PackageFullName,
+/// ApplicationId) and decoded by the sensor's own decoder, as the live callback and `.etl`
+/// replay do. Logged in the context of the creating process.
 pub fn kernel_trace(
     opcode: u8,
     pid: u32,
@@ -189,22 +192,26 @@ pub fn kernel_trace(
     command_line: &str,
     time: i64,
 ) -> RawEvent {
-    RawEvent {
-        header: header(Source::KernelTrace, 0, opcode, 4, ppid, time),
-        fields: Fields::new()
-            .with("UniqueProcessKey", Value::U64(0xffff_a985_0b21_3c60))
-            .with("ProcessId", Value::U32(pid))
-            .with("ParentId", Value::U32(ppid))
-            .with("SessionId", Value::U32(1))
-            .with("ExitStatus", Value::U32(259))
-            .with("DirectoryTableBase", Value::U64(0x1_2345_6000))
-            .with("Flags", Value::U32(0))
-            .with("UserSID", Value::Bytes(wbem_sid(sid)))
-            .with("ImageFileName", Value::Str(image_file_name.into()))
-            .with("CommandLine", Value::Str(command_line.into()))
-            .with("PackageFullName", Value::Str(String::new()))
-            .with("ApplicationId", Value::Str(String::new())),
-    }
+    let record = ProcessRecord {
+        unique_process_key: 0xffff_a985_0b21_3c60,
+        pid,
+        ppid,
+        session_id: 1,
+        exit_status: 259,
+        directory_table_base: 0x1_2345_6000,
+        flags: 0,
+        sid: Sid::parse(sid),
+        image_file_name: image_file_name.into(),
+        command_line: command_line.into(),
+        package_full_name: String::new(),
+        application_id: String::new(),
+    };
+    let payload = process_v4::encode(&record, 4, 8, 0xffff_a985_0b21_3c60);
+    process_v4::raw_event(
+        header(Source::KernelTrace, 0, opcode, 4, ppid, time),
+        &payload,
+    )
+    .expect("a well-formed payload")
 }
 
 /// Microsoft-Windows-DNS-Client 3006 (version 0), logged by dnsapi.dll in process `pid`:

@@ -1,5 +1,7 @@
 //! Alerts: a rule that matched an event, carrying the rule (its metadata) and the rule's
 //! message filled from the event.
+//!
+//! Floor 7 (the engine and its output): may use `rule` and `event`.
 
 use crate::{event::Event, rule::Rule};
 

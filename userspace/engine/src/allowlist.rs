@@ -1,19 +1,36 @@
 //! Allowlists, the counterpart of the Splunk analytics' empty `*_filter` macros: entries from
 //! the configuration that suppress an alert when every field they list matches the event
 //! (any of the globs given for a field; case-insensitive, Sigma wildcards). An entry applies to
-//! the rules it names (by id, or by a glob on the title) or, naming none, to every rule.
+//! the rules it names (by id, or by a glob on the title) or, naming none, to every rule. Fields
+//! are named as in the alert lines and read through the line schema (`line/`).
+//!
+//! Floor 6 (rule sets, filters, allowlists): may use `ruleset`, `rule`, `pattern`, `line`,
+//! `yaml` and `error`.
 
 use saphyr::YamlData;
 
 use crate::{
     error::SourceError,
     event::Event,
-    field::{Field, StackStr, Value},
+    line,
     pattern::Pattern,
     rule::Rule,
     ruleset::RuleSet,
     yaml::{self, Node, Reader},
 };
+
+/// The line fields an allowlist entry may name, for events of any kind: who ran what, and
+/// the name looked up.
+pub const FIELDS: &[&str] = &[
+    "user",
+    "user_id",
+    "process_name",
+    "process_path",
+    "parent_process_name",
+    "parent_process_path",
+    "query",
+    "host",
+];
 
 /// The allowlist entries of a configuration.
 #[derive(Clone, Debug, Default)]
@@ -26,8 +43,8 @@ pub struct Allowlist {
 pub struct AllowEntry {
     /// Rule ids or title globs; empty means every rule.
     rules: Vec<RuleRef>,
-    /// Field, its name, and the globs one of which must match.
-    conditions: Vec<(Field, &'static str, Vec<Pattern>)>,
+    /// A line field (one of [`FIELDS`]) and the globs one of which must match.
+    conditions: Vec<(&'static str, Vec<Pattern>)>,
     /// The file the entry was defined in (empty when built in code).
     pub file: String,
     /// Its line (0 when built in code).
@@ -57,8 +74,7 @@ impl RuleRef {
 }
 
 impl AllowEntry {
-    /// Builds an entry in code. `conditions` are `(field name, globs)` with the names of
-    /// [`Field::for_allowlist`].
+    /// Builds an entry in code. `conditions` are `(field name, globs)`, names of [`FIELDS`].
     pub fn new(rules: &[&str], conditions: &[(&str, &[&str])]) -> Result<AllowEntry, String> {
         let mut entry = AllowEntry {
             rules: rules.iter().map(|r| RuleRef::new(r)).collect(),
@@ -68,7 +84,7 @@ impl AllowEntry {
         };
         for (name, globs) in conditions {
             let field = allow_field(name)?;
-            entry.add_condition(field, name, globs.iter().copied())?;
+            entry.add_condition(field, globs.iter().copied())?;
         }
         entry.check()?;
         Ok(entry)
@@ -76,21 +92,17 @@ impl AllowEntry {
 
     fn add_condition<'a>(
         &mut self,
-        field: Field,
-        name: &str,
+        field: &'static str,
         globs: impl Iterator<Item = &'a str>,
     ) -> Result<(), String> {
         let patterns: Vec<Pattern> = globs.map(|g| Pattern::glob(g, false)).collect();
         if patterns.is_empty() {
-            return Err(format!("allowlist field '{name}' has no value"));
+            return Err(format!("allowlist field '{field}' has no value"));
         }
-        if self.conditions.iter().any(|(f, _, _)| *f == field) {
-            return Err(format!("allowlist field '{name}' is given twice"));
+        if self.conditions.iter().any(|(f, _)| *f == field) {
+            return Err(format!("allowlist field '{field}' is given twice"));
         }
-        let name = Field::allowlist_names()
-            .find(|n| *n == name)
-            .expect("checked by allow_field");
-        self.conditions.push((field, name, patterns));
+        self.conditions.push((field, patterns));
         Ok(())
     }
 
@@ -98,7 +110,7 @@ impl AllowEntry {
         if self.conditions.is_empty() {
             Err(format!(
                 "allowlist entry lists no field to match (one of {}); it would silence every alert",
-                Field::allowlist_names().collect::<Vec<_>>().join(", ")
+                FIELDS.join(", ")
             ))
         } else {
             Ok(())
@@ -112,24 +124,21 @@ impl AllowEntry {
 
     /// Whether `event` matches every field of the entry.
     pub fn matches(&self, event: &Event) -> bool {
-        self.conditions.iter().all(|(field, _, patterns)| {
-            let any = |s: &str| patterns.iter().any(|p| p.matches(s));
-            match field.value(event) {
-                Value::Absent => false,
-                Value::Str(s) => any(s),
-                Value::Int(n) => any(StackStr::render(n).as_str()),
-                Value::Ip(ip) => any(StackStr::render(ip).as_str()),
-                Value::Strs(list) => list.iter().any(|s| !s.is_empty() && any(s)),
-            }
+        self.conditions.iter().all(|(field, patterns)| {
+            let mut hit = false;
+            line::visit(event, field, &mut |s| {
+                hit = hit || patterns.iter().any(|p| p.matches(s));
+            });
+            hit
         })
     }
 }
 
-fn allow_field(name: &str) -> Result<Field, String> {
-    Field::for_allowlist(name).ok_or_else(|| {
+fn allow_field(name: &str) -> Result<&'static str, String> {
+    FIELDS.iter().find(|f| **f == name).copied().ok_or_else(|| {
         format!(
             "unknown key '{name}' in allowlist entry (rules, {})",
-            Field::allowlist_names().collect::<Vec<_>>().join(", ")
+            FIELDS.join(", ")
         )
     })
 }
@@ -148,13 +157,6 @@ impl Allowlist {
     /// Whether there is no entry.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-
-    /// Whether some entry covering `rule` matches `event`.
-    pub fn suppresses(&self, rule: &Rule, event: &Event) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.applies_to(rule) && e.matches(event))
     }
 
     /// Indices of the entries that cover `rule`.
@@ -218,12 +220,28 @@ impl Allowlist {
                 }
                 let field = allow_field(key).map_err(|e| r.err(k, e))?;
                 entry
-                    .add_condition(field, key, values.iter().map(String::as_str))
+                    .add_condition(field, values.iter().map(String::as_str))
                     .map_err(|e| r.err(v, e))?;
             }
             entry.check().map_err(|e| r.err(item, e))?;
             entries.push(entry);
         }
         Ok(Allowlist { entries })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{field::Category, line::Body};
+
+    #[test]
+    fn allowlist_fields_are_line_fields() {
+        for f in FIELDS {
+            assert!(
+                *f == "host" || Category::ALL.iter().any(|c| Body::keys(*c).contains(f)),
+                "{f} is on no line"
+            );
+        }
     }
 }

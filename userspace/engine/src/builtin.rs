@@ -1,8 +1,12 @@
 //! The rules shipped with tunnelwatch (`rules/*.yml` at the workspace root), embedded in the
 //! binary and loaded at start: the three Splunk seed rules first (their alerts keep their
 //! place), then the tunnel pack in file name order.
+//!
+//! Floor 6 (rule sets, filters, allowlists): may use `ruleset`.
 
-use crate::ruleset::{LoadOptions, RuleSet, RuleSetError};
+use std::path::Path;
+
+use crate::ruleset::{LoadOptions, Loaded, RuleSet, RuleSetError};
 
 /// `(name, YAML text)` of every shipped rule file.
 pub const SOURCES: &[(&str, &str)] = &[
@@ -183,6 +187,12 @@ pub const SOURCES: &[(&str, &str)] = &[
 /// Loads the shipped rules (strictly: a bad shipped rule is a bug).
 pub fn rules() -> Result<RuleSet, RuleSetError> {
     RuleSet::from_sources(SOURCES.iter().copied(), LoadOptions::default()).map(|l| l.rules)
+}
+
+/// The shipped rules, then the rules and filters of `paths` (`--rules DIR`): see
+/// [`RuleSet::load_over`].
+pub fn load_with(paths: &[impl AsRef<Path>], options: LoadOptions) -> Result<Loaded, RuleSetError> {
+    RuleSet::load_over(SOURCES, paths, options)
 }
 
 #[cfg(test)]

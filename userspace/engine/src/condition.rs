@@ -1,6 +1,8 @@
 //! Sigma detection conditions: `and`, `or`, `not`, parentheses, `1 of …`/`all of …` over a
 //! selection name pattern or `them`, and selection names; precedence `not` > `and` > `or`.
 //! Parsed into a tree of selection indices, so evaluation never looks names up.
+//!
+//! Floor 3 (detection and conditions): may use `pattern` (for `1 of sel*`).
 
 use crate::pattern::Pattern;
 

@@ -30,6 +30,10 @@
 //! segment that does not start at a message boundary is recognized by plausibility checks on the
 //! length prefix and header ([`parse_tcp_segment`]), which is a heuristic: it rejects nearly all
 //! such segments but cannot be perfect.
+//!
+//! Apart from the floors: DNS wire decoding (the Linux sensor's) and the names of record types
+//! and response codes (both sensors'); it uses nothing of the engine, and the engine's floors do
+//! not use it.
 
 use std::fmt::Write as _;
 

@@ -1,16 +1,17 @@
 //! The engine: a rule set compiled into a matcher, its Sigma filters, and the allowlist. It
 //! takes events and returns alerts; it knows no operating system.
+//!
+//! Floor 7 (the engine and its output): may use `matcher`, `ruleset`, `filter`, `allowlist`,
+//! `alert` and the floors below. Running rule test cases (`rule_tests`) is the only file above.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{
     alert::Alert,
     allowlist::Allowlist,
-    builtin,
-    config::Config,
     event::Event,
     matcher::{EventCtx, Matcher},
-    ruleset::{RuleSet, RuleSetError},
+    ruleset::RuleSet,
 };
 
 /// Rules, their matcher, their filters and the allowlist.
@@ -67,11 +68,6 @@ impl Engine {
         }
     }
 
-    /// The built-in rules with the allowlist of `config`.
-    pub fn from_config(config: &Config) -> Result<Engine, RuleSetError> {
-        Ok(Engine::new(builtin::rules()?, config.allowlist.clone()))
-    }
-
     /// Appends to `out` an alert for every rule that matches `event`, passes its filters and is
     /// not allowlisted, in rule order. Allocates nothing when no rule matches (once this
     /// thread's buffers have grown to the event's size).
@@ -122,11 +118,6 @@ impl Engine {
         &self.rules
     }
 
-    /// The allowlist.
-    pub fn allowlist(&self) -> &Allowlist {
-        &self.allowlist
-    }
-
     /// How many alerts the allowlist has suppressed.
     pub fn suppressed(&self) -> u64 {
         self.suppressed.load(Ordering::Relaxed)
@@ -146,13 +137,5 @@ mod tests {
     fn engine_is_shareable_between_threads() {
         fn check<T: Send + Sync>() {}
         check::<Engine>();
-    }
-
-    #[test]
-    fn from_config_uses_the_builtin_rules_and_the_allowlist() {
-        let cfg = Config::from_str("c.yml", "allowlist:\n  - user: [root]\n").unwrap();
-        let engine = Engine::from_config(&cfg).unwrap();
-        assert_eq!(engine.rules().len(), builtin::SOURCES.len());
-        assert_eq!(engine.allowlist().entries().len(), 1);
     }
 }

@@ -1,4 +1,6 @@
 //! Errors that point into a source file, printed as `file:line: reason`.
+//!
+//! Floor 1: uses nothing of the engine.
 
 use std::fmt;
 

@@ -1,6 +1,8 @@
 //! The events the engine matches, the same for every platform. The Linux sensor builds them
 //! from ring-buffer records (`crate::linux`), the Windows sensor from ETW (`etw/`), `replay`
 //! from recorded JSON lines.
+//!
+//! Floor 1 (events, fields and lines): uses nothing of the engine; every other file may use it.
 
 use std::{net::SocketAddr, sync::Arc, time::SystemTime};
 

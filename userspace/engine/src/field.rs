@@ -1,7 +1,13 @@
-//! The fields that rules, alert messages and allowlists name: which spelling means which field
-//! for each Sigma log source category, and how a field's value is read from an [`Event`].
+//! The fields rules name: which spelling means which field for each Sigma log source
+//! category (the Sigma taxonomy's names and the CIM names of the lines), and how a field's
+//! value is read from an [`Event`] without allocating, for the matcher. (What alert lines
+//! carry, and what messages and allowlists name, is the line schema's: `line/`.)
 //!
-//! Sigma field names are case-sensitive: only the spellings listed here are accepted.
+//! Sigma field names are case-sensitive: only the spellings listed here are accepted. To let
+//! rules match a new event field: a [`Field`] variant, its names in the vocabularies, and its
+//! arm in [`Field::value`].
+//!
+//! Floor 1 (events, fields and lines): may use `event`.
 
 use std::{
     fmt::{self, Write as _},
@@ -20,14 +26,8 @@ pub enum Category {
 }
 
 impl Category {
-    /// The category a Sigma `logsource.category` names, if the engine has it.
-    pub fn from_sigma(name: &str) -> Option<Category> {
-        match name {
-            "process_creation" => Some(Category::ProcessCreation),
-            "dns_query" | "dns" => Some(Category::Dns),
-            _ => None,
-        }
-    }
+    /// Every category.
+    pub const ALL: [Category; 2] = [Category::ProcessCreation, Category::Dns];
 
     /// The CIM data model of events of this category.
     pub fn datamodel(self) -> &'static str {
@@ -268,104 +268,11 @@ impl Vocabulary {
     }
 }
 
-/// Names of the output (JSON) fields of process events, usable in messages as `$name$`.
-const PROCESS_OUTPUT_FIELDS: &[(&str, Field)] = &[
-    ("host", Host),
-    ("dest", Host),
-    ("user", User),
-    ("user_id", UserId),
-    ("process", CommandLine),
-    ("process_name", ProcessName),
-    ("process_path", ProcessPath),
-    ("process_id", ProcessId),
-    ("parent_process", ParentCommandLine),
-    ("parent_process_name", ParentName),
-    ("parent_process_path", ParentPath),
-    ("parent_process_id", ParentId),
-    ("original_file_name", OriginalFileName),
-];
-
-/// Names of the output (JSON) fields of DNS events, usable in messages as `$name$`.
-const DNS_OUTPUT_FIELDS: &[(&str, Field)] = &[
-    ("host", Host),
-    ("query", Query),
-    ("query_type", QueryType),
-    ("message_type", MessageType),
-    ("transaction_id", TransactionId),
-    ("reply_code", ReplyCode),
-    ("reply_code_id", ReplyCodeId),
-    ("answer", Answer),
-    ("answer_count", AnswerCount),
-    ("src", Src),
-    ("src_port", SrcPort),
-    ("dest", DnsServer),
-    ("dest_port", DnsServerPort),
-    ("transport", Transport),
-    ("process_id", ProcessId),
-    ("process_name", ProcessName),
-    ("process_path", ProcessPath),
-    ("process", CommandLine),
-    ("user", User),
-    ("user_id", UserId),
-    ("parent_process_id", ParentId),
-    ("parent_process_name", ParentName),
-    ("parent_process_path", ParentPath),
-];
-
-/// Names allowlist entries may use, for events of any kind.
-const ALLOWLIST_FIELDS: &[(&str, Field)] = &[
-    ("user", User),
-    ("user_id", UserId),
-    ("process_name", ProcessName),
-    ("process_path", ProcessPath),
-    ("parent_process_name", ParentName),
-    ("parent_process_path", ParentPath),
-    ("query", Query),
-    ("host", Host),
-];
-
 fn lookup(table: &[(&str, Field)], name: &str) -> Option<Field> {
     table.iter().find(|(n, _)| *n == name).map(|&(_, f)| f)
 }
 
 impl Field {
-    /// The field a rule of `category` means by `name`.
-    pub fn for_rule(category: Category, name: &str) -> Option<Field> {
-        match category {
-            Category::ProcessCreation => Vocabulary::Process.field(name),
-            Category::Dns => Vocabulary::Dns.field(name),
-        }
-    }
-
-    /// Every `(name, field)` rules of `category` may use.
-    pub fn rule_names(category: Category) -> &'static [(&'static str, Field)] {
-        match category {
-            Category::ProcessCreation => PROCESS_RULE_FIELDS,
-            Category::Dns => DNS_RULE_FIELDS,
-        }
-    }
-
-    /// The output field `name` (as in the JSON lines) of events of `category`.
-    pub fn for_output(category: Category, name: &str) -> Option<Field> {
-        lookup(
-            match category {
-                Category::ProcessCreation => PROCESS_OUTPUT_FIELDS,
-                Category::Dns => DNS_OUTPUT_FIELDS,
-            },
-            name,
-        )
-    }
-
-    /// The field an allowlist entry means by `name`.
-    pub fn for_allowlist(name: &str) -> Option<Field> {
-        lookup(ALLOWLIST_FIELDS, name)
-    }
-
-    /// Names allowlist entries may use.
-    pub fn allowlist_names() -> impl Iterator<Item = &'static str> {
-        ALLOWLIST_FIELDS.iter().map(|(n, _)| *n)
-    }
-
     /// Whether no sensor reports this field yet (it is always absent).
     pub fn is_unreported(self) -> bool {
         matches!(self, Unreported(_))
@@ -529,28 +436,6 @@ impl<'a> Value<'a> {
             Value::Int(pid.into())
         }
     }
-
-    /// Appends the value as text: several values joined by `", "`, nothing when absent.
-    pub(crate) fn write_to(&self, out: &mut String) {
-        match self {
-            Value::Absent => {}
-            Value::Str(s) => out.push_str(s),
-            Value::Int(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Value::Ip(ip) => {
-                let _ = write!(out, "{ip}");
-            }
-            Value::Strs(list) => {
-                for (i, s) in list.iter().filter(|s| !s.is_empty()).enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    out.push_str(s);
-                }
-            }
-        }
-    }
 }
 
 /// A short string on the stack: numbers and addresses rendered for string matching without
@@ -597,24 +482,22 @@ mod tests {
 
     #[test]
     fn names_are_per_category_and_case_sensitive() {
+        assert_eq!(Vocabulary::Process.field("Image"), Some(ProcessPath));
+        assert_eq!(Vocabulary::Dns.field("Image"), Some(ProcessPath));
+        assert_eq!(Vocabulary::Process.field("image"), None);
+        assert_eq!(Vocabulary::Process.field("QueryName"), None);
+        assert_eq!(Vocabulary::Dns.field("CommandLine"), None);
+        assert_eq!(Vocabulary::Process.field("dest"), Some(Host));
+        assert_eq!(Vocabulary::Dns.field("dest"), Some(DnsServer));
         assert_eq!(
-            Field::for_rule(Category::ProcessCreation, "Image"),
-            Some(ProcessPath)
+            Vocabulary::from_sigma("dns"),
+            Some((Vocabulary::Dns, Category::Dns))
         );
-        assert_eq!(Field::for_rule(Category::Dns, "Image"), Some(ProcessPath));
-        assert_eq!(Field::for_rule(Category::ProcessCreation, "image"), None);
         assert_eq!(
-            Field::for_rule(Category::ProcessCreation, "QueryName"),
-            None
+            Vocabulary::from_sigma("network_connection"),
+            Some((Vocabulary::Network, Category::Dns))
         );
-        assert_eq!(Field::for_rule(Category::Dns, "CommandLine"), None);
-        assert_eq!(
-            Field::for_rule(Category::ProcessCreation, "dest"),
-            Some(Host)
-        );
-        assert_eq!(Field::for_rule(Category::Dns, "dest"), Some(DnsServer));
-        assert_eq!(Category::from_sigma("dns"), Some(Category::Dns));
-        assert_eq!(Category::from_sigma("network_connection"), None);
+        assert_eq!(Vocabulary::from_sigma("file_event"), None);
         assert!(Answer.is_response_only() && !Query.is_response_only());
     }
 
@@ -672,8 +555,5 @@ mod tests {
         assert_eq!(ProcessPath.value(&e), Value::Absent);
         assert_eq!(Host.value(&e), Value::Str("web1"));
         assert_eq!(Query.value(&e), Value::Absent);
-        let mut s = String::new();
-        ProcessId.value(&e).write_to(&mut s);
-        assert_eq!(s, "42");
     }
 }

@@ -24,6 +24,9 @@
 //! its log source category (process events, or DNS events for `dns_query`, `dns` and
 //! `network_connection`); with a product, it only applies to events of that platform.
 //! Filters are evaluated only after a rule has matched, so they cost nothing per event.
+//!
+//! Floor 6 (rule sets, filters, allowlists, configuration): may use `matcher` (whose context
+//! evaluates its condition), `rule`, `detection` and the floors below.
 
 use saphyr::{Scalar, YamlData};
 

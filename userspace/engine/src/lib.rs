@@ -1,6 +1,22 @@
 //! tunnelwatch's engine. It knows no operating system: the Linux sensor (`tunnelwatch`
 //! crate, `userspace/src/linux`), the Windows sensor (`etw/`) and `replay` all hand it the same
-//! [`event::Event`]s and print what it returns.
+//! [`event::Event`]s and take the same evaluate-and-emit [`step`].
+//!
+//! Its files stand on floors; a file uses only files of its own floor or below (each file's
+//! documentation says which), so a change moves only what stands above it:
+//!
+//! 1. events and fields: `event`, `field` (the Sigma vocabularies), `line/` (the alert line
+//!    schema), `replay` (lines back into events), `error`, `yaml`;
+//! 2. patterns and modifiers: `pattern`, `modifier`;
+//! 3. detection and conditions: `condition`, `detection`;
+//! 4. one rule: `rule`, `template`, `test_case` (a rule's test cases, as data);
+//! 5. the compiled matcher: `matcher/` (`gate`, `scan`, `eval`);
+//! 6. rule sets, filters, allowlists, configuration: `filter`, `ruleset`, `builtin`,
+//!    `allowlist`, `config`;
+//! 7. the engine and its output: `alert`, `engine`, `emit`, `step`, `stats`;
+//! 8. running rule test cases: `rule_tests`.
+//!
+//! `dns` (DNS wire decoding) stands apart: it uses none of them.
 
 pub mod alert;
 pub mod allowlist;
@@ -15,11 +31,16 @@ pub mod error;
 pub mod event;
 pub mod field;
 pub mod filter;
+pub mod line;
 mod matcher;
+mod modifier;
 mod pattern;
 pub mod replay;
 pub mod rule;
 pub mod rule_tests;
 pub mod ruleset;
+pub mod stats;
+pub mod step;
 pub mod template;
+pub mod test_case;
 mod yaml;

@@ -5,8 +5,8 @@
 //! Case-insensitive patterns hold lower-cased literals. The caller hands each value in one of
 //! two prepared forms: an ASCII value as it is (compared with ASCII case folding, without
 //! allocating), or a non-ASCII value lower-cased once with [`lowercase_into`].
-
-use std::borrow::Cow;
+//!
+//! Floor 2 (patterns and modifiers): uses nothing of the engine.
 
 /// One element of a Sigma string value after escapes are resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,53 +39,6 @@ pub(crate) fn parse_wildcards(s: &str) -> Vec<Tok> {
         }
     }
     out
-}
-
-/// Every character Sigma's `windash` modifier lets a parameter's leading dash be.
-pub(crate) const WINDASH_CHARS: [char; 5] = ['-', '/', '\u{2013}', '\u{2014}', '\u{2015}'];
-
-/// At most this many dashes are expanded by `windash` (5^4 = 625 variants).
-pub(crate) const WINDASH_MAX_POSITIONS: usize = 4;
-
-/// Sigma's `windash`: every `-` or `/` that starts a word (the regular expression `\B[-/]\b`:
-/// not preceded by a word character, followed by one) may also be any other of
-/// [`WINDASH_CHARS`]. Returns every variant, the original first.
-pub(crate) fn windash_variants(toks: &[Tok]) -> Result<Vec<Vec<Tok>>, String> {
-    let is_word =
-        |t: Option<&Tok>| matches!(t, Some(Tok::Char(c)) if c.is_alphanumeric() || *c == '_');
-    let positions: Vec<usize> = toks
-        .iter()
-        .enumerate()
-        .filter(|&(i, t)| {
-            matches!(t, Tok::Char('-' | '/'))
-                && !is_word(i.checked_sub(1).and_then(|p| toks.get(p)))
-                && is_word(toks.get(i + 1))
-        })
-        .map(|(i, _)| i)
-        .collect();
-    if positions.len() > WINDASH_MAX_POSITIONS {
-        return Err(format!(
-            "'windash' expands at most {WINDASH_MAX_POSITIONS} dashes in one value, this one has {}",
-            positions.len()
-        ));
-    }
-    let mut variants = vec![toks.to_vec()];
-    for &pos in &positions {
-        let mut next = Vec::with_capacity(variants.len() * WINDASH_CHARS.len());
-        for v in &variants {
-            let original = v[pos];
-            next.push(v.clone());
-            for &dash in &WINDASH_CHARS {
-                if Tok::Char(dash) != original {
-                    let mut w = v.clone();
-                    w[pos] = Tok::Char(dash);
-                    next.push(w);
-                }
-            }
-        }
-        variants = next;
-    }
-    Ok(variants)
 }
 
 /// Appends `s` lower-cased character by character (the same folding as patterns get).
@@ -250,17 +203,6 @@ impl Pattern {
         }
     }
 
-    /// The literal text a match must contain, when the shape has a single one.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn required_literal(&self) -> Option<Cow<'_, str>> {
-        match &self.shape {
-            Shape::Exact(s) | Shape::Prefix(s) | Shape::Suffix(s) | Shape::Contains(s) => {
-                Some(Cow::Borrowed(s))
-            }
-            _ => None,
-        }
-    }
-
     /// Bytes every matching value contains once lower-cased character by character, for the
     /// literal prefilter: the longest literal run of the pattern (lower-cased here when the
     /// pattern is cased, since the prefilter ignores case). `None` when the pattern has no
@@ -327,55 +269,6 @@ impl Pattern {
             Err(_) => bytes.to_ascii_lowercase().into_boxed_slice(),
         }
     }
-}
-
-/// Standard Base64 (RFC 4648, with padding).
-pub(crate) fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Sigma's `base64offset`: the parts of the Base64 encoding of `data` that stay the same
-/// whatever the value's offset inside a longer encoded string (0, 1 or 2 bytes after a
-/// 3-byte boundary); the characters that depend on the neighbouring bytes are cut off.
-pub(crate) fn base64_offsets(data: &[u8]) -> [String; 3] {
-    const START: [usize; 3] = [0, 2, 3];
-    // Characters to drop at the end, by (length + shift) mod 3.
-    const END_CUT: [usize; 3] = [0, 3, 2];
-    std::array::from_fn(|shift| {
-        let mut shifted = vec![b' '; shift];
-        shifted.extend_from_slice(data);
-        let enc = base64(&shifted);
-        let cut = END_CUT[(data.len() + shift) % 3];
-        let end = enc.len().saturating_sub(cut).max(START[shift]);
-        enc[START[shift]..end].to_owned()
-    })
-}
-
-/// `text` in UTF-16, little-endian.
-pub(crate) fn utf16le(text: &str) -> Vec<u8> {
-    text.encode_utf16().flat_map(u16::to_le_bytes).collect()
-}
-
-/// `text` in UTF-16, big-endian.
-pub(crate) fn utf16be(text: &str) -> Vec<u8> {
-    text.encode_utf16().flat_map(u16::to_be_bytes).collect()
 }
 
 fn eq(h: &[u8], p: &[u8], ascii_fold: bool) -> bool {
@@ -561,37 +454,6 @@ mod tests {
     }
 
     #[test]
-    fn windash_expands_word_leading_dashes_only() {
-        let v = windash_variants(&parse_wildcards(" -enc a-b")).unwrap();
-        assert_eq!(v.len(), 5);
-        let strings: Vec<String> = v
-            .iter()
-            .map(|toks| {
-                toks.iter()
-                    .map(|t| match t {
-                        Tok::Char(c) => *c,
-                        _ => '*',
-                    })
-                    .collect()
-            })
-            .collect();
-        assert_eq!(
-            strings,
-            [
-                " -enc a-b",
-                " /enc a-b",
-                " \u{2013}enc a-b",
-                " \u{2014}enc a-b",
-                " \u{2015}enc a-b"
-            ]
-        );
-        assert_eq!(windash_variants(&parse_wildcards("/x")).unwrap().len(), 5);
-        assert_eq!(windash_variants(&parse_wildcards("- x")).unwrap().len(), 1);
-        let e = windash_variants(&parse_wildcards("-a -b -c -d -e")).unwrap_err();
-        assert!(e.contains("at most 4"), "{e}");
-    }
-
-    #[test]
     fn prefilter_literals_are_the_longest_lowered_run() {
         let lit = |s: &str, cased: bool| {
             Pattern::glob(s, cased)
@@ -607,41 +469,5 @@ mod tests {
         assert_eq!(lit("*", false), None);
         assert_eq!(lit("?*?", false), None);
         assert_eq!(lit("", false), None);
-    }
-
-    #[test]
-    fn base64_and_its_offsets() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        // Each offset variant is found in the encoding of the value at that offset.
-        for value in ["ngrok", "ngrok http 80", "tcp", "ab"] {
-            let offsets = base64_offsets(value.as_bytes());
-            for prefix in ["", "x", "xy", "xyz", "wxyz", "vwxyz"] {
-                for suffix in ["", "!", "!!", "!!!"] {
-                    let enc = base64(format!("{prefix}{value}{suffix}").as_bytes());
-                    let shift = prefix.len() % 3;
-                    assert!(
-                        enc.contains(&offsets[shift]),
-                        "{value:?} at {prefix:?}: {enc} lacks {}",
-                        offsets[shift]
-                    );
-                }
-            }
-        }
-        assert_eq!(base64_offsets(b"ngrok"), ["bmdyb2", "5ncm9r", "uZ3Jva"]);
-        assert_eq!(utf16le("ab"), [b'a', 0, b'b', 0]);
-        assert_eq!(utf16be("ab"), [0, b'a', 0, b'b']);
-    }
-
-    #[test]
-    fn required_literal_is_the_single_run() {
-        assert_eq!(
-            Pattern::glob("*http*", false).required_literal().as_deref(),
-            Some("http")
-        );
-        assert_eq!(Pattern::glob("a*b", false).required_literal(), None);
     }
 }

@@ -1,6 +1,9 @@
 //! One Sigma rule: its metadata (Sigma keys and our `tunnelwatch:` extension block), where it
 //! applies (category, platform, DNS phase) and its compiled detection. Parsed from one YAML
 //! document; anything wrong is refused with `file:line: reason`.
+//!
+//! Floor 4 (one rule): may use `detection`, `template`, `test_case` and the floors below
+//! (`field`, `event`, `yaml`, `error`).
 
 use saphyr::{Scalar, YamlData};
 
@@ -9,8 +12,8 @@ use crate::{
     error::SourceError,
     event::{DnsMessageType, Event, Platform},
     field::{Category, Field, Vocabulary},
-    rule_tests::{self, TestCase},
     template::Template,
+    test_case::{self, TestCase},
     yaml::{self, Node, Reader},
 };
 
@@ -373,7 +376,7 @@ impl Rule {
         };
         let tests = match tests_node {
             None => Vec::new(),
-            Some(node) => rule_tests::parse(&r, node, category, &platforms)?,
+            Some(node) => test_case::parse(&r, node, category, &platforms)?,
         };
 
         Ok(Rule {

@@ -3,9 +3,11 @@
 //! is all or nothing: one bad rule fails the whole set, unless [`LoadOptions::skip_invalid`]
 //! turns errors into warnings and drops the bad rules.
 //!
-//! [`RuleSet::load_with_builtin`] loads the shipped rules and then the user's: a user rule
-//! with the id of a shipped rule replaces it (in its place, with a notice); two user rules with
-//! the same id are an error naming both.
+//! [`RuleSet::load_over`] loads shipped rules (`builtin.rs` hands them in) and then the
+//! user's: a user rule with the id of a shipped rule replaces it (in its place, with a
+//! notice); two user rules with the same id are an error naming both.
+//!
+//! Floor 6 (rule sets, filters, allowlists): may use `filter`, `rule`, `yaml` and `error`.
 
 use std::{
     fmt,
@@ -13,7 +15,6 @@ use std::{
 };
 
 use crate::{
-    builtin,
     error::SourceError,
     filter::Filter,
     rule::{Level, Rule},
@@ -118,11 +119,12 @@ impl RuleSet {
         b.finish(options)
     }
 
-    /// The shipped rules, then the rules and filters of `paths` (`--rules DIR`, repeatable).
-    /// A user rule with the id of a shipped rule replaces it in its place (a notice says so);
-    /// two user rules with the same id are an error naming both. The shipped rules are always
-    /// loaded strictly.
-    pub fn load_with_builtin(
+    /// Shipped rules (`(name, text)` sources, see `builtin.rs`), then the rules and filters of
+    /// `paths` (`--rules DIR`, repeatable). A user rule with the id of a shipped rule replaces
+    /// it in its place (a notice says so); two user rules with the same id are an error naming
+    /// both. The shipped rules are always loaded strictly.
+    pub fn load_over(
+        shipped: &[(&str, &str)],
         paths: &[impl AsRef<Path>],
         options: LoadOptions,
     ) -> Result<Loaded, RuleSetError> {
@@ -130,7 +132,7 @@ impl RuleSet {
             origin: Origin::Builtin,
             ..Builder::default()
         };
-        for (name, text) in builtin::SOURCES {
+        for (name, text) in shipped {
             b.add_source(name, text);
         }
         if !b.errors.is_empty() {

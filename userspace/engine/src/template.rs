@@ -1,10 +1,10 @@
-//! Alert message templates: Splunk-style `$field$` placeholders, checked against the rule's
-//! event fields when the rule loads and filled from the event when it fires.
+//! Alert message templates: Splunk-style `$field$` placeholders, checked against the fields
+//! of the rule's lines (the line schema, `line/`) when the rule loads and filled from the
+//! event when it fires.
+//!
+//! Floor 4 (one rule): may use `line`, `field` and `event`.
 
-use crate::{
-    event::Event,
-    field::{Category, Field},
-};
+use crate::{event::Event, field::Category, line};
 
 /// A parsed message template.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,11 +15,12 @@ pub(crate) struct Template {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Piece {
     Text(String),
-    Field(Field),
+    /// A line key.
+    Field(&'static str),
 }
 
 /// Text a placeholder becomes when the event does not know the field.
-pub const UNKNOWN: &str = "unknown";
+const UNKNOWN: &str = "unknown";
 
 impl Template {
     /// Parses `text`. A `$name$` whose name is an identifier (letters, digits, `_`, not starting
@@ -38,7 +39,7 @@ impl Template {
                     if name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
                 {
-                    let field = Field::for_output(category, name).ok_or_else(|| {
+                    let field = line::message_key(category, name).ok_or_else(|| {
                         format!(
                             "message names unknown field '${name}$' (not an output field of {} events)",
                             category.datamodel()
@@ -79,11 +80,11 @@ impl Template {
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Field(f) => {
+                Piece::Field(key) => {
                     let before = out.len();
-                    f.value(event).write_to(&mut out);
-                    if out.len() == before && *f == Field::Src {
-                        Field::Host.value(event).write_to(&mut out);
+                    write_field(event, key, &mut out);
+                    if out.len() == before && *key == "src" {
+                        write_field(event, "host", &mut out);
                     }
                     if out.len() == before {
                         out.push_str(UNKNOWN);
@@ -93,6 +94,18 @@ impl Template {
         }
         out
     }
+}
+
+/// Appends the value of line field `key`: several values joined by `", "`, nothing when
+/// unknown.
+fn write_field(event: &Event, key: &str, out: &mut String) {
+    let start = out.len();
+    line::visit(event, key, &mut |s| {
+        if out.len() > start {
+            out.push_str(", ");
+        }
+        out.push_str(s);
+    });
 }
 
 #[cfg(test)]
@@ -112,9 +125,9 @@ mod tests {
             t.pieces,
             [
                 Piece::Text("from ".into()),
-                Piece::Field(Field::ParentName),
+                Piece::Field("parent_process_name"),
                 Piece::Text(" on ".into()),
-                Piece::Field(Field::Host),
+                Piece::Field("dest"),
                 Piece::Text(" costs $5 $9$ x$".into()),
             ]
         );

@@ -1,5 +1,7 @@
 //! YAML with line numbers: parses text into saphyr `MarkedYaml` documents and reads their nodes
 //! as typed values, or fails with a `file:line: reason` [`SourceError`].
+//!
+//! Floor 1: may use `error`.
 
 use saphyr::{AnnotatedMapping, LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 

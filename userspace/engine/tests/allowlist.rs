@@ -12,7 +12,8 @@ use tunnelwatch_engine::{
 };
 
 fn engine_with(config: &str) -> Engine {
-    Engine::from_config(&Config::from_str("tw.yml", config).unwrap()).unwrap()
+    let config: Config = Config::from_str("tw.yml", config).unwrap();
+    Engine::new(builtin::rules().unwrap(), config.allowlist)
 }
 
 /// An ngrok tunnel started by `user` from `parent` (a name under /usr/bin).

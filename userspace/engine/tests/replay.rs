@@ -71,7 +71,8 @@ fn events() -> Vec<Event> {
 fn emit_parse_emit_is_identical() {
     for e in events() {
         let line = event_line(&e);
-        let parsed = replay::event_from_json_line(line.trim_end())
+        let parsed = replay::parse_line(line.trim_end())
+            .map(|r| r.event)
             .unwrap_or_else(|err| panic!("{err}: {line}"));
         assert_eq!(event_line(&parsed), line);
         assert_eq!(parsed.platform(), e.platform(), "{line}");
@@ -155,12 +156,12 @@ fn a_platform_key_overrides_the_inference() {
     // A Windows DNS event without a process has nothing to infer from.
     let line = r#"{"time":"2026-11-23T01:02:03.123456Z","host":"ws7","kind":"event","datamodel":"Network_Resolution","vendor_product":"tunnelwatch","query":"x.ngrok.io","message_type":"Query","transaction_id":1}"#;
     assert_eq!(
-        replay::event_from_json_line(line).unwrap().platform(),
+        replay::parse_line(line).unwrap().event.platform(),
         Platform::Linux
     );
     let with = line.replace("\"kind\"", "\"platform\":\"windows\",\"kind\"");
     assert_eq!(
-        replay::event_from_json_line(&with).unwrap().platform(),
+        replay::parse_line(&with).unwrap().event.platform(),
         Platform::Windows
     );
 }

@@ -246,7 +246,7 @@ fn user_rules_replace_shipped_ones_and_must_not_clash() {
     let mine = "title: My ngrok rule\nid: BC84D574-708C-467D-B78A-4C1E20171F97\nlogsource: {category: process_creation, product: linux}\ndetection: {s: {process_name: ngrok, CommandLine|contains: ' tcp 22'}, condition: s}\n";
     std::fs::write(dir.join("a.yml"), mine).unwrap();
     std::fs::write(dir.join("b/new.yml"), RULE).unwrap();
-    let loaded = RuleSet::load_with_builtin(&[&dir], LoadOptions::default()).unwrap();
+    let loaded = builtin::load_with(&[&dir], LoadOptions::default()).unwrap();
     assert_eq!(loaded.rules.len(), builtin::SOURCES.len() + 1);
     // In the shipped rule's place.
     assert_eq!(loaded.rules.rules()[0].title, "My ngrok rule");
@@ -263,7 +263,7 @@ fn user_rules_replace_shipped_ones_and_must_not_clash() {
     );
     // Two user rules with one id: an error naming both.
     std::fs::write(dir.join("b/again.yml"), mine).unwrap();
-    let err = RuleSet::load_with_builtin(&[&dir], LoadOptions::default()).unwrap_err();
+    let err = builtin::load_with(&[&dir], LoadOptions::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -274,6 +274,6 @@ fn user_rules_replace_shipped_ones_and_must_not_clash() {
     );
     // The same directory twice is the same clash, not a silent double load.
     std::fs::remove_file(dir.join("b/again.yml")).unwrap();
-    assert!(RuleSet::load_with_builtin(&[&dir, &dir], LoadOptions::default()).is_err());
+    assert!(builtin::load_with(&[&dir, &dir], LoadOptions::default()).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,11 +1,10 @@
 //! `tunnelwatch rules check [DIR]...` and `tunnelwatch rules list`.
+//!
+//! Uses: the engine (rule sets, the shipped rules, rule test running).
 
 use std::{io::Write, path::PathBuf};
 
-use tunnelwatch_engine::{
-    builtin, rule_tests,
-    ruleset::{LoadOptions, RuleSet},
-};
+use tunnelwatch_engine::{builtin, rule_tests, ruleset::LoadOptions};
 
 /// Validates the rules (and filters) of `dirs`, or the shipped pack when none is given, and
 /// runs their test cases; prints one line per rule and a summary. `Ok(false)` when a test
@@ -34,7 +33,7 @@ pub fn check(dirs: &[PathBuf], options: LoadOptions, out: &mut impl Write) -> Re
 /// Lists the rules loaded (the shipped pack and `dirs`): id, level, category, product,
 /// family, title, one per line, tab-separated.
 pub fn list(dirs: &[PathBuf], options: LoadOptions, out: &mut impl Write) -> Result<(), String> {
-    let loaded = RuleSet::load_with_builtin(dirs, options).map_err(|e| e.to_string())?;
+    let loaded = builtin::load_with(dirs, options).map_err(|e| e.to_string())?;
     for r in loaded.rules.list() {
         writeln!(
             out,

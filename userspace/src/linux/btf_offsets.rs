@@ -6,6 +6,8 @@
 //! since 5.x) are found by descending into them. A field this kernel lacks either has a
 //! fallback name (`real_start_time` before `start_boottime`), is optional (`loginuid` needs
 //! `CONFIG_AUDIT`), or makes loading fail with the struct and field named.
+//!
+//! Uses: the kernel-user ABI (`tunnelwatch-common`) only.
 
 use std::path::Path;
 

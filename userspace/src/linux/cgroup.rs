@@ -1,6 +1,8 @@
 //! Finding the cgroup v2 root, where the DNS programs attach so that they see every process.
 //! It is `/sys/fs/cgroup` on most hosts and `/sys/fs/cgroup/unified` on hybrid (v1+v2) ones;
 //! `/proc/self/mountinfo` says which.
+//!
+//! Uses: nothing of this crate.
 
 use std::path::PathBuf;
 

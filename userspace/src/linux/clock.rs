@@ -1,4 +1,6 @@
 //! Kernel timestamps (`CLOCK_BOOTTIME` nanoseconds) to wall-clock time.
+//!
+//! Uses: nothing of this crate.
 
 use std::time::{Duration, SystemTime};
 

@@ -1,5 +1,7 @@
 //! Ring-buffer bytes to typed records, with every length checked: a short, unknown or
 //! inconsistent record is an error, never a panic or an out-of-bounds read.
+//!
+//! Uses: the kernel-user ABI (`tunnelwatch-common`) only.
 
 use std::mem::{offset_of, size_of};
 

@@ -2,6 +2,9 @@
 //! date, and names the process (and its parent and user) behind every exec and DNS message.
 //! DNS payloads are decoded here (`tunnelwatch_engine::dns`); a query going out and its
 //! response coming back are tied together by client address, port and transaction id.
+//!
+//! Uses: `decode`, `proc_table`, `identify`, `clock`, `users` (this folder), the engine's events
+//! and DNS decoding, and the kernel-user ABI (`tunnelwatch-common`).
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},

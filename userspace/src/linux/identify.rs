@@ -27,6 +27,7 @@ use std::{
     sync::Arc,
 };
 
+use nix::fcntl::OFlag;
 use tunnelwatch_identify::{Error, Limits};
 
 /// Most files remembered before the cache starts over.
@@ -121,7 +122,7 @@ impl Identifier {
 fn open(path: &str) -> Option<File> {
     OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
         .open(path)
         .ok()
 }

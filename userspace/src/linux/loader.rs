@@ -2,6 +2,8 @@
 //! its programs: three raw tracepoints (no tracefs needed) and two cgroup_skb programs on the
 //! cgroup v2 root. Every attachment is an fd-based link owned by [`Probes`]: dropping it (or
 //! the process dying, even by SIGKILL) detaches everything, so nothing stays behind.
+//!
+//! Uses: the kernel-user ABI (`tunnelwatch-common`) and the eBPF object built from `ebpf/`.
 
 use std::{fs::File, path::PathBuf};
 

@@ -1,4 +1,6 @@
 //! Checks before loading, each with an error that says what is missing and how to fix it.
+//!
+//! Uses: `btf_offsets`, `cgroup`.
 
 use std::path::PathBuf;
 

@@ -3,6 +3,8 @@
 //! parent even after the process has gone. Entries of exited processes stay for a grace
 //! period (records of a process can still be queued behind its exit); then they go, so the
 //! table is bounded by the live processes.
+//!
+//! Uses: `procfs`.
 
 use std::{collections::VecDeque, sync::Arc};
 

@@ -1,5 +1,7 @@
 //! What `/proc` says about a process: used to seed the process table at start and to fill in
 //! a process the kernel side has not reported (it started before the sensor).
+//!
+//! Uses: `decode` (argv splitting).
 
 use std::{fs, path::Path};
 

@@ -2,6 +2,9 @@
 //! into events, run the engine on them and print alerts (or every event) as JSON lines, until
 //! SIGINT or SIGTERM, or until stdout closes. Stats go to stderr every interval and once at
 //! the end.
+//!
+//! Uses: `loader`, `btf_offsets`, `preflight`, `enrich`, `proc_table` (this folder), `output`,
+//! `rule_source`, and the engine (the engine, the evaluate-and-emit step, the stats line).
 
 use std::{
     io,
@@ -16,7 +19,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
 };
 use tunnelwatch_common::stats;
-use tunnelwatch_engine::{emit::Emitter, engine::Engine, event::Event};
+use tunnelwatch_engine::{engine::Engine, event::Event, stats::Stats, step::Step};
 
 use crate::{
     linux::{
@@ -119,14 +122,14 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
     let mut state = State {
         engine,
         enricher,
-        sink: Sink {
-            emitter: Emitter::new(Vec::with_capacity(4096)),
-            output: Output::start(io::stdout(), opts.output_queue),
-            emitted: 0,
-        },
-        all_events: opts.all_events,
+        step: Step::new(
+            Queue {
+                line: Vec::with_capacity(1024),
+                output: Output::start(io::stdout(), opts.output_queue),
+            },
+            opts.all_events,
+        ),
         events: Vec::new(),
-        alerts: 0,
     };
     let result = runtime.block_on(event_loop(
         &mut state,
@@ -141,7 +144,7 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
     // Detach everything before the final report: the programs are gone once this returns.
     drop(probes);
     // What is already queued is written before the final report (unless stdout is stuck).
-    state.sink.output.finish(Duration::from_secs(2));
+    state.step.get_mut().output.finish(Duration::from_secs(2));
     report(&kstats, &state, "final");
     result.map_err(RunError::Run)
 }
@@ -158,55 +161,44 @@ pub enum RunError {
 struct State {
     engine: Engine,
     enricher: Enricher,
-    sink: Sink,
-    all_events: bool,
+    step: Step<Queue>,
     events: Vec<Event>,
-    alerts: u64,
 }
 
-/// Formats lines and hands them to the output queue.
-struct Sink {
-    emitter: Emitter<Vec<u8>>,
+/// Where the step writes: each line, once flushed, goes to the output queue.
+struct Queue {
+    line: Vec<u8>,
     output: Output,
-    /// Lines handed to the queue.
-    emitted: u64,
 }
 
-impl Sink {
-    fn ship(&mut self) {
-        let line = std::mem::replace(self.emitter.get_mut(), Vec::with_capacity(1024));
-        self.output.send(line);
-        self.emitted += 1;
+impl io::Write for Queue {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.line.is_empty() {
+            let line = std::mem::replace(&mut self.line, Vec::with_capacity(1024));
+            self.output.send(line);
+        }
+        Ok(())
     }
 }
 
 impl State {
     /// Handles one record. `Err` only when a line cannot be formatted.
     fn record(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let State {
-            engine,
-            enricher,
-            sink,
-            all_events,
-            events,
-            alerts: alert_count,
-        } = self;
-        enricher.handle(bytes, events);
-        let mut alerts = Vec::new();
-        for event in events.drain(..) {
-            alerts.clear();
-            engine.evaluate(&event, &mut alerts);
-            if *all_events && alerts.is_empty() {
-                sink.emitter.write_event(&event)?;
-                sink.ship();
-            }
-            for alert in &alerts {
-                sink.emitter.write_alert(&event, alert)?;
-                *alert_count += 1;
-                sink.ship();
-            }
+        self.enricher.handle(bytes, &mut self.events);
+        for event in self.events.drain(..) {
+            self.step.run(&self.engine, &event)?;
         }
         Ok(())
+    }
+
+    /// Whether the reader of stdout has gone away.
+    fn stdout_closed(&self) -> bool {
+        self.step.get_ref().output.stats().closed()
     }
 }
 
@@ -335,7 +327,7 @@ async fn event_loop(
                     std::thread::sleep(SECOND_PASS);
                     drain_main(state, guard.get_inner_mut(), lazy.get_mut())?;
                 }
-                if state.sink.output.stats().closed() {
+                if state.stdout_closed() {
                     return Ok(Stop::StdoutClosed);
                 }
             }
@@ -355,7 +347,7 @@ async fn event_loop(
                 guard.clear_ready();
             }
             _ = upkeep.tick() => {
-                if state.sink.output.stats().closed() {
+                if state.stdout_closed() {
                     return Ok(Stop::StdoutClosed);
                 }
                 // A record whose commit raced with the second pass after a wake-up, and the
@@ -395,30 +387,18 @@ async fn event_loop(
 /// matched twice); a set that does not load leaves the running one in place. Returns the
 /// fingerprint of what was loaded.
 fn reload(state: &mut State, source: &RuleSource, why: &str) -> Option<u64> {
-    match source.load() {
-        Ok(loaded) => {
-            state.engine = loaded.engine;
-            eprintln!(
-                "tunnelwatch: rules reloaded after {why}: {} rules",
-                state.engine.rules().len()
-            );
-            Some(loaded.fingerprint)
-        }
-        Err(e) => {
-            eprintln!("tunnelwatch: reload after {why} refused, the running rules stay:\n{e}");
-            None
-        }
-    }
+    let loaded = source.reload(why)?;
+    state.engine = loaded.engine;
+    Some(loaded.fingerprint)
 }
 
-/// Prints one stats line on stderr: `tunnelwatch: stats {JSON}`.
+/// Prints one stats line on stderr: the kernel side's counters, then user space's.
 fn report(kstats: &KernelStats, state: &State, which: &str) {
     let k = kstats.read();
-    let mut obj = serde_json::Map::new();
-    obj.insert("stats".into(), which.into());
+    let mut line = Stats::new(which);
     for (i, name) in stats::NAMES.iter().enumerate() {
         if !name.starts_with("unused") {
-            obj.insert((*name).into(), k[i].into());
+            line.set(name, k[i]);
         }
     }
     let Counters {
@@ -428,27 +408,19 @@ fn report(kstats: &KernelStats, state: &State, which: &str) {
         dns_undecodable,
         args_completed,
     } = state.enricher.counters;
-    obj.insert("records".into(), records.into());
-    obj.insert("decode_errors".into(), decode_errors.into());
-    obj.insert("dns_messages".into(), dns_messages.into());
-    obj.insert("dns_undecodable".into(), dns_undecodable.into());
-    obj.insert("args_completed".into(), args_completed.into());
-    obj.insert("lines".into(), state.sink.emitted.into());
-    let out = state.sink.output.stats();
-    obj.insert(
-        "lines_written".into(),
-        out.written.load(Ordering::Relaxed).into(),
-    );
-    obj.insert(
-        "output_dropped".into(),
-        out.dropped.load(Ordering::Relaxed).into(),
-    );
-    obj.insert("alerts".into(), state.alerts.into());
-    obj.insert("suppressed".into(), state.engine.suppressed().into());
-    obj.insert("processes".into(), state.enricher.procs().len().into());
+    let out = state.step.get_ref().output.stats();
     let files = state.enricher.identify_counters();
-    obj.insert("files_identified".into(), files.files_read.into());
-    obj.insert("files_unread".into(), files.files_unread.into());
-    obj.insert("files_over_limit".into(), files.files_over_limit.into());
-    eprintln!("tunnelwatch: stats {}", serde_json::Value::Object(obj));
+    line.set("records", records)
+        .set("decode_errors", decode_errors)
+        .set("dns_messages", dns_messages)
+        .set("dns_undecodable", dns_undecodable)
+        .set("args_completed", args_completed)
+        .set("lines_written", out.written.load(Ordering::Relaxed))
+        .set("output_dropped", out.dropped.load(Ordering::Relaxed))
+        .output(state.step.counts(), state.engine.suppressed())
+        .set("processes", state.enricher.procs().len() as u64)
+        .set("files_identified", files.files_read)
+        .set("files_unread", files.files_unread)
+        .set("files_over_limit", files.files_over_limit);
+    eprintln!("{line}");
 }

@@ -1,4 +1,6 @@
 //! User names for uids, looked up once per uid (through NSS, as `id` does) and cached.
+//!
+//! Uses: nothing of this crate.
 
 use std::sync::Arc;
 

@@ -1,0 +1,94 @@
+//! The stats line both sensors print on stderr, every interval and once at the end:
+//! `tunnelwatch: stats {JSON}`, one object of named counters with `"stats"` saying which line
+//! it is (`periodic` or `final`). Each sensor sets its platform's counters (what was lost,
+//! what was handled); [`Stats::output`] sets the ones every sensor shares. The keys and their
+//! meaning are documented in the README.
+//!
+//! Floor 7 (the engine and its output): may use `step`.
+
+use std::{collections::BTreeMap, fmt};
+
+use serde_json::{Map, Value};
+
+use crate::step::Counts;
+
+/// One stats line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    which: String,
+    /// Words that say how the sensor runs (e.g. the Windows sensor's `mode`).
+    labels: BTreeMap<&'static str, &'static str>,
+    counters: BTreeMap<&'static str, u64>,
+}
+
+impl Stats {
+    /// An empty stats line; `which`: `periodic` or `final`.
+    pub fn new(which: &str) -> Stats {
+        Stats {
+            which: which.to_owned(),
+            labels: BTreeMap::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the word `name` (how the sensor runs, not a count).
+    pub fn label(&mut self, name: &'static str, value: &'static str) -> &mut Stats {
+        self.labels.insert(name, value);
+        self
+    }
+
+    /// Sets counter `name`.
+    pub fn set(&mut self, name: &'static str, value: u64) -> &mut Stats {
+        self.counters.insert(name, value);
+        self
+    }
+
+    /// The counters every sensor reports: `lines` and `alerts` written (by the step) and
+    /// `suppressed` (alerts the allowlist let through no line).
+    pub fn output(&mut self, written: Counts, suppressed: u64) -> &mut Stats {
+        self.set("lines", written.lines)
+            .set("alerts", written.alerts)
+            .set("suppressed", suppressed)
+    }
+
+    /// The JSON object.
+    pub fn to_json(&self) -> Value {
+        let mut obj = Map::new();
+        obj.insert("stats".into(), self.which.as_str().into());
+        for (name, value) in &self.labels {
+            obj.insert((*name).into(), (*value).into());
+        }
+        for (name, value) in &self.counters {
+            obj.insert((*name).into(), (*value).into());
+        }
+        Value::Object(obj)
+    }
+}
+
+/// The line as printed: `tunnelwatch: stats {JSON}`.
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tunnelwatch: stats {}", self.to_json())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stats_line_names_itself_and_its_counters() {
+        let mut s = Stats::new("final");
+        s.set("records", 3).output(
+            Counts {
+                lines: 2,
+                alerts: 1,
+            },
+            4,
+        );
+        assert_eq!(
+            s.to_string(),
+            r#"tunnelwatch: stats {"alerts":1,"lines":2,"records":3,"stats":"final","suppressed":4}"#
+        );
+    }
+}
