@@ -16,5 +16,6 @@ mod harness;
 mod dns;
 mod evasion;
 mod exec;
+mod identify;
 mod lifecycle;
 mod rules;

@@ -7,7 +7,6 @@
 //! and DNS decoding, and the kernel-user ABI (`tunnelwatch-common`).
 
 use std::{
-    fs::File,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::Arc,
 };
@@ -24,7 +23,7 @@ use tunnelwatch_engine::{
 use crate::linux::{
     clock::BootClock,
     decode::{self, Record},
-    identify::{FileKey, Identifier},
+    identify::{FileKey, Identifier, IdentifyCounters},
     proc_table::{self, ProcInfo, ProcTable},
     users::Users,
 };
@@ -49,9 +48,9 @@ pub struct Counters {
 }
 
 impl Enricher {
-    /// Executables read to identify them (cache misses).
-    pub fn files_identified(&self) -> u64 {
-        self.identifier.files_read
+    /// Executables read to identify them (cache misses), not read, over the limits.
+    pub fn identify_counters(&self) -> IdentifyCounters {
+        self.identifier.counters
     }
 }
 
@@ -150,15 +149,11 @@ impl Enricher {
             dev: e.exe_dev,
             ino: e.exe_ino,
             mtime: e.exe_mtime,
+            ctime: e.exe_ctime,
+            ctime_nsec: e.exe_ctime_nsec,
+            size: e.exe_size,
         };
-        let tgid = e.task.tgid;
-        let original_file_name = self.identifier.identify(key, || {
-            // The running process's own file (works for deleted files and memfds), else
-            // the path as it is now.
-            File::open(format!("/proc/{tgid}/exe"))
-                .or_else(|_| File::open(&path))
-                .ok()
-        });
+        let original_file_name = self.identifier.identify(key, e.task.tgid, &path);
         let path: Arc<str> = path.into();
         let comm: Arc<str> = comm.into();
         let info = ProcInfo {
