@@ -5,7 +5,7 @@
 use crate::limits::{COMM_LEN, DNS_CAPTURE_MAX, EXEC_DATA_SIZE, EXEC_DATA_SLACK};
 
 /// Layout version of every record; bumped on any change.
-pub const RECORD_VERSION: u8 = 3;
+pub const RECORD_VERSION: u8 = 4;
 
 /// What a record is.
 #[repr(u8)]
@@ -95,10 +95,17 @@ pub struct ExecRecord {
     pub parent_comm: [u8; COMM_LEN],
     pub parent_start_ns: u64,
     pub exe_ino: u64,
-    /// Seconds of the executable's mtime: with `exe_dev` and `exe_ino`, the key of user
-    /// space's cache of what a file is.
+    /// Seconds of the executable's mtime. With `exe_dev`, `exe_ino`, `exe_ctime`,
+    /// `exe_ctime_nsec` and `exe_size`, the key of user space's cache of what a file is: any
+    /// write to the file changes its ctime (which no user can set back, unlike the mtime).
     pub exe_mtime: u64,
+    /// Seconds of the executable's ctime (the last change of its content or attributes).
+    pub exe_ctime: u64,
+    /// The executable's size in bytes.
+    pub exe_size: u64,
     pub exe_dev: u32,
+    /// Nanoseconds of the executable's ctime (flag bits above 999,999,999 cleared).
+    pub exe_ctime_nsec: u32,
     /// A combination of [`exec_flags`].
     pub flags: u32,
     /// `arg_end - arg_start`: the real length of the argument area.

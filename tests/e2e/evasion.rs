@@ -10,7 +10,7 @@ use hickory_proto::rr::RecordType;
 use crate::harness::{
     dns_client,
     dns_server::Responder,
-    programs::{self, Tools},
+    programs::{self, KillOnDrop, Tools},
     require_root,
     sensor::{Sensor, s},
     unique,
@@ -18,16 +18,6 @@ use crate::harness::{
 
 const LINUX_RULE: &str = "bc84d574-708c-467d-b78a-4c1e20171f97";
 const NETWORK_RULE: &str = "5790a766-53b8-40d3-a696-3547b978fcf0";
-
-/// A child killed (and reaped) when the test ends, even by a panic.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn a_spoofed_argv0_does_not_hide_the_image() {

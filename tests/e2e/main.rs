@@ -17,6 +17,7 @@ mod dns;
 mod dns_evasion;
 mod evasion;
 mod exec;
+mod identify;
 mod lifecycle;
 mod rules;
 mod tamper;

@@ -35,6 +35,7 @@ const APT_PACKAGES: &[&str] = &[
     "python3",
     "binutils", // objcopy: the tests build a "renamed ngrok"; strip: the kernel matrix's initramfs
     "g++",      // libfuzzer-sys builds libFuzzer
+    "golang-go", // the identification tests build real Go binaries (Debian's Go 1.19)
     // The kernel matrix (`cargo xtask kernels`, run by `cargo xtask test`):
     "qemu-system-x86",        // qemu-system-x86_64, TCG
     "busybox-static",         // the guest's shell and tools

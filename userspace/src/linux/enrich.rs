@@ -11,7 +11,6 @@
 //! engine's events and DNS decoding, and the kernel-user ABI (`tunnelwatch-common`).
 
 use std::{
-    fs::File,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::Arc,
 };
@@ -30,7 +29,7 @@ use crate::linux::{
     decode::{self, Record},
     dns_stream::{Segment, StreamKey, Streams},
     exec_identity::{self, Loaders},
-    identify::{FileKey, Identifier},
+    identify::{FileKey, Identifier, IdentifyCounters},
     proc_table::{self, ProcInfo, ProcTable},
     users::Users,
 };
@@ -57,9 +56,9 @@ pub struct Counters {
 }
 
 impl Enricher {
-    /// Executables read to identify them (cache misses).
-    pub fn files_identified(&self) -> u64 {
-        self.identifier.files_read
+    /// Executables read to identify them (cache misses), not read, over the limits.
+    pub fn identify_counters(&self) -> IdentifyCounters {
+        self.identifier.counters
     }
 
     /// Segments of DNS over TCP streams discarded without being decoded (see `dns_stream`).
@@ -170,6 +169,9 @@ impl Enricher {
             dev: e.exe_dev,
             ino: e.exe_ino,
             mtime: e.exe_mtime,
+            ctime: e.exe_ctime,
+            ctime_nsec: e.exe_ctime_nsec,
+            size: e.exe_size,
         };
         let tgid = e.task.tgid;
         // The dynamic loader run directly: the program it loads is the one that runs.
@@ -193,15 +195,9 @@ impl Enricher {
         let original_file_name = match program_file {
             Some(file) => {
                 let absolute = path.starts_with('/').then_some(path.as_str());
-                self.identify_program(&file, absolute)
+                self.identify_program(tgid, &file, absolute)
             }
-            None => self.identifier.identify(key, || {
-                // The running process's own file (works for deleted files and memfds), else
-                // the path as it is now.
-                File::open(format!("/proc/{tgid}/exe"))
-                    .or_else(|_| File::open(&path))
-                    .ok()
-            }),
+            None => self.identifier.identify(key, tgid, &path),
         };
         let path: Arc<str> = path.into();
         let comm: Arc<str> = comm.into();
@@ -232,31 +228,33 @@ impl Enricher {
         }
     }
 
-    /// What the program a loader runs is: its file, opened in the process's view, identified
-    /// by its own device, inode and mtime.
+    /// What the program a loader runs is: its file, in the process's view (or, the process
+    /// gone, `fallback`: the path as the host sees it), identified by its own inode, size and
+    /// times.
     fn identify_program(
         &mut self,
+        tgid: u32,
         file: &std::path::Path,
         fallback: Option<&str>,
     ) -> Option<Arc<str>> {
         use std::os::unix::fs::MetadataExt;
 
-        let f = File::open(file)
-            .or_else(|e| match fallback {
-                // The process is gone: the path as the host sees it.
-                Some(path) => File::open(path),
-                None => Err(e),
-            })
-            .ok()?;
-        let meta = f.metadata().ok()?;
+        let in_view = file.to_string_lossy();
+        let (path, meta) = std::iter::once(in_view.as_ref())
+            .chain(fallback)
+            .find_map(|p| Some((p, std::fs::metadata(p).ok()?)))?;
         // The kernel's encoding of the device (major << 20 | minor), as exec records carry it.
         let dev = (libc::major(meta.dev()) << 20) | libc::minor(meta.dev());
         let key = FileKey {
             dev,
             ino: meta.ino(),
             mtime: meta.mtime() as u64,
+            ctime: meta.ctime() as u64,
+            ctime_nsec: meta.ctime_nsec() as u32,
+            size: meta.size(),
         };
-        self.identifier.identify(key, || Some(f))
+        let path = path.to_owned();
+        self.identifier.identify(key, tgid, &path)
     }
 
     fn process_of(&mut self, info: &ProcInfo) -> Process {

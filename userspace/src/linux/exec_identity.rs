@@ -4,9 +4,10 @@
 //! without a file on disk (from a memfd, `memfd_create` + `fexecve`, or a file deleted since).
 //!
 //! The loader is recognised by its file name (`ld-linux*.so*`, `ld-musl-*.so*`, `ld.so*`,
-//! `ld64.so*`) or, whatever it is called, by its ELF header: a shared object with an entry
-//! point and no interpreter of its own, whose dynamic strings name a loader (a renamed copy of
-//! ld.so is still one; a static-pie program has the first three but not the last). The
+//! `ld64.so*`) or, whatever it is called, by its ELF header (64-bit little-endian, bounded
+//! reads): a shared object with an entry point and no interpreter of its own, whose
+//! `DT_SONAME` names a loader (a renamed copy of ld.so is still one; a static-pie program has
+//! the first three but not the last). The
 //! program is the first argument after the loader's own options, parsed as ld.so parses them
 //! (glibc's and musl's): `--library-path`, `--inhibit-rpath`, `--audit`, `--preload`,
 //! `--argv0`, `--glibc-hwcaps-prepend` and `--glibc-hwcaps-mask` take a value (as the next
@@ -16,7 +17,7 @@
 //! Fileless: `/proc/PID/exe` names a memfd `/memfd:NAME (deleted)` and a removed file
 //! `PATH (deleted)`; when the process is already gone, the path the kernel sent says memfd.
 //!
-//! Uses: nothing of this crate (reads /proc and ELF headers with `object`).
+//! Uses: nothing of this crate (reads /proc, and ELF headers itself).
 
 use std::{
     collections::HashMap,
@@ -24,7 +25,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use object::{Object as _, ObjectKind, ObjectSection as _, read::ReadCache};
+use std::os::unix::fs::FileExt;
 
 /// Loader options that take a value (glibc's rtld.c and musl's ldso/dynlink.c).
 const OPTIONS_WITH_VALUE: &[&str] = &[
@@ -39,8 +40,10 @@ const OPTIONS_WITH_VALUE: &[&str] = &[
 
 /// Most executables remembered (is it a loader or not) before the cache starts over.
 const CACHE_MAX: usize = 16_384;
-/// Largest `.dynstr` section read to look for a loader's name.
-const DYNSTR_MAX: u64 = 1 << 16;
+/// Program headers read at most.
+const PHNUM_MAX: usize = 64;
+/// Largest dynamic segment read.
+const DYNAMIC_MAX: usize = 1 << 14;
 
 /// How a program runs without a file on disk (the `process_fileless` field).
 pub fn fileless(pid: u32, path: &str) -> &'static str {
@@ -62,31 +65,73 @@ pub fn loader_name(name: &str) -> bool {
     so("ld-linux") || so("ld-musl-") || so("ld.so") || so("ld64.so")
 }
 
-/// Whether an ELF file is a dynamic loader: a shared object with an entry point, no
-/// interpreter, and a loader's name among its dynamic strings.
+/// Whether an ELF file (64-bit, little-endian) is a dynamic loader: a shared object with an
+/// entry point, no interpreter, and a loader's name as its `DT_SONAME` (glibc's
+/// `ld-linux-x86-64.so.2`, musl's `libc.so`). Reads the ELF header, at most 64 program
+/// headers, 16 KiB of dynamic segment and 256 bytes of name.
 pub fn is_loader_elf(file: &File) -> bool {
-    let data = ReadCache::new(file);
-    let Ok(obj) = object::File::parse(&data) else {
-        return false;
+    is_loader(file).unwrap_or(false)
+}
+
+fn is_loader(f: &File) -> Option<bool> {
+    let read = |off: u64, len: usize| -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        f.read_exact_at(&mut buf, off).ok()?;
+        Some(buf)
     };
-    if obj.kind() != ObjectKind::Dynamic || obj.entry() == 0 {
-        return false;
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4"));
+    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8"));
+    let h = read(0, 64)?;
+    // ELF magic, 64-bit, little-endian; ET_DYN with an entry point.
+    if h[..4] != *b"\x7fELF" || h[4] != 2 || h[5] != 1 || u16_at(&h, 16) != 3 || u64_at(&h, 24) == 0
+    {
+        return Some(false);
     }
-    if obj.section_by_name(".interp").is_some() {
-        return false;
+    let (phoff, phentsize, phnum) = (
+        u64_at(&h, 32),
+        usize::from(u16_at(&h, 54)),
+        usize::from(u16_at(&h, 56)),
+    );
+    if phentsize < 56 || phnum == 0 || phnum > PHNUM_MAX {
+        return Some(false);
     }
-    let Some(dynstr) = obj.section_by_name(".dynstr") else {
-        return false;
-    };
-    if dynstr.size() > DYNSTR_MAX {
-        return false;
+    let ph = read(phoff, phentsize * phnum)?;
+    let mut dynamic = None;
+    let mut loads = Vec::new();
+    for i in 0..phnum {
+        let p = &ph[i * phentsize..i * phentsize + 56];
+        let (kind, offset, vaddr, filesz) =
+            (u32_at(p, 0), u64_at(p, 8), u64_at(p, 16), u64_at(p, 32));
+        match kind {
+            // PT_INTERP: a program, not a loader.
+            3 => return Some(false),
+            2 => dynamic = Some((offset, filesz)),
+            1 => loads.push((offset, vaddr, filesz)),
+            _ => {}
+        }
     }
-    let Ok(bytes) = dynstr.data() else {
-        return false;
-    };
-    bytes
-        .split(|&b| b == 0)
-        .any(|s| std::str::from_utf8(s).is_ok_and(loader_name))
+    let (offset, size) = dynamic?;
+    let dynamic = read(offset, (size as usize).min(DYNAMIC_MAX))?;
+    let (mut strtab, mut soname) = (None, None);
+    for entry in dynamic.chunks_exact(16) {
+        match u64_at(entry, 0) {
+            0 => break,
+            5 => strtab = Some(u64_at(entry, 8)),
+            14 => soname = Some(u64_at(entry, 8)),
+            _ => {}
+        }
+    }
+    let addr = strtab?.checked_add(soname?)?;
+    // The string's file offset, through the segment that maps its address.
+    let (seg_off, seg_vaddr, _) = loads
+        .iter()
+        .find(|(_, vaddr, filesz)| addr >= *vaddr && addr - vaddr < *filesz)?;
+    let name = read(seg_off + (addr - seg_vaddr), 256)
+        .or_else(|| read(seg_off + (addr - seg_vaddr), 32))?;
+    let name = name.split(|&b| b == 0).next()?;
+    let name = std::str::from_utf8(name).ok()?;
+    Some(loader_name(name) || name == "libc.so")
 }
 
 /// The program a loader was asked to run: the first argument after its options (`argv[0]`
@@ -224,18 +269,11 @@ mod tests {
             assert!(!loader_name(n), "{n}");
         }
         // This machine's loader, by its content; a program and a shared library are not.
-        let interp = std::fs::read_link("/proc/self/exe")
-            .ok()
-            .and_then(|exe| {
-                let data = std::fs::read(exe).ok()?;
-                let obj = object::File::parse(&*data).ok()?;
-                let s = obj.section_by_name(".interp")?;
-                let d = s.data().ok()?;
-                Some(String::from_utf8_lossy(d.strip_suffix(&[0]).unwrap_or(d)).into_owned())
-            })
-            .expect("the test binary has an interpreter");
-        assert!(is_loader_elf(&File::open(&interp).unwrap()), "{interp}");
+        let interp = std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2").unwrap();
+        assert!(is_loader_elf(&File::open(&interp).unwrap()), "{interp:?}");
         assert!(!is_loader_elf(&File::open("/proc/self/exe").unwrap()));
+        let libc = std::fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6").unwrap();
+        assert!(!is_loader_elf(&File::open(libc).unwrap()));
         assert!(!is_loader_elf(&File::open("/bin/true").unwrap()));
     }
 }

@@ -434,6 +434,7 @@ fn report(kstats: &KernelStats, state: &State, which: &str) {
         dns_inferred,
     } = state.enricher.counters;
     let out = state.step.get_ref().output.stats();
+    let files = state.enricher.identify_counters();
     line.set("records", records)
         .set("decode_errors", decode_errors)
         .set("dns_messages", dns_messages)
@@ -445,7 +446,9 @@ fn report(kstats: &KernelStats, state: &State, which: &str) {
         .set("output_dropped", out.dropped.load(Ordering::Relaxed))
         .output(state.step.counts(), state.engine.suppressed())
         .set("processes", state.enricher.procs().len() as u64)
-        .set("files_identified", state.enricher.files_identified())
+        .set("files_identified", files.files_read)
+        .set("files_unread", files.files_unread)
+        .set("files_over_limit", files.files_over_limit)
         .set("links_restored", state.links_restored);
     eprintln!("{line}");
 }
