@@ -107,6 +107,12 @@ impl Streams {
 
     /// Takes one segment of stream `key`; appends the messages it completes to `out`.
     pub fn segment(&mut self, key: StreamKey, seg: Segment<'_>, out: &mut Vec<DnsMessage>) {
+        // A record claiming fewer payload bytes than it carries (not the kernel's) is taken
+        // at its claim.
+        let seg = Segment {
+            data: &seg.data[..seg.data.len().min(seg.len as usize)],
+            ..seg
+        };
         let ends = seg.flags & (tcp_flags::FIN | tcp_flags::RST) != 0;
         // Fast Open data follows the SYN's own sequence number.
         let start = if seg.flags & tcp_flags::SYN != 0 {
@@ -610,6 +616,22 @@ mod tests {
         s.expire(IDLE_NS + STREAMS_MAX as u64 + 20);
         assert!(s.is_empty());
         assert_eq!(s.dropped, 10 + STREAMS_MAX as u64);
+    }
+
+    #[test]
+    fn a_segment_claiming_less_than_it_carries_is_taken_at_its_claim() {
+        // Found by the record_decode fuzz target: captured bytes beyond the payload length.
+        let q = query(1, "a.example");
+        let mut s = Streams::default();
+        let mut out = Vec::new();
+        s.segment(key(1), seg(0, 0x18, &q[..4]), &mut out);
+        let claim = Segment {
+            len: 2,
+            ..seg(4, 0x18, &q[4..])
+        };
+        s.segment(key(1), claim, &mut out);
+        s.segment(key(1), seg(6, 0x18, &q[6..]), &mut out);
+        assert_eq!(names(&out), ["a.example"]);
     }
 
     #[test]
