@@ -5,7 +5,7 @@ use aya_ebpf::{
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 use tunnelwatch_common::{
-    DnsRecord, ExecRecord, RECORD_VERSION, RecordHeader, RecordKind, TaskInfo,
+    DnsRecord, ExecRecord, FlightRecord, RECORD_VERSION, RecordHeader, RecordKind, TaskInfo,
     limits::WAKE_COALESCE_NS, stats,
 };
 
@@ -35,6 +35,10 @@ pub(crate) static EXEC_SCRATCH: PerCpuArray<ExecRecord> = PerCpuArray::with_max_
 /// Per-CPU scratch space for a DNS record.
 #[map]
 pub(crate) static DNS_SCRATCH: PerCpuArray<DnsRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU scratch space for a first-flight record.
+#[map]
+pub(crate) static FLIGHT_SCRATCH: PerCpuArray<FlightRecord> = PerCpuArray::with_max_entries(1, 0);
 
 /// Socket cookie -> the process last seen sending on it. Names the receiver of a DNS
 /// response (ingress runs in softirq context) and the sender of TCP segments that the

@@ -1,6 +1,6 @@
 //! Loading the eBPF object, handing it the BTF offsets and the configuration, and attaching
-//! its programs: three raw tracepoints (no tracefs needed) and two cgroup_skb programs on the
-//! cgroup v2 root. Every attachment is an fd-based link owned by [`Probes`]: dropping it (or
+//! its programs: three raw tracepoints (no tracefs needed), two cgroup_skb programs and four
+//! cgroup sock_addr programs (`connect4/6`, `sendmsg4/6`) on the cgroup v2 root. Every attachment is an fd-based link owned by [`Probes`]: dropping it (or
 //! the process dying, even by SIGKILL) detaches everything, so nothing stays behind.
 //!
 //! Uses: the kernel-user ABI (`tunnelwatch-common`) and the eBPF object built from `ebpf/`.
@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, RawTracePoint},
+    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, RawTracePoint},
 };
 use tunnelwatch_common::{KernelOffsets, SensorConfig, limits::DNS_PORTS_MAX, stats};
 
@@ -23,6 +23,14 @@ pub const TRACEPOINTS: [&str; 3] = [
     "sched_process_exec",
     "sched_process_fork",
     "sched_process_exit",
+];
+
+/// The cgroup sock_addr programs (new outbound flows); each program's section names its hook.
+pub const SOCK_ADDR_PROGRAMS: [&str; 4] = [
+    "conn_connect4",
+    "conn_connect6",
+    "conn_sendmsg4",
+    "conn_sendmsg6",
 ];
 
 /// Everything [`load`] needs.
@@ -101,6 +109,25 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         // A link (kernel 5.7+) in multi mode: other programs on the root, another tunnelwatch
         // or a host tool, keep running beside ours.
         prog.attach(&cgroup, attach, CgroupAttachMode::Single)
+            .map_err(|e| anyhow!(e))
+            .with_context(|| {
+                format!(
+                    "cannot attach {name} to {} (a program attached there without \
+                     BPF_F_ALLOW_MULTI by another tool prevents it)",
+                    opts.cgroup_root.display()
+                )
+            })?;
+        program_ids.extend(prog.info().ok().map(|i| i.id()));
+    }
+    for name in SOCK_ADDR_PROGRAMS {
+        let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?
+            .try_into()
+            .with_context(|| format!("program {name} is not cgroup sock_addr"))?;
+        prog.load()
+            .map_err(|e| anyhow!(e))
+            .with_context(|| format!("the kernel refused program {name}"))?;
+        // A link, as above.
+        prog.attach(&cgroup, CgroupAttachMode::Single)
             .map_err(|e| anyhow!(e))
             .with_context(|| {
                 format!(
