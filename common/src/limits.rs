@@ -27,13 +27,13 @@ pub const EXEC_DATA_SLACK: usize = FILENAME_MAX;
 pub const DNS_CAPTURE_MAX: usize = 2048;
 
 /// Bytes of one packet of a connection's first flight copied per record (a power of two): a
-/// TLS ClientHello with post-quantum key shares (about 1.8 KB), or a QUIC Initial datagram
-/// (1200 to 1500 bytes), fits whole.
-pub const FLIGHT_CAPTURE_MAX: usize = 4096;
+/// TLS ClientHello with post-quantum key shares (about 1.8 KB) or padded with tickets and ECH,
+/// or a QUIC Initial datagram (1200 to 1500 bytes), fits whole.
+pub const FLIGHT_CAPTURE_MAX: usize = 8192;
 
 /// Bytes of a TCP connection's first flight captured in all, over at most
-/// [`FLIGHT_TCP_SEGMENTS`] data segments: a ClientHello that spans two or three segments, or
-/// one larger than a record (PSK tickets, ECH), is whole.
+/// [`FLIGHT_TCP_SEGMENTS`] data segments: a ClientHello that spans two or three segments (an
+/// MTU of 1500), or that a client spread over several TLS records, is whole up to this.
 pub const FLIGHT_TCP_BYTES: u32 = 8192;
 
 /// Data segments of a TCP connection's first flight captured at most.

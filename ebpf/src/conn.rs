@@ -117,7 +117,7 @@ fn on_flow(ctx: &SockAddrContext, ip_version: u8, origin: u8) {
                 remember(st, dest_hash(&dst_words, dst_port));
             }
             st.index = 0;
-            st.captured = 0;
+            st.seen = 0;
             st.wanted = 0;
             if dns {
                 st.want = 0;

@@ -96,15 +96,12 @@ fn capture(
     let rec: &mut FlightRecord = unsafe { &mut *rec };
     let tcp = h.protocol == IPPROTO_TCP;
 
-    // How much of the payload: the rest of a TCP first flight, one record at most.
+    // How much of the payload: what is left of a TCP first flight, one record at most.
     let mut cap = payload_len as usize;
     if tcp {
-        let budget = st.wanted.saturating_sub(st.captured) as usize;
+        let budget = st.wanted.saturating_sub(st.seen) as usize;
         if cap > budget {
             cap = budget;
-            if st.wanted >= FLIGHT_TCP_BYTES {
-                maps::count(stats::FLIGHT_TRUNCATED);
-            }
         }
     }
     if cap > FLIGHT_CAPTURE_MAX {
@@ -138,11 +135,16 @@ fn capture(
     let mut done = false;
     if tcp {
         if data {
-            if st.captured == 0 {
+            if st.seen == 0 {
+                // The first segment says how long the first flight is; what follows it in the
+                // same segment (0-RTT data, a request body) is not kept.
                 st.wanted = first_flight_len(&rec.payload, cap as u32);
+                if cap > st.wanted as usize {
+                    cap = st.wanted as usize;
+                }
             }
-            st.captured += cap as u32;
-            done = st.left == 0 || st.captured >= st.wanted;
+            st.seen = st.seen.saturating_add(payload_len);
+            done = st.left == 0 || st.seen >= st.wanted;
         }
     } else {
         done = st.left == 0;
@@ -195,26 +197,27 @@ fn capture(
     );
 }
 
-/// How many bytes of a TCP connection's first flight to capture, from its first `cap` bytes:
-/// a TLS ClientHello's record whole (all of the budget when the ClientHello says it is longer
-/// than its record, which a client may do to spread it over records); only the first segment
-/// of anything else.
+/// How many bytes of a TCP connection's stream are its first flight, from the first `cap`
+/// bytes of its first segment: a TLS ClientHello's record (the whole budget when the
+/// ClientHello says it is longer than its record: a client may spread it over records); the
+/// first segment's captured bytes for anything else. At most `FLIGHT_TCP_BYTES` (counted in
+/// `flight_truncated` when the flight is longer).
 #[inline(always)]
 fn first_flight_len(p: &[u8; FLIGHT_CAPTURE_MAX], cap: u32) -> u32 {
     if cap < 5 || p[0] != TLS_HANDSHAKE || p[1] != 3 {
         return cap;
     }
     let record = 5 + (((p[3] as u32) << 8) | p[4] as u32);
-    let mut wanted = record;
     if cap >= 9 && p[5] == TLS_CLIENT_HELLO {
         let hello = 4 + (((p[6] as u32) << 16) | ((p[7] as u32) << 8) | p[8] as u32);
         if hello + 5 > record {
-            wanted = FLIGHT_TCP_BYTES;
+            return FLIGHT_TCP_BYTES;
         }
     }
-    if wanted > FLIGHT_TCP_BYTES {
+    if record > FLIGHT_TCP_BYTES {
+        maps::count(stats::FLIGHT_TRUNCATED);
         FLIGHT_TCP_BYTES
     } else {
-        wanted
+        record
     }
 }

@@ -32,9 +32,9 @@ pub(crate) struct FlowState {
     /// TCP data segments or UDP datagrams still to capture.
     pub left: u8,
     pub _pad: u8,
-    /// TCP: bytes of the first flight captured so far.
-    pub captured: u32,
-    /// TCP: bytes of the first flight wanted in all (set from its first segment).
+    /// TCP: bytes of the stream sent so far (captured or not).
+    pub seen: u32,
+    /// TCP: bytes of the stream that are its first flight (set from the first segment).
     pub wanted: u32,
     /// Unconnected UDP: next slot of `recent` to replace.
     pub recent_next: u32,
