@@ -60,6 +60,12 @@ pub const DNS_PORTS_MAX: usize = 8;
 /// ebpf/src/maps.rs and userspace/src/linux/sensor.rs).
 pub const WAKE_COALESCE_NS: u64 = 1_000_000;
 
+/// Wake-up coalescing of flow and first-flight records (longer than [`WAKE_COALESCE_NS`]:
+/// user space holds a flow up to `FLOW_HOLD_NS` for its first flight anyway). User space, once
+/// woken, drains the ring every this long until a drain finds it empty, so that no such
+/// record waits longer than about this.
+pub const FLOW_WAKE_COALESCE_NS: u64 = 20_000_000;
+
 /// Task command name length (`TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
 

@@ -34,9 +34,9 @@ pub const FLIGHT_LOST: u32 = 17;
 /// First-flight packets longer than `FLIGHT_CAPTURE_MAX`, or TCP first flights longer than
 /// `FLIGHT_TCP_BYTES`: reported truncated.
 pub const FLIGHT_TRUNCATED: u32 = 18;
-/// Flows whose first flight cannot be captured: the per-socket state could not be created
-/// (no memory), so only the flow itself is reported.
-pub const FLOW_UNTRACKED: u32 = 19;
+/// First-flight captures given up before they were complete: newer flows took their slots
+/// (the flows themselves are still reported).
+pub const FLIGHT_EVICTED: u32 = 19;
 
 /// Number of counters.
 pub const COUNT: u32 = 24;
@@ -62,7 +62,7 @@ pub const NAMES: [&str; COUNT as usize] = [
     "flight_seen",
     "flight_lost",
     "flight_truncated",
-    "flow_untracked",
+    "flight_evicted",
     "unused20",
     "unused21",
     "unused22",

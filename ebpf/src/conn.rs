@@ -1,17 +1,19 @@
 //! New outbound flows, from the cgroup socket-address hooks on the cgroup v2 root (kernel
-//! 4.17+; the socket and its storage are reachable from them since 5.3). They run in the
-//! calling task's context, before the kernel acts on the call:
+//! 4.17+; the socket is reachable from them since 5.3). They run in the calling task's
+//! context, before the kernel acts on the call:
 //!
 //! - `connect4`/`connect6`: every `connect()` on a TCP or UDP socket, and a TCP Fast Open
 //!   `sendmsg()` (which connects through the same path);
 //! - `sendmsg4`/`sendmsg6`: every `sendmsg()` on an unconnected UDP socket with a destination;
-//!   a flow is reported when the destination is not among the socket's recent ones
-//!   (`flows.rs`), so a socket that sends to one peer reports one flow.
+//!   a flow is reported when the (source port, destination) pair was not reported lately
+//!   (`slots.rs`), so a socket that sends to one peer reports one flow, and a datagram to a
+//!   known peer costs a few loads and one inlined array lookup.
 //!
 //! Each new flow is one [`ConnRecord`] with the process, the destination asked for and, when
-//! the socket is bound, its source. The socket is then marked (`flows.rs`) so that the egress
-//! program captures the flow's first flight (`flight.rs`), unless the destination is a DNS
-//! port (the DNS records cover those flows). Programs never refuse a call: they return 1.
+//! the socket is bound, its source. A UDP flow's destination is armed (`slots.rs`) so that the
+//! egress program captures its first datagrams (`flight.rs`); a TCP flow is armed by its SYN
+//! there, when its source port is known. Flows to a DNS port are not armed: the DNS records
+//! cover them. The programs never refuse a call: they return 1.
 
 use aya_ebpf::{
     bindings::bpf_sock,
@@ -21,17 +23,15 @@ use aya_ebpf::{
 };
 use tunnelwatch_common::{
     ConnRecord, RECORD_VERSION, RecordHeader, RecordKind,
-    limits::{
-        FLIGHT_TCP_BYTES, FLIGHT_TCP_SEGMENTS, FLIGHT_UDP_DATAGRAMS, UDP_RECENT_DESTINATIONS,
-    },
+    limits::FLIGHT_UDP_DATAGRAMS,
     records::{conn_flags, conn_origin},
     stats,
 };
 
 use crate::{
-    flows::{self, FlowState, want},
     globals, maps,
     packet::{IPPROTO_TCP, IPPROTO_UDP},
+    slots::{self, want},
     task,
 };
 
@@ -67,6 +67,9 @@ macro_rules! ctx_u32 {
     };
 }
 
+/// The second-to-last word of an IPv4-mapped IPv6 address (`::ffff:0:0/96`), in memory order.
+const V4_MAPPED: u32 = u32::from_ne_bytes([0, 0, 0xff, 0xff]);
+
 #[inline(always)]
 fn on_flow(ctx: &SockAddrContext, ip_version: u8, origin: u8) {
     // SAFETY: the context pointer is the program's own.
@@ -76,65 +79,56 @@ fn on_flow(ctx: &SockAddrContext, ip_version: u8, origin: u8) {
         return;
     }
     let protocol = protocol as u8;
-    let current = task::current();
-    if task::tgid(current) == globals::self_tgid() {
-        return;
-    }
-    let mut dst_words = [0u32; 4];
+    // The destination as the program gave it, in memory order.
+    let mut dst = [0u32; 4];
     if ip_version == 4 {
-        dst_words[0] = ctx_u32!(sa.user_ip4);
+        dst[0] = ctx_u32!(sa.user_ip4);
     } else {
-        dst_words[0] = ctx_u32!(sa.user_ip6[0]);
-        dst_words[1] = ctx_u32!(sa.user_ip6[1]);
-        dst_words[2] = ctx_u32!(sa.user_ip6[2]);
-        dst_words[3] = ctx_u32!(sa.user_ip6[3]);
+        dst[0] = ctx_u32!(sa.user_ip6[0]);
+        dst[1] = ctx_u32!(sa.user_ip6[1]);
+        dst[2] = ctx_u32!(sa.user_ip6[2]);
+        dst[3] = ctx_u32!(sa.user_ip6[3]);
     }
     // The port is stored in network order in the field's first two bytes.
     let dst_port = u16::from_be(ctx_u32!(sa.user_port) as u16);
     // SAFETY: `sk` of a sock_addr context is a full socket, never null.
     let sk: *mut bpf_sock = unsafe { sa.__bindgen_anon_1.sk };
-    let dns = globals::is_dns_port(dst_port);
+    let src_port = ctx_u32!((*sk).src_port) as u16;
+    // The destination as the egress program will read it from packets.
+    let key_addr = if ip_version == 6 && dst[0] == 0 && dst[1] == 0 && dst[2] == V4_MAPPED {
+        [dst[3], 0, 0, 0]
+    } else {
+        dst
+    };
+    let dest = slots::hash(&slots::dest_words(&key_addr, dst_port, protocol));
 
-    let state = if origin == conn_origin::SENDMSG {
-        // A datagram: a new flow only for a destination the socket did not send to lately.
-        let state = flows::get_or_create(sk);
-        if let Some(st) = state.as_deref()
-            && seen_lately(st, dest_hash(&dst_words, dst_port))
-        {
+    if origin == conn_origin::SENDMSG {
+        // A datagram: a new flow only for a (source port, destination) pair not seen lately.
+        let pair = slots::hash(&[dest as u32, (dest >> 32) as u32, src_port as u32]);
+        if slots::seen_lately(pair) {
             return;
         }
-        state
-    } else if dns {
-        flows::get(sk)
-    } else {
-        flows::get_or_create(sk)
-    };
+    }
+    let current = task::current();
+    if task::tgid(current) == globals::self_tgid() {
+        return;
+    }
 
+    // SAFETY: the context pointer is the program's own.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.sock_addr.cast()) };
     let mut flags = 0;
-    match state {
-        Some(st) => {
-            if origin == conn_origin::SENDMSG {
-                remember(st, dest_hash(&dst_words, dst_port));
-            }
-            st.index = 0;
-            st.seen = 0;
-            st.wanted = 0;
-            if dns {
-                st.want = 0;
-                st.left = 0;
-            } else if protocol == IPPROTO_TCP {
-                st.want = want::SYN | want::DATA;
-                st.left = FLIGHT_TCP_SEGMENTS;
-                st.wanted = FLIGHT_TCP_BYTES;
-                flags |= conn_flags::CAPTURING;
-            } else {
-                st.want = want::DATA;
-                st.left = FLIGHT_UDP_DATAGRAMS;
-                flags |= conn_flags::CAPTURING;
-            }
+    if globals::is_dns_port(dst_port) {
+        // The DNS records cover it.
+    } else if protocol == IPPROTO_TCP {
+        // Armed by its SYN (flight.rs).
+        flags |= conn_flags::CAPTURING;
+    } else if let Some((slot, evicted)) = slots::arm(dest, cookie) {
+        slot.want = want::DATA;
+        slot.left = FLIGHT_UDP_DATAGRAMS;
+        flags |= conn_flags::CAPTURING;
+        if evicted {
+            maps::count(stats::FLIGHT_EVICTED);
         }
-        None if !dns => maps::count(stats::FLOW_UNTRACKED),
-        None => {}
     }
 
     let mut rec = ConnRecord {
@@ -146,8 +140,7 @@ fn on_flow(ctx: &SockAddrContext, ip_version: u8, origin: u8) {
             // SAFETY: helper without arguments.
             boot_ns: unsafe { bpf_ktime_get_boot_ns() },
         },
-        // SAFETY: the context pointer is the program's own.
-        cookie: unsafe { bpf_get_socket_cookie(ctx.sock_addr.cast()) },
+        cookie,
         origin,
         ip_version,
         protocol,
@@ -155,11 +148,9 @@ fn on_flow(ctx: &SockAddrContext, ip_version: u8, origin: u8) {
         dst_port,
         ..ConnRecord::default()
     };
-    for (i, w) in dst_words.iter().enumerate() {
+    for (i, w) in dst.iter().enumerate() {
         rec.dst_addr[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
     }
-    // SAFETY: `sk` is a full socket; its source fields read as the kernel converts them.
-    let src_port = ctx_u32!((*sk).src_port) as u16;
     if src_port != 0 {
         rec.flags |= conn_flags::SRC_BOUND;
         rec.src_port = src_port;
@@ -177,42 +168,11 @@ fn on_flow(ctx: &SockAddrContext, ip_version: u8, origin: u8) {
     }
     // SAFETY: helper without arguments.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    task::fill(current, cgroup_id, &mut rec.task);
+    task::fill_lite(current, cgroup_id, &mut rec.task);
     maps::count(stats::CONN_SEEN);
-    maps::submit(
+    maps::submit_flow(
         (&raw const rec).cast(),
         core::mem::size_of::<ConnRecord>(),
         stats::CONN_LOST,
     );
-}
-
-/// A hash of a destination, never 0 (an empty slot of [`FlowState::recent`]).
-#[inline(always)]
-fn dest_hash(words: &[u32; 4], port: u16) -> u64 {
-    // FNV-1a over the address words and the port.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for w in words {
-        h = (h ^ *w as u64).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h = (h ^ port as u64).wrapping_mul(0x0000_0100_0000_01b3);
-    h | 1
-}
-
-#[inline(always)]
-fn seen_lately(st: &FlowState, h: u64) -> bool {
-    let mut i = 0;
-    while i < UDP_RECENT_DESTINATIONS {
-        if st.recent[i] == h {
-            return true;
-        }
-        i += 1;
-    }
-    false
-}
-
-#[inline(always)]
-fn remember(st: &mut FlowState, h: u64) {
-    let slot = st.recent_next as usize % UDP_RECENT_DESTINATIONS;
-    st.recent[slot] = h;
-    st.recent_next = (slot as u32 + 1) % UDP_RECENT_DESTINATIONS as u32;
 }

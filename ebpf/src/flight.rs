@@ -1,34 +1,33 @@
 //! The first flight of new flows, from the cgroup_skb egress program (`dns.rs` hands it every
-//! packet that is not DNS): a TCP connection's SYN (its source address and port) and first
-//! data segments (a TLS ClientHello), the first datagrams of a UDP flow (a QUIC Initial, a DNS
-//! query to any port). Only sockets that `conn.rs` marked in `flows.rs` are captured, each
+//! packet that is not DNS): a TCP connection's SYN (its source address and port; it arms the
+//! connection's slot) and first data segments (a TLS ClientHello), the first datagrams of a
+//! UDP flow `conn.rs` armed (a QUIC Initial, a DNS query to any port). Each flow is captured
 //! once, bounded (see `tunnelwatch_common::limits`).
 //!
-//! The common path (a packet of a socket whose first flight is done or not wanted) must cost
+//! The common path (a packet of a flow whose first flight is done or not wanted) must cost
 //! almost nothing: a TCP segment without payload (an ACK) leaves on the headers `packet::peek`
-//! read; any other packet costs one socket-storage lookup, found empty. A TCP socket's state
-//! is deleted once its first flight is captured, so its later segments find none.
+//! read; any other packet hashes its addresses and ports (read by direct packet access) and
+//! leaves after one inlined array lookup (`slots.rs`). No helper is called on that path.
 
 use aya_ebpf::{
-    bindings::bpf_sock,
     helpers::{
         bpf_ktime_get_boot_ns,
-        generated::{bpf_get_socket_cookie, bpf_sk_fullsock, bpf_skb_load_bytes},
+        generated::{bpf_get_socket_cookie, bpf_skb_load_bytes},
     },
     programs::SkBuffContext,
 };
 use tunnelwatch_common::{
     FlightRecord, RECORD_VERSION, RecordKind,
-    limits::{FLIGHT_CAPTURE_MAX, FLIGHT_TCP_BYTES},
+    limits::{FLIGHT_CAPTURE_MAX, FLIGHT_TCP_BYTES, FLIGHT_TCP_SEGMENTS},
     records::flight_flags,
     stats,
 };
 
 use crate::{
     bounded::bounded,
-    flows::{self, FlowState, want},
     maps,
-    packet::{self, Headers, IPPROTO_TCP},
+    packet::{self, Headers, IPPROTO_TCP, IPPROTO_UDP},
+    slots::{self, Slot, want},
 };
 
 /// TLS: record type of a handshake, handshake type of a ClientHello.
@@ -39,54 +38,128 @@ const TLS_CLIENT_HELLO: u8 = 0x01;
 #[inline(always)]
 pub(crate) fn egress(ctx: &SkBuffContext, h: &Headers) {
     let payload_len = ctx.len().saturating_sub(h.payload_off);
-    if h.protocol == IPPROTO_TCP && payload_len == 0 && !h.syn {
+    let tcp = h.protocol == IPPROTO_TCP;
+    if tcp && payload_len == 0 && !h.syn {
         return;
     }
-    // SAFETY: the context pointer is the program's own skb. cgroup_skb programs only run for
-    // full sockets, but the verifier wants the check.
-    let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
-    if sk.is_null() {
-        return;
-    }
-    // SAFETY: `sk` is the skb's socket, as the verifier typed it.
-    let sk = unsafe { bpf_sk_fullsock(sk) };
-    if sk.is_null() {
-        return;
-    }
-    let Some(st) = flows::get(sk) else {
+    let Some((src, dst)) = addresses(ctx, h.ip_version) else {
         return;
     };
-    let flags = if h.protocol == IPPROTO_TCP {
+    if tcp {
+        let flow = slots::hash(&tuple_words(&src, &dst, h));
         if h.syn {
-            if st.want & want::SYN == 0 {
-                return;
-            }
-            st.want &= !want::SYN;
-            flight_flags::SYN
-        } else {
-            if st.want & want::DATA == 0 {
-                return;
-            }
-            0
+            syn(ctx, h, flow, payload_len);
+        } else if let Some(slot) = slots::find(flow, || cookie(ctx)) {
+            capture(ctx, h, slot, payload_len, 0, &src, &dst);
         }
     } else {
-        if st.want & want::DATA == 0 || st.left == 0 {
-            return;
+        let flow = slots::hash(&slots::dest_words(&dst, h.dst_port, IPPROTO_UDP));
+        if let Some(slot) = slots::find(flow, || cookie(ctx)) {
+            capture(ctx, h, slot, payload_len, 0, &src, &dst);
         }
-        0
-    };
-    capture(ctx, h, sk, st, payload_len, flags);
+    }
 }
 
-/// Sends one packet of the first flight and advances the socket's state.
+#[inline(always)]
+fn cookie(ctx: &SkBuffContext) -> u64 {
+    // SAFETY: the context pointer is the program's own skb.
+    unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) }
+}
+
+/// A TCP connection's SYN: its source, and the start of its first flight (armed here, where
+/// the 4-tuple is known).
+#[inline(always)]
+fn syn(ctx: &SkBuffContext, h: &Headers, flow: u64, payload_len: u32) {
+    let c = cookie(ctx);
+    if slots::find(flow, || c).is_some_and(|s| s.index > 0) {
+        // A retransmitted SYN.
+        return;
+    }
+    let Some((slot, evicted)) = slots::arm(flow, c) else {
+        return;
+    };
+    if evicted {
+        maps::count(stats::FLIGHT_EVICTED);
+    }
+    slot.want = want::DATA;
+    slot.left = FLIGHT_TCP_SEGMENTS;
+    slot.wanted = FLIGHT_TCP_BYTES;
+    let Some((src, dst)) = addresses(ctx, h.ip_version) else {
+        return;
+    };
+    capture(ctx, h, slot, payload_len, flight_flags::SYN, &src, &dst);
+}
+
+/// The source and destination addresses as 32-bit words in memory order (IPv4 in the first),
+/// by direct packet access, else with `bpf_skb_load_bytes`.
+#[inline(always)]
+fn addresses(ctx: &SkBuffContext, ip_version: u8) -> Option<([u32; 4], [u32; 4])> {
+    // SAFETY: the context pointer is the program's own skb; every read is checked against
+    // `end`.
+    let (data, end) = unsafe {
+        (
+            (*ctx.skb.skb).data as usize,
+            (*ctx.skb.skb).data_end as usize,
+        )
+    };
+    let word = |at: usize| -> u32 {
+        // SAFETY: within bounds checked by the caller.
+        unsafe { core::ptr::read_unaligned((data + at) as *const u32) }
+    };
+    let mut src = [0u32; 4];
+    let mut dst = [0u32; 4];
+    if ip_version == 4 {
+        if data + 20 > end {
+            let (s, d) = packet::addresses(ctx, 4)?;
+            src[0] = u32::from_ne_bytes([s[0], s[1], s[2], s[3]]);
+            dst[0] = u32::from_ne_bytes([d[0], d[1], d[2], d[3]]);
+            return Some((src, dst));
+        }
+        src[0] = word(12);
+        dst[0] = word(16);
+    } else {
+        if data + 40 > end {
+            let (s, d) = packet::addresses(ctx, 6)?;
+            for i in 0..4 {
+                src[i] = u32::from_ne_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
+                dst[i] = u32::from_ne_bytes([d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]]);
+            }
+            return Some((src, dst));
+        }
+        for i in 0..4 {
+            src[i] = word(8 + 4 * i);
+            dst[i] = word(24 + 4 * i);
+        }
+    }
+    Some((src, dst))
+}
+
+/// The words of a TCP connection's 4-tuple.
+#[inline(always)]
+fn tuple_words(src: &[u32; 4], dst: &[u32; 4], h: &Headers) -> [u32; 9] {
+    [
+        src[0],
+        src[1],
+        src[2],
+        src[3],
+        dst[0],
+        dst[1],
+        dst[2],
+        dst[3],
+        ((h.src_port as u32) << 16) | h.dst_port as u32,
+    ]
+}
+
+/// Sends one packet of the first flight and advances the flow's slot.
 #[inline(always)]
 fn capture(
     ctx: &SkBuffContext,
     h: &Headers,
-    sk: *mut bpf_sock,
-    st: &mut FlowState,
+    st: &mut Slot,
     payload_len: u32,
     mut flags: u8,
+    src: &[u32; 4],
+    dst: &[u32; 4],
 ) {
     let Some(rec) = maps::FLIGHT_SCRATCH.get_ptr_mut(0) else {
         maps::count(stats::SCRATCH_MISSING);
@@ -125,7 +198,6 @@ fn capture(
         }
     }
 
-    // Advance the state before it may go (`flows::delete`).
     rec.index = st.index;
     st.index = st.index.wrapping_add(1);
     let data = payload_len > 0;
@@ -152,33 +224,28 @@ fn capture(
     if done {
         flags |= flight_flags::LAST;
         st.want = 0;
-        if tcp {
-            flows::delete(sk);
-        }
     }
 
     let mut seq = [0u8; 4];
     if tcp {
         let _ = packet::load(ctx, h.l4_off + 4, &mut seq);
     }
-    let Some((src, dst)) = packet::addresses(ctx, h.ip_version) else {
-        return;
-    };
     maps::count(stats::FLIGHT_SEEN);
     rec.header.kind = RecordKind::Flight as u8;
     rec.header.version = RECORD_VERSION;
     rec.header._pad = 0;
     // SAFETY: helper without arguments.
     rec.header.boot_ns = unsafe { bpf_ktime_get_boot_ns() };
-    // SAFETY: the context pointer is the program's own skb.
-    rec.cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };
+    rec.cookie = st.cookie;
     rec.ip_version = h.ip_version;
     rec.protocol = h.protocol;
     rec.flags = flags;
     rec.src_port = h.src_port;
     rec.dst_port = h.dst_port;
-    rec.src_addr = src;
-    rec.dst_addr = dst;
+    for i in 0..4 {
+        rec.src_addr[4 * i..4 * i + 4].copy_from_slice(&src[i].to_ne_bytes());
+        rec.dst_addr[4 * i..4 * i + 4].copy_from_slice(&dst[i].to_ne_bytes());
+    }
     rec.seq = u32::from_be_bytes(seq);
     rec.payload_len = payload_len;
     rec.captured_len = cap as u32;
@@ -190,11 +257,7 @@ fn capture(
         FlightRecord::PAYLOAD_OFFSET + bounded::<FLIGHT_CAPTURE_MAX>(cap)
     };
     rec.header.size = size as u32;
-    maps::submit(
-        (rec as *const FlightRecord).cast(),
-        size,
-        stats::FLIGHT_LOST,
-    );
+    maps::submit_flow((rec as *const FlightRecord).cast(), size, stats::FLIGHT_LOST);
 }
 
 /// How many bytes of a TCP connection's stream are its first flight, from the first `cap`

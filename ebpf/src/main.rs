@@ -7,9 +7,9 @@
 //! - `dns.rs`: `cgroup_skb` egress and ingress on the cgroup v2 root: packets to or from a DNS
 //!   port, with the process that sent them (`packet.rs` reads the headers).
 //! - `conn.rs`: cgroup `connect4/6` and `sendmsg4/6`: every new outbound flow (TCP or UDP
-//!   connect, a UDP datagram to a new destination), with the process, marking the socket
-//!   (`flows.rs`) so that the egress program captures its first flight (`flight.rs`): a TLS
-//!   ClientHello, a QUIC Initial.
+//!   connect, a UDP datagram to a new destination), with the process; `flight.rs`, from the
+//!   egress program: the flow's first flight (a TLS ClientHello, a QUIC Initial), for the
+//!   flows armed in `slots.rs`.
 #![no_std]
 #![no_main]
 
@@ -20,12 +20,12 @@ mod exe_path;
 mod exec;
 mod exit;
 mod flight;
-mod flows;
 mod fork;
 mod globals;
 mod kread;
 mod maps;
 mod packet;
+mod slots;
 mod task;
 
 /// The helpers used (probe_read_kernel, get_current_task) are GPL-only.

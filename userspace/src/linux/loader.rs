@@ -10,7 +10,7 @@ use std::{fs::File, path::PathBuf};
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, RawTracePoint},
 };
 use tunnelwatch_common::{KernelOffsets, SensorConfig, limits::DNS_PORTS_MAX, stats};
@@ -52,6 +52,9 @@ pub struct Probes {
     pub program_ids: Vec<u32>,
     /// Kernel-side diagnostics (aya-log), when the object has any.
     pub logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    /// The kernel side's coarse clock (ebpf/src/slots.rs), advanced by [`Probes::tick`].
+    epoch: Array<MapData, u32>,
+    started: std::time::Instant,
     _cgroup: File,
 }
 
@@ -139,10 +142,16 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         program_ids.extend(prog.info().ok().map(|i| i.id()));
     }
 
+    let epoch = ebpf
+        .take_map("EPOCH")
+        .ok_or_else(|| anyhow!("the eBPF object has no EPOCH map"))?;
+    let epoch = Array::try_from(epoch).context("EPOCH is not an array")?;
     Ok(Probes {
         ebpf,
         program_ids,
         logger,
+        epoch,
+        started: std::time::Instant::now(),
         _cgroup: cgroup,
     })
 }
@@ -153,6 +162,16 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::
 }
 
 impl Probes {
+    /// Advances the kernel side's coarse clock to the seconds since load: call it about once a
+    /// second. A first-flight capture lives 2 to 3 of its ticks (ebpf/src/slots.rs); without
+    /// ticks it lives until its flow is captured or a newer flow takes its place.
+    pub fn tick(&mut self) -> Result<()> {
+        let secs = self.started.elapsed().as_secs() as u32;
+        self.epoch
+            .set(0, secs, 0)
+            .context("cannot advance the kernel side's clock")
+    }
+
     /// Takes the event ring buffer (once).
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
         let map = self
