@@ -257,7 +257,11 @@ fn capture(
         FlightRecord::PAYLOAD_OFFSET + bounded::<FLIGHT_CAPTURE_MAX>(cap)
     };
     rec.header.size = size as u32;
-    maps::submit_flow((rec as *const FlightRecord).cast(), size, stats::FLIGHT_LOST);
+    maps::submit_flow(
+        (rec as *const FlightRecord).cast(),
+        size,
+        stats::FLIGHT_LOST,
+    );
 }
 
 /// How many bytes of a TCP connection's stream are its first flight, from the first `cap`

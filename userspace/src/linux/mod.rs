@@ -18,6 +18,8 @@ pub mod decode;
 #[cfg(target_os = "linux")]
 pub mod enrich;
 #[cfg(target_os = "linux")]
+pub mod flows;
+#[cfg(target_os = "linux")]
 pub mod identify;
 #[cfg(target_os = "linux")]
 pub mod loader;

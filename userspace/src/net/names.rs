@@ -81,7 +81,13 @@ impl NameCache {
 
     /// Learns from a DNS response `m` that `asker_pid` (named `asker_name`) received at `now`.
     /// Returns how many addresses it named.
-    pub fn learn(&mut self, m: &DnsMessage, asker_pid: u32, asker_name: &Arc<str>, now: u64) -> usize {
+    pub fn learn(
+        &mut self,
+        m: &DnsMessage,
+        asker_pid: u32,
+        asker_name: &Arc<str>,
+        now: u64,
+    ) -> usize {
         if !m.response || m.rcode != 0 {
             return 0;
         }
@@ -92,11 +98,9 @@ impl NameCache {
         let mut chain: Vec<&str> = vec![question.name.as_str()];
         for _ in 0..MAX_CHAIN {
             let last = chain[chain.len() - 1];
-            let Some(next) = m
-                .answers
-                .iter()
-                .find(|a| a.rtype == TYPE_CNAME && a.name == last && !chain.contains(&a.data.as_str()))
-            else {
+            let Some(next) = m.answers.iter().find(|a| {
+                a.rtype == TYPE_CNAME && a.name == last && !chain.contains(&a.data.as_str())
+            }) else {
                 break;
             };
             chain.push(&next.data);
@@ -243,7 +247,12 @@ mod tests {
         let m = response(
             "tunnel.us.ngrok.com",
             &[
-                ("tunnel.us.ngrok.com", TYPE_CNAME, 60, "edge.ngrok-cdn.example"),
+                (
+                    "tunnel.us.ngrok.com",
+                    TYPE_CNAME,
+                    60,
+                    "edge.ngrok-cdn.example",
+                ),
                 ("edge.ngrok-cdn.example", TYPE_A, 120, "203.0.113.7"),
                 ("edge.ngrok-cdn.example", TYPE_AAAA, 120, "2001:db8::7"),
                 // Not on the question's chain.
@@ -256,7 +265,10 @@ mod tests {
         assert_eq!(l.asker_pid, 700);
         assert_eq!(&*l.asker_name, "systemd-resolve");
         assert!(c.lookup(ip("2001:db8::7"), 1, 11 * S).is_some());
-        assert!(c.lookup(ip("::ffff:203.0.113.7"), 1, 11 * S).is_some(), "mapped");
+        assert!(
+            c.lookup(ip("::ffff:203.0.113.7"), 1, 11 * S).is_some(),
+            "mapped"
+        );
         assert!(c.lookup(ip("198.51.100.1"), 1, 11 * S).is_none());
         // Expired after its TTL (120 s after 10 s).
         assert!(c.lookup(ip("203.0.113.7"), 1, 130 * S + 1).is_none());
@@ -268,13 +280,35 @@ mod tests {
     fn own_answer_first_then_latest_and_short_ttls() {
         let mut c = NameCache::new();
         let p: Arc<str> = "p".into();
-        c.learn(&response("a.example", &[("a.example", TYPE_A, 0, "192.0.2.1")]), 1, &p, 0);
-        c.learn(&response("b.example", &[("b.example", TYPE_A, 300, "192.0.2.1")]), 2, &p, S);
-        assert_eq!(&*c.lookup(ip("192.0.2.1"), 1, 2 * S).unwrap().name, "a.example");
-        assert_eq!(&*c.lookup(ip("192.0.2.1"), 9, 2 * S).unwrap().name, "b.example");
+        c.learn(
+            &response("a.example", &[("a.example", TYPE_A, 0, "192.0.2.1")]),
+            1,
+            &p,
+            0,
+        );
+        c.learn(
+            &response("b.example", &[("b.example", TYPE_A, 300, "192.0.2.1")]),
+            2,
+            &p,
+            S,
+        );
+        assert_eq!(
+            &*c.lookup(ip("192.0.2.1"), 1, 2 * S).unwrap().name,
+            "a.example"
+        );
+        assert_eq!(
+            &*c.lookup(ip("192.0.2.1"), 9, 2 * S).unwrap().name,
+            "b.example"
+        );
         // TTL 0 is kept MIN_KEEP_NS.
-        assert!(c.lookup(ip("192.0.2.1"), 1, MIN_KEEP_NS - 1).is_some_and(|l| &*l.name == "a.example"));
-        assert_eq!(&*c.lookup(ip("192.0.2.1"), 1, MIN_KEEP_NS + 1).unwrap().name, "b.example");
+        assert!(
+            c.lookup(ip("192.0.2.1"), 1, MIN_KEEP_NS - 1)
+                .is_some_and(|l| &*l.name == "a.example")
+        );
+        assert_eq!(
+            &*c.lookup(ip("192.0.2.1"), 1, MIN_KEEP_NS + 1).unwrap().name,
+            "b.example"
+        );
         // Failed and non-responses teach nothing.
         let mut nx = response("c.example", &[("c.example", TYPE_A, 300, "192.0.2.3")]);
         nx.rcode = 3;
@@ -300,7 +334,12 @@ mod tests {
         let p: Arc<str> = "p".into();
         for i in 0..(MAX_ADDRESSES + 100) as u32 {
             let addr = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
-            c.learn(&response("n.example", &[("n.example", TYPE_A, 3600, &addr)]), 1, &p, i as u64);
+            c.learn(
+                &response("n.example", &[("n.example", TYPE_A, 3600, &addr)]),
+                1,
+                &p,
+                i as u64,
+            );
         }
         assert_eq!(c.len(), MAX_ADDRESSES);
         assert_eq!(c.evicted, 100);
@@ -310,8 +349,16 @@ mod tests {
         assert!(c.lookup(ip("10.0.0.100"), 1, 0).is_some());
         for i in 0..10 {
             let name = format!("n{i}.example");
-            c.learn(&response(&name, &[(&name, TYPE_A, 3600, "10.0.0.200")]), i, &p, 0);
+            c.learn(
+                &response(&name, &[(&name, TYPE_A, 3600, "10.0.0.200")]),
+                i,
+                &p,
+                0,
+            );
         }
-        assert_eq!(c.slots[&ip("10.0.0.200")].names.len(), MAX_NAMES_PER_ADDRESS);
+        assert_eq!(
+            c.slots[&ip("10.0.0.200")].names.len(),
+            MAX_NAMES_PER_ADDRESS
+        );
     }
 }

@@ -143,7 +143,12 @@ fn long_header(p: &[u8]) -> Result<LongHeader<'_>, QuicError> {
     if first & 0x80 == 0 {
         return Err(QuicError::NotQuic);
     }
-    let version = u32::from_be_bytes(p.get(1..5).ok_or(QuicError::Malformed)?.try_into().unwrap_or_default());
+    let version = u32::from_be_bytes(
+        p.get(1..5)
+            .ok_or(QuicError::Malformed)?
+            .try_into()
+            .unwrap_or_default(),
+    );
     let kind = (first >> 4) & 0x03;
     let initial = match version {
         VERSION_1 => kind == 0,
@@ -356,8 +361,9 @@ pub fn client_hello(datagrams: &[&[u8]]) -> Result<Initial, QuicError> {
                 {
                     match open(rest, &h, k) {
                         Ok(payload) => match crypto_frames(&payload) {
-                            Ok(frames) => pieces
-                                .extend(frames.into_iter().map(|(o, d)| (o, d.to_vec()))),
+                            Ok(frames) => {
+                                pieces.extend(frames.into_iter().map(|(o, d)| (o, d.to_vec())))
+                            }
                             Err(e) => {
                                 first_error.get_or_insert(e);
                             }
@@ -423,7 +429,10 @@ pub fn protect_client_initial(
     let pn_offset = header.len();
     header.extend(packet_number.to_be_bytes());
     let mut nonce = keys.iv;
-    for (n, b) in nonce[4..].iter_mut().zip((packet_number as u64).to_be_bytes()) {
+    for (n, b) in nonce[4..]
+        .iter_mut()
+        .zip((packet_number as u64).to_be_bytes())
+    {
         *n ^= b;
     }
     let tag = Aes128Gcm::new(GenericArray::from_slice(&keys.key))
@@ -494,7 +503,13 @@ mod tests {
     fn chrome_like(name: &str) -> Vec<u8> {
         // A ClientHello larger than one packet (a post-quantum key share).
         hello_msg(&[
-            (51, vec![0x04, 0xc4, 0x11, 0xec, 0x04, 0xc0].into_iter().chain(vec![1; 1216]).collect()),
+            (
+                51,
+                vec![0x04, 0xc4, 0x11, 0xec, 0x04, 0xc0]
+                    .into_iter()
+                    .chain(vec![1; 1216])
+                    .collect(),
+            ),
             alpn(&["h3"]),
             sni(name),
         ])
@@ -519,7 +534,10 @@ mod tests {
         d2.extend(protect_client_initial(VERSION_1, &dcid, 2, &[1], 0).unwrap()); // another
         let got = client_hello(&[&p1, &d2]).unwrap();
         assert_eq!(got.version, VERSION_1);
-        assert_eq!(got.client_hello.server_name.as_deref(), Some("agent.example.net"));
+        assert_eq!(
+            got.client_hello.server_name.as_deref(),
+            Some("agent.example.net")
+        );
         assert_eq!(got.client_hello.alpn, ["h3"]);
         assert!(got.client_hello.complete);
         // The first datagram alone: a ClientHello cut short, whose name (at its end) is not
@@ -547,7 +565,10 @@ mod tests {
         assert_eq!(client_hello(&[]), Err(QuicError::NotQuic));
         let mut unknown = p.clone();
         unknown[1..5].copy_from_slice(&0x5a5a_5a5au32.to_be_bytes());
-        assert_eq!(client_hello(&[&unknown]), Err(QuicError::Version(0x5a5a_5a5a)));
+        assert_eq!(
+            client_hello(&[&unknown]),
+            Err(QuicError::Version(0x5a5a_5a5a))
+        );
         // A CRYPTO stream that starts past offset 0.
         let late = protect_client_initial(VERSION_1, &dcid, 0, &crypto_frame(5, &msg), 0).unwrap();
         assert_eq!(client_hello(&[&late]), Err(QuicError::Gap));
@@ -559,7 +580,10 @@ mod tests {
 
     #[test]
     fn frames_with_lying_lengths() {
-        assert_eq!(crypto_frames(&[FRAME_CRYPTO as u8, 0, 0x40]), Err(QuicError::Malformed));
+        assert_eq!(
+            crypto_frames(&[FRAME_CRYPTO as u8, 0, 0x40]),
+            Err(QuicError::Malformed)
+        );
         // An ACK claiming 2^30 ranges.
         assert_eq!(
             crypto_frames(&[FRAME_ACK as u8, 0, 0, 0xbf, 0xff, 0xff, 0xff, 0]),
@@ -575,7 +599,11 @@ mod tests {
         assert!(reassemble(vec![(frames[0].0, vec![1])]).is_empty());
         // Overlapping pieces.
         assert_eq!(
-            reassemble(vec![(2, b"cdef".to_vec()), (0, b"abc".to_vec()), (1, b"b".to_vec())]),
+            reassemble(vec![
+                (2, b"cdef".to_vec()),
+                (0, b"abc".to_vec()),
+                (1, b"b".to_vec())
+            ]),
             b"abcdef"
         );
     }

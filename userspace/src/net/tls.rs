@@ -90,7 +90,8 @@ pub fn client_hello_from_records(stream: &[u8]) -> Result<ClientHello, TlsError>
     }
     handshake.truncate(MAX_HANDSHAKE);
     let mut hello = client_hello_from_handshake(&handshake)?;
-    hello.complete &= whole_records || message_len(&handshake).is_some_and(|n| handshake.len() >= n);
+    hello.complete &=
+        whole_records || message_len(&handshake).is_some_and(|n| handshake.len() >= n);
     Ok(hello)
 }
 
@@ -165,7 +166,10 @@ fn take_extension(ext: &TlsExtension<'_>, hello: &mut ClientHello) {
             }
         }
         TlsExtension::ALPN(protocols) => {
-            for p in protocols.iter().take(MAX_ALPN.saturating_sub(hello.alpn.len())) {
+            for p in protocols
+                .iter()
+                .take(MAX_ALPN.saturating_sub(hello.alpn.len()))
+            {
                 hello.alpn.push(printable(p, MAX_ALPN_LEN));
             }
         }
@@ -276,8 +280,18 @@ pub(crate) mod tests {
     #[test]
     fn name_and_alpn_wherever_they_are() {
         let orders = [
-            vec![grease(), sni("Tunnel.Example.COM."), alpn(&["h2", "http/1.1"]), key_share(1216)],
-            vec![key_share(1216), alpn(&["h2", "http/1.1"]), grease(), sni("tunnel.example.com")],
+            vec![
+                grease(),
+                sni("Tunnel.Example.COM."),
+                alpn(&["h2", "http/1.1"]),
+                key_share(1216),
+            ],
+            vec![
+                key_share(1216),
+                alpn(&["h2", "http/1.1"]),
+                grease(),
+                sni("tunnel.example.com"),
+            ],
         ];
         for exts in orders {
             let msg = client_hello(&exts);
@@ -289,9 +303,15 @@ pub(crate) mod tests {
                 complete: true,
             };
             assert_eq!(client_hello_from_handshake(&msg).unwrap(), want);
-            assert_eq!(client_hello_from_records(&records(&msg, 16384)).unwrap(), want);
+            assert_eq!(
+                client_hello_from_records(&records(&msg, 16384)).unwrap(),
+                want
+            );
             // Spread over records of 100 bytes.
-            assert_eq!(client_hello_from_records(&records(&msg, 100)).unwrap(), want);
+            assert_eq!(
+                client_hello_from_records(&records(&msg, 100)).unwrap(),
+                want
+            );
         }
     }
 
