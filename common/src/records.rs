@@ -222,7 +222,9 @@ pub mod conn_flags {
 
 /// A new outbound flow: a `connect()` (TCP or UDP, IPv4 or IPv6) or a UDP datagram to a new
 /// destination, with the process that started it. The destination is the one the program
-/// asked for; the source is known only when the socket was bound (see [`conn_flags`]).
+/// asked for; the source is known only when the socket was bound (see [`conn_flags`]). Of
+/// `task`, only `tgid`, `uid`, `gid`, `comm` and `cgroup_id` are filled (the program runs on
+/// every connect: user space has the rest from its process table); `loginuid` is `u32::MAX`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConnRecord {
@@ -249,18 +251,18 @@ pub struct ConnRecord {
 
 /// Flags of a [`FlightRecord`].
 pub mod flight_flags {
-    /// The connection's SYN (TCP): `seq` is its initial sequence number, and the payload, if
-    /// any, is TCP Fast Open data.
+    /// The connection's SYN (TCP), sent only when it carries TCP Fast Open data (the payload):
+    /// `seq` is its initial sequence number, the payload starts at `seq + 1`.
     pub const SYN: u8 = 1 << 0;
     /// The kernel side captures nothing more of this flow: user space need not wait for more.
     pub const LAST: u8 = 1 << 1;
 }
 
 /// One packet of a flow's first flight, as it leaves (cgroup_skb egress): a TCP connection's
-/// SYN and its first data segments (a TLS ClientHello), or the first datagrams of a UDP flow
-/// (a QUIC Initial, a DNS query to any port). Addresses and ports are the packet's, so this
-/// is where a flow's source port comes from. The kernel side sends only the used part of
-/// `payload`.
+/// first data segments (a TLS ClientHello; its SYN too when that carries Fast Open data), or
+/// the first datagrams of a UDP flow (a QUIC Initial, a DNS query to any port). Addresses and
+/// ports are the packet's, so this is where a flow's source port comes from (a connection that
+/// sends no data has none). The kernel side sends only the used part of `payload`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct FlightRecord {
@@ -273,7 +275,7 @@ pub struct FlightRecord {
     pub protocol: u8,
     /// A combination of [`flight_flags`].
     pub flags: u8,
-    /// 0 for the first packet captured of this flow (the SYN for TCP), then 1, 2, ...
+    /// 0 for the first packet captured of this flow, then 1, 2, ...
     pub index: u8,
     /// Host byte order.
     pub src_port: u16,

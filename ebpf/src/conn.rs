@@ -110,7 +110,8 @@ fn on_flow(ctx: &SockAddrContext, ip_version: u8, origin: u8) {
         }
     }
     let current = task::current();
-    if task::tgid(current) == globals::self_tgid() {
+    let tgid = task::tgid(current);
+    if tgid == globals::self_tgid() {
         return;
     }
 
@@ -168,7 +169,7 @@ fn on_flow(ctx: &SockAddrContext, ip_version: u8, origin: u8) {
     }
     // SAFETY: helper without arguments.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    task::fill_lite(current, cgroup_id, &mut rec.task);
+    task::fill_lite(current, tgid, cgroup_id, &mut rec.task);
     maps::count(stats::CONN_SEEN);
     maps::submit_flow(
         (&raw const rec).cast(),

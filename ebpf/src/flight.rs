@@ -42,13 +42,17 @@ pub(crate) fn egress(ctx: &SkBuffContext, h: &Headers) {
     if tcp && payload_len == 0 && !h.syn {
         return;
     }
+    // A SYN arms its connection's slot; anything else only matters if a slot may be live.
+    if !(tcp && h.syn) && !slots::any_live() {
+        return;
+    }
     let Some((src, dst)) = addresses(ctx, h.ip_version) else {
         return;
     };
     if tcp {
         let flow = slots::hash(&tuple_words(&src, &dst, h));
         if h.syn {
-            syn(ctx, h, flow, payload_len);
+            syn(ctx, h, flow, payload_len, &src, &dst);
         } else if let Some(slot) = slots::find(flow, || cookie(ctx)) {
             capture(ctx, h, slot, payload_len, 0, &src, &dst);
         }
@@ -66,12 +70,20 @@ fn cookie(ctx: &SkBuffContext) -> u64 {
     unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) }
 }
 
-/// A TCP connection's SYN: its source, and the start of its first flight (armed here, where
-/// the 4-tuple is known).
+/// A TCP connection's SYN arms its slot (the 4-tuple is known from here on). It is sent only
+/// when it carries data (TCP Fast Open): otherwise the first data segment's record brings the
+/// source address and port, at no extra record per connection.
 #[inline(always)]
-fn syn(ctx: &SkBuffContext, h: &Headers, flow: u64, payload_len: u32) {
+fn syn(
+    ctx: &SkBuffContext,
+    h: &Headers,
+    flow: u64,
+    payload_len: u32,
+    src: &[u32; 4],
+    dst: &[u32; 4],
+) {
     let c = cookie(ctx);
-    if slots::find(flow, || c).is_some_and(|s| s.index > 0) {
+    if slots::find(flow, || c).is_some() {
         // A retransmitted SYN.
         return;
     }
@@ -84,10 +96,9 @@ fn syn(ctx: &SkBuffContext, h: &Headers, flow: u64, payload_len: u32) {
     slot.want = want::DATA;
     slot.left = FLIGHT_TCP_SEGMENTS;
     slot.wanted = FLIGHT_TCP_BYTES;
-    let Some((src, dst)) = addresses(ctx, h.ip_version) else {
-        return;
-    };
-    capture(ctx, h, slot, payload_len, flight_flags::SYN, &src, &dst);
+    if payload_len > 0 {
+        capture(ctx, h, slot, payload_len, flight_flags::SYN, src, dst);
+    }
 }
 
 /// The source and destination addresses as 32-bit words in memory order (IPv4 in the first),

@@ -13,7 +13,8 @@
 //!   sending to one peer reports one flow; a pair is reported again after [`DEDUP_EPOCHS`].
 //! - [`EPOCH`]: a coarse clock (seconds) user space advances: a slot lives [`SLOT_EPOCHS`],
 //!   enough for a connection's first flight (one round trip after `connect()`), so a flow that
-//!   never sends, or a socket that closed first, costs nothing after that.
+//!   never sends, or a socket that closed first, costs nothing after that; and the epoch of the
+//!   latest arming, so that when no slot can be live a packet leaves after that one lookup.
 //!
 //! Collisions are harmless: a packet of another flow that hashes to a live slot costs a cookie
 //! read and is not captured; a new flow that finds both ways of its bucket busy takes the
@@ -85,30 +86,41 @@ pub(crate) struct Seen {
 #[map]
 pub(crate) static DEDUP: Array<Seen> = Array::with_max_entries(DEDUP_ENTRIES, 0);
 
-/// The coarse clock, in seconds, written by user space (`loader::Probes::tick`).
+/// The coarse clock: at [`NOW`], the time in seconds, written by user space
+/// (`loader::Probes::tick`); at [`ARMED`], the epoch of the latest arming (+1; 0: never),
+/// written here.
 #[map]
-pub(crate) static EPOCH: Array<u32> = Array::with_max_entries(1, 0);
+pub(crate) static EPOCH: Array<u32> = Array::with_max_entries(2, 0);
+pub(crate) const NOW: u32 = 0;
+pub(crate) const ARMED: u32 = 1;
 
 #[inline(always)]
 pub(crate) fn epoch() -> u32 {
-    EPOCH.get(0).copied().unwrap_or(0)
+    EPOCH.get(NOW).copied().unwrap_or(0)
 }
 
-/// FNV-1a over 32-bit words: the same value whether the words come from a socket address
-/// (`conn.rs`) or from the packet (`flight.rs`). Never 0.
+/// Whether any slot may be live: one was armed within [`SLOT_EPOCHS`]. The first gate of a
+/// packet's common path (two inlined lookups): a host that started no flow lately pays no more.
+#[inline(always)]
+pub(crate) fn any_live() -> bool {
+    let armed = EPOCH.get(ARMED).copied().unwrap_or(0);
+    armed != 0 && epoch().wrapping_sub(armed.wrapping_sub(1)) < SLOT_EPOCHS
+}
+
+/// A hash of 32-bit words, the same whether they come from a socket address (`conn.rs`) or
+/// from the packet (`flight.rs`): the words folded with rotations (independent operations),
+/// then one multiply (a 64-bit one, whose high half is well mixed). Never 0. Not a
+/// cryptographic hash: a collision costs a cookie read or a capture, nothing more.
 #[inline(always)]
 pub(crate) fn hash(words: &[u32]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut i = 0;
     while i < words.len() {
-        h = (h ^ words[i] as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= (words[i] as u64).rotate_left((i as u32 * 21) % 64);
         i += 1;
     }
-    // A final mix so that the low bits (the bucket) depend on every word.
-    h ^= h >> 29;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 32;
-    h | 1
+    (h ^ (h >> 31)) | 1
 }
 
 /// A destination's words: the address (IPv4 in the first word, the rest 0; IPv4-mapped IPv6
@@ -149,9 +161,14 @@ pub(crate) fn find(h: u64, cookie: impl FnOnce() -> u64) -> Option<&'static mut 
     // a capture incomplete, which user space copes with.
     let b = unsafe { &mut *b };
     let tag = tag_of(h);
+    let tag0 = b.slots[0].tag == tag;
+    let tag1 = b.slots[1].tag == tag;
+    if !tag0 && !tag1 {
+        return None;
+    }
     let now = epoch();
-    let hit0 = b.slots[0].tag == tag && live(&b.slots[0], now);
-    let hit1 = b.slots[1].tag == tag && live(&b.slots[1], now);
+    let hit0 = tag0 && live(&b.slots[0], now);
+    let hit1 = tag1 && live(&b.slots[1], now);
     if !hit0 && !hit1 {
         return None;
     }
@@ -188,6 +205,10 @@ pub(crate) fn arm(h: u64, cookie: u64) -> Option<(&'static mut Slot, bool)> {
     } else {
         1
     };
+    if let Some(a) = EPOCH.get_ptr_mut(ARMED) {
+        // SAFETY: an array value; racing writers all write about the same epoch.
+        unsafe { *a = now.wrapping_add(1) };
+    }
     let s = &mut b.slots[pick];
     let evicted = live(s, now) && !(s.tag == tag && s.cookie == cookie);
     *s = Slot {

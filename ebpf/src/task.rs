@@ -63,15 +63,13 @@ pub(crate) fn fill(task: *const u8, cgroup_id: u64, info: &mut TaskInfo) {
     comm(task, &mut info.comm);
 }
 
-/// Fills the fields of `info` that the flow records carry for the current task: ids, comm,
-/// real uid and gid, parent and cgroup (start time, euid and login uid stay 0: user space has
-/// them from its process table). Fewer reads than [`fill`]: each helper call counts in a
+/// Fills the fields of `info` that the flow records carry for the current task `task`, whose
+/// process id is `tgid`: comm, real uid and gid, and cgroup (the rest stays 0: user space has
+/// it from its process table). Fewer reads than [`fill`]: each helper call counts in a
 /// program that runs on every connect.
 #[inline(always)]
-pub(crate) fn fill_lite(task: *const u8, cgroup_id: u64, info: &mut TaskInfo) {
-    info.tgid = tgid(task);
-    info.pid = pid(task);
-    info.ppid = tgid(real_parent(task));
+pub(crate) fn fill_lite(task: *const u8, tgid: u32, cgroup_id: u64, info: &mut TaskInfo) {
+    info.tgid = tgid;
     // SAFETY: a helper without arguments.
     let ids = unsafe { aya_ebpf::helpers::generated::bpf_get_current_uid_gid() };
     info.uid = ids as u32;

@@ -167,6 +167,7 @@ impl Probes {
     /// ticks it lives until its flow is captured or a newer flow takes its place.
     pub fn tick(&mut self) -> Result<()> {
         let secs = self.started.elapsed().as_secs() as u32;
+        // Entry 0: the time; entry 1 is the kernel side's.
         self.epoch
             .set(0, secs, 0)
             .context("cannot advance the kernel side's clock")
