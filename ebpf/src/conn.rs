@@ -36,24 +36,36 @@ use crate::{
 };
 
 #[cgroup_sock_addr(connect4)]
+// Inlined into the entry point the macro wraps it in: a BPF-to-BPF call per run costs
+// 10-20 ns here (a return through the CPU's speculation mitigations).
+#[inline(always)]
 pub fn conn_connect4(ctx: SockAddrContext) -> i32 {
     on_flow(&ctx, 4, conn_origin::CONNECT);
     1
 }
 
 #[cgroup_sock_addr(connect6)]
+// Inlined into the entry point the macro wraps it in: a BPF-to-BPF call per run costs
+// 10-20 ns here (a return through the CPU's speculation mitigations).
+#[inline(always)]
 pub fn conn_connect6(ctx: SockAddrContext) -> i32 {
     on_flow(&ctx, 6, conn_origin::CONNECT);
     1
 }
 
 #[cgroup_sock_addr(sendmsg4)]
+// Inlined into the entry point the macro wraps it in: a BPF-to-BPF call per run costs
+// 10-20 ns here (a return through the CPU's speculation mitigations).
+#[inline(always)]
 pub fn conn_sendmsg4(ctx: SockAddrContext) -> i32 {
     on_flow(&ctx, 4, conn_origin::SENDMSG);
     1
 }
 
 #[cgroup_sock_addr(sendmsg6)]
+// Inlined into the entry point the macro wraps it in: a BPF-to-BPF call per run costs
+// 10-20 ns here (a return through the CPU's speculation mitigations).
+#[inline(always)]
 pub fn conn_sendmsg6(ctx: SockAddrContext) -> i32 {
     on_flow(&ctx, 6, conn_origin::SENDMSG);
     1
@@ -95,17 +107,16 @@ fn on_flow(ctx: &SockAddrContext, ip_version: u8, origin: u8) {
     let sk: *mut bpf_sock = unsafe { sa.__bindgen_anon_1.sk };
     let src_port = ctx_u32!((*sk).src_port) as u16;
     // The destination as the egress program will read it from packets.
-    let key_addr = if ip_version == 6 && dst[0] == 0 && dst[1] == 0 && dst[2] == V4_MAPPED {
-        [dst[3], 0, 0, 0]
+    let mapped = ip_version == 6 && dst[0] == 0 && dst[1] == 0 && dst[2] == V4_MAPPED;
+    let dest = if mapped {
+        slots::dest_hash(&[dst[3], 0, 0, 0], false, dst_port, protocol)
     } else {
-        dst
+        slots::dest_hash(&dst, ip_version == 6, dst_port, protocol)
     };
-    let dest = slots::hash(&slots::dest_words(&key_addr, dst_port, protocol));
 
     if origin == conn_origin::SENDMSG {
         // A datagram: a new flow only for a (source port, destination) pair not seen lately.
-        let pair = slots::hash(&[dest as u32, (dest >> 32) as u32, src_port as u32]);
-        if slots::seen_lately(pair) {
+        if slots::seen_lately(slots::pair_hash(dest, src_port)) {
             return;
         }
     }

@@ -36,6 +36,9 @@ use crate::{
 /// Egress: DNS packets, and the first flight of the connections `conn.rs` marked
 /// (`flight.rs`). Every other packet leaves after the header bytes [`packet::peek`] reads.
 #[cgroup_skb(egress)]
+// Inlined into the entry point the macro wraps it in: a BPF-to-BPF call per run costs
+// 10-20 ns here (a return through the CPU's speculation mitigations).
+#[inline(always)]
 pub fn dns_egress(ctx: SkBuffContext) -> i32 {
     match packet::peek(&ctx) {
         Peeked::Other => {}
@@ -46,6 +49,9 @@ pub fn dns_egress(ctx: SkBuffContext) -> i32 {
 }
 
 #[cgroup_skb(ingress)]
+// Inlined into the entry point the macro wraps it in: a BPF-to-BPF call per run costs
+// 10-20 ns here (a return through the CPU's speculation mitigations).
+#[inline(always)]
 pub fn dns_ingress(ctx: SkBuffContext) -> i32 {
     match packet::peek(&ctx) {
         Peeked::Other => {}

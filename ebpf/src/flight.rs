@@ -50,14 +50,15 @@ pub(crate) fn egress(ctx: &SkBuffContext, h: &Headers) {
         return;
     };
     if tcp {
-        let flow = slots::hash(&tuple_words(&src, &dst, h));
+        let ports = ((h.src_port as u32) << 16) | h.dst_port as u32;
+        let flow = slots::tuple_hash(&src, &dst, h.ip_version == 6, ports);
         if h.syn {
             syn(ctx, h, flow, payload_len, &src, &dst);
         } else if let Some(slot) = slots::find(flow, || cookie(ctx)) {
             capture(ctx, h, slot, payload_len, 0, &src, &dst);
         }
     } else {
-        let flow = slots::hash(&slots::dest_words(&dst, h.dst_port, IPPROTO_UDP));
+        let flow = slots::dest_hash(&dst, h.ip_version == 6, h.dst_port, IPPROTO_UDP);
         if let Some(slot) = slots::find(flow, || cookie(ctx)) {
             capture(ctx, h, slot, payload_len, 0, &src, &dst);
         }
@@ -143,22 +144,6 @@ fn addresses(ctx: &SkBuffContext, ip_version: u8) -> Option<([u32; 4], [u32; 4])
         }
     }
     Some((src, dst))
-}
-
-/// The words of a TCP connection's 4-tuple.
-#[inline(always)]
-fn tuple_words(src: &[u32; 4], dst: &[u32; 4], h: &Headers) -> [u32; 9] {
-    [
-        src[0],
-        src[1],
-        src[2],
-        src[3],
-        dst[0],
-        dst[1],
-        dst[2],
-        dst[3],
-        ((h.src_port as u32) << 16) | h.dst_port as u32,
-    ]
 }
 
 /// Sends one packet of the first flight and advances the flow's slot.

@@ -107,34 +107,54 @@ pub(crate) fn any_live() -> bool {
     armed != 0 && epoch().wrapping_sub(armed.wrapping_sub(1)) < SLOT_EPOCHS
 }
 
-/// A hash of 32-bit words, the same whether they come from a socket address (`conn.rs`) or
-/// from the packet (`flight.rs`): the words folded with rotations (independent operations),
-/// then one multiply (a 64-bit one, whose high half is well mixed). Never 0. Not a
-/// cryptographic hash: a collision costs a cookie read or a capture, nothing more.
+/// Odd constants for the multiplies below (from SplitMix64 and the golden ratio).
+const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+const K2: u64 = 0xbf58_476d_1ce4_e5b9;
+const K3: u64 = 0x94d0_49bb_1331_11eb;
+
 #[inline(always)]
-pub(crate) fn hash(words: &[u32]) -> u64 {
-    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut i = 0;
-    while i < words.len() {
-        h ^= (words[i] as u64).rotate_left((i as u32 * 21) % 64);
-        i += 1;
-    }
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+fn pair(a: u32, b: u32) -> u64 {
+    ((a as u64) << 32) | b as u64
+}
+
+/// The last mix: the high half of a 64-bit product depends on every bit below it. Never 0.
+#[inline(always)]
+fn finish(h: u64) -> u64 {
+    let h = h.wrapping_mul(K2);
     (h ^ (h >> 31)) | 1
 }
 
-/// A destination's words: the address (IPv4 in the first word, the rest 0; IPv4-mapped IPv6
-/// as IPv4) and the port, as they sit in memory (network order).
+/// A hash of a destination: address (IPv4 in the first word; IPv4-mapped IPv6 is IPv4, so
+/// `v6` is false for it), port and protocol, the same whether they come from a socket address
+/// (`conn.rs`) or a packet (`flight.rs`). The words are paired into 64-bit lanes, so an IPv4
+/// destination costs one multiply: this runs on every UDP packet while a flow may be armed.
+/// Not a cryptographic hash: a collision costs a cookie read or a capture, nothing more.
 #[inline(always)]
-pub(crate) fn dest_words(addr: &[u32; 4], port: u16, protocol: u8) -> [u32; 6] {
-    [
-        addr[0],
-        addr[1],
-        addr[2],
-        addr[3],
-        port as u32,
-        protocol as u32,
-    ]
+pub(crate) fn dest_hash(addr: &[u32; 4], v6: bool, port: u16, protocol: u8) -> u64 {
+    let mut h = pair(addr[0], ((protocol as u32) << 16) | port as u32);
+    if v6 {
+        h ^= pair(addr[1], addr[2]).wrapping_mul(K1) ^ (addr[3] as u64).wrapping_mul(K3);
+    }
+    finish(h)
+}
+
+/// A hash of a TCP connection's 4-tuple, as its packets show it; `ports` is the source port
+/// in the high half and the destination port in the low half.
+#[inline(always)]
+pub(crate) fn tuple_hash(src: &[u32; 4], dst: &[u32; 4], v6: bool, ports: u32) -> u64 {
+    let mut h = pair(src[0], dst[0]) ^ (ports as u64).wrapping_mul(K1);
+    if v6 {
+        h ^= pair(src[1], src[2]).wrapping_mul(K3)
+            ^ pair(src[3], dst[1]).wrapping_mul(K1)
+            ^ pair(dst[2], dst[3]).wrapping_mul(K3).rotate_left(17);
+    }
+    finish(h)
+}
+
+/// A hash of an unconnected UDP socket's (source port, destination hash `dest`).
+#[inline(always)]
+pub(crate) fn pair_hash(dest: u64, src_port: u16) -> u64 {
+    finish(dest ^ (src_port as u64).wrapping_mul(K1))
 }
 
 #[inline(always)]

@@ -288,7 +288,10 @@ fn tcp_client(dst: SocketAddr, data: &[u8], cuts: &[usize], after: &str) -> u32 
 /// The stream starts at the first data segment captured (index 0): no SYN is sent without
 /// Fast Open data.
 fn tcp_stream(flights: &[Flight]) -> (Vec<&Flight>, Vec<u8>) {
-    assert!(flights.iter().all(|f| f.flags & flight_flags::SYN == 0), "{flights:#?}");
+    assert!(
+        flights.iter().all(|f| f.flags & flight_flags::SYN == 0),
+        "{flights:#?}"
+    );
     let mut data: Vec<&Flight> = flights.iter().collect();
     data.sort_by_key(|f| f.index);
     assert_eq!(data.first().map(|f| f.index), Some(0), "{data:#?}");

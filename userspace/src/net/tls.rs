@@ -315,6 +315,40 @@ pub(crate) mod tests {
         }
     }
 
+    /// ClientHellos real clients sent (tests/fixtures/client_hello/README.md), read whole and
+    /// split at every byte into two records' worth of TCP stream.
+    #[test]
+    fn real_clients() {
+        let cases: [(&[u8], &str, &[&str]); 3] = [
+            (
+                include_bytes!("../../tests/fixtures/client_hello/openssl.bin"),
+                "tunnel.us.ngrok.com",
+                &["h2", "http/1.1"],
+            ),
+            (
+                include_bytes!("../../tests/fixtures/client_hello/curl.bin"),
+                "connect.ngrok-agent.com",
+                &["h2", "http/1.1"],
+            ),
+            (
+                include_bytes!("../../tests/fixtures/client_hello/python.bin"),
+                "region1.v2.argotunnel.com",
+                &["h2"],
+            ),
+        ];
+        for (bytes, name, alpn) in cases {
+            let h = client_hello_from_records(bytes).unwrap();
+            assert_eq!(h.server_name.as_deref(), Some(name));
+            assert_eq!(h.alpn, alpn);
+            assert!(h.complete && !h.ech);
+            // The same handshake message, re-cut into records of every size.
+            let msg = &bytes[5..];
+            for size in [1, 7, 100, 300] {
+                assert_eq!(client_hello_from_records(&records(msg, size)).unwrap(), h);
+            }
+        }
+    }
+
     #[test]
     fn without_name_with_ech_and_odd_bytes() {
         let msg = client_hello(&[alpn(&["cf-tunnel"]), (EXT_ECH, vec![0; 40])]);
