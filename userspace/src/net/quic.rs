@@ -578,6 +578,33 @@ mod tests {
         }
     }
 
+    /// tests/fixtures/quic/initial.bin: curl's ClientHello (tests/fixtures/client_hello/) in
+    /// a QUIC v1 client Initial, as `protect_client_initial` builds it (deterministic: the keys
+    /// come from the connection id). The bench's QUIC storm sends it. Rewritten when
+    /// TUNNELWATCH_WRITE_FIXTURES is set.
+    #[test]
+    fn initial_fixture() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let hello = std::fs::read(format!("{dir}/client_hello/curl.bin")).unwrap();
+        let dcid = hex("c0ffee0123456789");
+        let built =
+            protect_client_initial(VERSION_1, &dcid, 0, &crypto_frame(0, &hello[5..]), 1200)
+                .unwrap();
+        let path = format!("{dir}/quic/initial.bin");
+        if std::env::var_os("TUNNELWATCH_WRITE_FIXTURES").is_some() {
+            std::fs::create_dir_all(format!("{dir}/quic")).unwrap();
+            std::fs::write(&path, &built).unwrap();
+        }
+        let fixture = std::fs::read(&path).unwrap();
+        assert_eq!(fixture, built);
+        let got = client_hello(&[&fixture]).unwrap();
+        assert_eq!(
+            got.client_hello.server_name.as_deref(),
+            Some("connect.ngrok-agent.com")
+        );
+        assert_eq!(fixture.len(), 1200);
+    }
+
     #[test]
     fn frames_with_lying_lengths() {
         assert_eq!(
