@@ -178,20 +178,25 @@ fn take_extension(ext: &TlsExtension<'_>, hello: &mut ClientHello) {
     }
 }
 
-/// A server name as DNS names are shown; `None` when empty.
+/// A server name as DNS names are shown (the sensor's DNS decoder's form): lower case, no
+/// trailing dot, bytes other than graphic ASCII as `\DDD`, a backslash as `\\`; `None`
+/// when nothing is left.
 fn server_name(raw: &[u8]) -> Option<String> {
-    // normalize_name escapes what is not graphic ASCII; it takes text, so bytes that are not
-    // UTF-8 are escaped first, the same way.
+    let mut raw = &raw[..raw.len().min(255)];
+    // A fully qualified name's dot, or several: none is kept.
+    while let [rest @ .., b'.'] = raw {
+        raw = rest;
+    }
     let mut text = String::with_capacity(raw.len());
-    for &b in raw.iter().take(255) {
-        if b.is_ascii_graphic() {
-            text.push(b as char);
-        } else {
-            text.push_str(&format!("\\{b:03}"));
+    for &b in raw {
+        match b {
+            b'\\' => text.push_str("\\\\"),
+            b if b.is_ascii_graphic() => text.push(b as char),
+            b => text.push_str(&format!("\\{b:03}")),
         }
     }
     let name = normalize_name(&text);
-    (!name.is_empty() && name != ".").then_some(name)
+    (!name.is_empty()).then_some(name)
 }
 
 /// Printable ASCII, other bytes as `\xHH`, at most `max` input bytes.
@@ -359,6 +364,15 @@ pub(crate) mod tests {
         let msg = client_hello(&[sni("a b\u{7f}.example"), alpn(&["x\\y\u{1}"])]);
         let h = client_hello_from_handshake(&msg).unwrap();
         assert_eq!(h.server_name.as_deref(), Some("a\\032b\\127.example"));
+        // Trailing dots go, all of them; a backslash is escaped; only dots is no name.
+        for (raw, want) in [
+            ("X.Example..", Some("x.example")),
+            ("a\\.", Some("a\\\\")),
+            ("...", None),
+        ] {
+            let h = client_hello_from_handshake(&client_hello(&[sni(raw)])).unwrap();
+            assert_eq!(h.server_name.as_deref(), want, "{raw:?}");
+        }
         assert_eq!(h.alpn, ["x\\x5cy\\x01"]);
     }
 
