@@ -21,7 +21,7 @@ use aya::maps::{MapData, RingBuf};
 use tunnelwatch::linux::{
     btf_offsets,
     decode::{self, Record},
-    loader::{self, KernelStats, LoadOptions, Probes},
+    loader::{self, KernelClock, KernelStats, LoadOptions, Probes},
     preflight,
 };
 use tunnelwatch_common::{
@@ -64,7 +64,8 @@ struct Flight {
 /// The programs, loaded and attached, and their ring.
 struct Kernel {
     /// Keeps the programs attached.
-    probes: Probes,
+    _probes: Probes,
+    clock: KernelClock,
     ring: RingBuf<MapData>,
     stats: KernelStats,
     conns: Vec<ConnRecord>,
@@ -85,8 +86,10 @@ impl Kernel {
         .expect("load and attach");
         let ring = probes.take_events().expect("events ring");
         let stats = probes.take_stats().expect("stats");
+        let clock = probes.take_clock().expect("clock");
         Kernel {
-            probes,
+            _probes: probes,
+            clock,
             ring,
             stats,
             conns: Vec::new(),
@@ -98,7 +101,7 @@ impl Kernel {
     fn wait(&mut self, pid: u32, what: &str, done: impl Fn(&[ConnRecord], &[Flight]) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            self.probes.tick().expect("tick");
+            self.clock.tick().expect("tick");
             while let Some(item) = self.ring.next() {
                 match decode::decode(&item) {
                     Ok(Record::Conn(c)) => self.conns.push(c),

@@ -52,9 +52,6 @@ pub struct Probes {
     pub program_ids: Vec<u32>,
     /// Kernel-side diagnostics (aya-log), when the object has any.
     pub logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
-    /// The kernel side's coarse clock (ebpf/src/slots.rs), advanced by [`Probes::tick`].
-    epoch: Array<MapData, u32>,
-    started: std::time::Instant,
     _cgroup: File,
 }
 
@@ -142,16 +139,10 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         program_ids.extend(prog.info().ok().map(|i| i.id()));
     }
 
-    let epoch = ebpf
-        .take_map("EPOCH")
-        .ok_or_else(|| anyhow!("the eBPF object has no EPOCH map"))?;
-    let epoch = Array::try_from(epoch).context("EPOCH is not an array")?;
     Ok(Probes {
         ebpf,
         program_ids,
         logger,
-        epoch,
-        started: std::time::Instant::now(),
         _cgroup: cgroup,
     })
 }
@@ -162,15 +153,16 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::
 }
 
 impl Probes {
-    /// Advances the kernel side's coarse clock to the seconds since load: call it about once a
-    /// second. A first-flight capture lives 2 to 3 of its ticks (ebpf/src/slots.rs); without
-    /// ticks it lives until its flow is captured or a newer flow takes its place.
-    pub fn tick(&mut self) -> Result<()> {
-        let secs = self.started.elapsed().as_secs() as u32;
-        // Entry 0: the time; entry 1 is the kernel side's.
-        self.epoch
-            .set(0, secs, 0)
-            .context("cannot advance the kernel side's clock")
+    /// Takes the kernel side's coarse clock (once).
+    pub fn take_clock(&mut self) -> Result<KernelClock> {
+        let map = self
+            .ebpf
+            .take_map("EPOCH")
+            .ok_or_else(|| anyhow!("the eBPF object has no EPOCH map"))?;
+        Ok(KernelClock {
+            map: Array::try_from(map).context("EPOCH is not an array")?,
+            started: std::time::Instant::now(),
+        })
     }
 
     /// Takes the event ring buffer (once).
@@ -191,6 +183,25 @@ impl Probes {
         Ok(KernelStats {
             map: PerCpuArray::try_from(map).context("STATS is not a per-CPU array")?,
         })
+    }
+}
+
+/// The kernel side's coarse clock (ebpf/src/slots.rs): a first-flight capture lives 2 to 3 of
+/// its ticks; without ticks it lives until its flow is captured or a newer flow takes its
+/// place.
+pub struct KernelClock {
+    map: Array<MapData, u32>,
+    started: std::time::Instant,
+}
+
+impl KernelClock {
+    /// Advances the clock to the seconds since it was taken: call it about once a second.
+    pub fn tick(&mut self) -> Result<()> {
+        let secs = self.started.elapsed().as_secs() as u32;
+        // Entry 0: the time; entry 1 is the kernel side's.
+        self.map
+            .set(0, secs, 0)
+            .context("cannot advance the kernel side's clock")
     }
 }
 

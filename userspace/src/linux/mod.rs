@@ -4,7 +4,8 @@
 //! sensors.
 //!
 //! The data flows one way: `loader` attaches, `sensor` reads the rings, `decode` parses records,
-//! `enrich` (with `proc_table`, `procfs`, `users`, `identify`, `clock`) makes engine events,
+//! `enrich` (with `proc_table`, `procfs`, `users`, `identify`, `clock`, and `connections` with
+//! `flows` for connections) makes engine events,
 //! the engine's step writes lines to `output`. Each file says what it uses; none uses `sensor`.
 
 #[cfg(target_os = "linux")]
@@ -13,6 +14,8 @@ pub mod btf_offsets;
 pub mod cgroup;
 #[cfg(target_os = "linux")]
 pub mod clock;
+#[cfg(target_os = "linux")]
+pub mod connections;
 #[cfg(target_os = "linux")]
 pub mod decode;
 #[cfg(target_os = "linux")]
