@@ -436,11 +436,11 @@ fn connection_value(field: Field, e: &ConnectionEvent) -> Value<'_> {
     let flag = |b: bool| Value::Str(if b { "true" } else { "false" });
     match field {
         Host => Value::str(&e.host),
-        DestIp => Value::Ip(e.dest.ip()),
+        DestIp => Value::Ip(canonical_ip(e.dest.ip())),
         DestPort => Value::Int(e.dest.port().into()),
         DestName => Value::str(&e.dest_name),
         DestIsIpv6 => flag(e.dest.is_ipv6()),
-        Src => e.src.map_or(Value::Absent, |a| Value::Ip(a.ip())),
+        Src => e.src.map_or(Value::Absent, |a| Value::Ip(canonical_ip(a.ip()))),
         SrcPort => e
             .src
             .filter(|a| a.port() != 0)

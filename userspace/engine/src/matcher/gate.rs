@@ -32,17 +32,24 @@ const MAX_GROUPS: usize = 3;
 const EXTRA_GROUP_COST: f64 = 4.0;
 
 /// Whether the prefilter may gate on `field`: a text field with many distinct values (not
-/// `message_type`, `transport`, ... whose few values would open the gate for most events).
+/// `message_type`, `transport`, ... whose few values would open the gate for most events), or
+/// a connection's destination port or address (searched as text: the rules that watch ports
+/// and addresses have no other literal).
 fn gates_on(field: Field) -> bool {
-    field.is_text()
-        && !matches!(
-            field,
-            Field::Initiated
-                | Field::MessageType
-                | Field::Transport
-                | Field::QueryType
-                | Field::ReplyCode
-        )
+    matches!(field, Field::DestPort | Field::DestIp)
+        || field.is_text()
+            && !matches!(
+                field,
+                Field::Initiated
+                    | Field::MessageType
+                    | Field::Transport
+                    | Field::QueryType
+                    | Field::ReplyCode
+                    | Field::NameSource
+                    | Field::App
+                    | Field::DestIsIpv6
+                    | Field::SrcIsIpv6
+            )
 }
 
 /// How often a literal of `field` is expected to open the gate, relatively: an exact process

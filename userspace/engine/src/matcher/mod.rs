@@ -21,7 +21,7 @@ use scan::Bucket;
 
 use crate::{
     event::{DnsMessageType, Event, Platform},
-    field::{Category, Value},
+    field::{Category, StackStr, Value},
     rule::{DnsPhase, Rule},
 };
 
@@ -138,6 +138,9 @@ impl Matcher {
         for s in &b.scanners {
             match s.field.value(event) {
                 Value::Str(v) => s.scan(v, 0, &mut cx),
+                // Ports and addresses, as the rules' values are written.
+                Value::Int(n) => s.scan(StackStr::render(n).as_str(), 0, &mut cx),
+                Value::Ip(ip) => s.scan(StackStr::render(ip).as_str(), 0, &mut cx),
                 Value::Strs(list) => {
                     for (i, v) in list.iter().enumerate() {
                         if !v.is_empty() {
