@@ -440,7 +440,9 @@ fn connection_value(field: Field, e: &ConnectionEvent) -> Value<'_> {
         DestPort => Value::Int(e.dest.port().into()),
         DestName => Value::str(&e.dest_name),
         DestIsIpv6 => flag(e.dest.is_ipv6()),
-        Src => e.src.map_or(Value::Absent, |a| Value::Ip(canonical_ip(a.ip()))),
+        Src => e
+            .src
+            .map_or(Value::Absent, |a| Value::Ip(canonical_ip(a.ip()))),
         SrcPort => e
             .src
             .filter(|a| a.port() != 0)
