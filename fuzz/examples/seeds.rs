@@ -10,7 +10,8 @@
 //!   section headers present, renamed and stripped, and hostile heads: sparse section tables
 //!   claiming 2^25, 2^31 and 2^58 entries, an address to nowhere, a string 2^63 bytes long.
 //! - `record_decode`: ring-buffer records as the kernel side writes them (exec, fork, exit, DNS
-//!   over UDP and TCP, IPv4 and IPv6) and sequences of them (fork, exec, query, response, exit).
+//!   over UDP and TCP, IPv4 and IPv6, flows and their first flights) and sequences of them
+//!   (fork, exec, query, response, exit; a flow and its ClientHello or QUIC Initial).
 //! - `tls_client_hello`: ClientHellos real clients sent (openssl, curl, python; from
 //!   userspace/tests/fixtures/client_hello/), the same spread over small records, cut short,
 //!   and without a record layer.
@@ -38,7 +39,7 @@ use hickory_proto::{
 };
 use tunnelwatch_common::{
     limits::DNS_CAPTURE_MAX,
-    records::{direction, exec_flags, owner_source},
+    records::{conn_flags, direction, exec_flags, flight_flags, owner_source},
 };
 use tunnelwatch_fuzz::records::{self, Flow};
 use tunnelwatch_identify::testing::{
@@ -595,6 +596,40 @@ fn record_seeds() -> Vec<(String, Vec<u8>)> {
     let big = big_response(77);
     let dns_cut = records::dns(ngrok, back, &big, big.len() as u32);
 
+    // Connections: a TLS one named by its ClientHello (in two segments), a QUIC one, one
+    // named by the DNS answer above (3.4.5.6), and a datagram that is a DNS query to 5300.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../userspace/tests/fixtures");
+    let hello = fs::read(root.join("client_hello/curl.bin")).expect("fixture");
+    let initial = fs::read(root.join("quic/initial.bin")).expect("fixture");
+    let local = v4([127, 0, 0, 1], 41000);
+    let edge = v4([127, 0, 0, 1], 443);
+    let capturing = conn_flags::CAPTURING;
+    let tls = records::concat(&[
+        records::conn(ngrok, 7, true, edge, capturing),
+        records::flight(7, true, (local, edge), 1000, 0, &hello[..100]),
+        records::flight(7, true, (local, edge), 1100, flight_flags::LAST, &hello[100..]),
+    ]);
+    let quic = records::concat(&[
+        records::conn(ngrok, 8, false, v4([127, 0, 0, 1], 7844), capturing),
+        records::flight(8, false, (local, v4([127, 0, 0, 1], 7844)), 0, 0, &initial),
+    ]);
+    let named = records::concat(&[
+        dns_query.clone(),
+        dns_answer.clone(),
+        records::conn(ngrok, 9, true, v4([3, 4, 5, 6], 443), 0),
+    ]);
+    let other_port = records::concat(&[
+        records::conn(ngrok, 10, false, v4([127, 0, 0, 1], 5300), capturing),
+        records::flight(
+            10,
+            false,
+            (local, v4([127, 0, 0, 1], 5300)),
+            0,
+            flight_flags::LAST,
+            &query,
+        ),
+    ]);
+
     vec![
         ("exec".into(), exec_ngrok.clone()),
         ("exec-truncated-memfd".into(), exec_truncated),
@@ -604,6 +639,10 @@ fn record_seeds() -> Vec<(String, Vec<u8>)> {
         ("dns-udp-query".into(), dns_query.clone()),
         ("dns-tcp6-segment".into(), tcp6),
         ("dns-udp-cut".into(), dns_cut),
+        ("conn-tls".into(), tls),
+        ("conn-quic".into(), quic),
+        ("conn-named-by-dns".into(), named),
+        ("conn-dns-other-port".into(), other_port),
         (
             "sequence".into(),
             records::concat(&[

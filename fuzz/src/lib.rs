@@ -140,8 +140,10 @@ pub fn record_decode(data: &[u8]) {
                 (&jailed, 1)
             }
             Ok(Record::Dns(_)) => (entry, MAX_TCP_MESSAGES * MAX_QUESTIONS),
-            Ok(Record::Fork(_) | Record::Exit(_) | Record::Conn(_) | Record::Flight(_))
-            | Err(_) => (entry, 0),
+            // A flow that ends here (or an older one handed out to make room, or one the same
+            // socket held), and the DNS query its first datagram may be.
+            Ok(Record::Conn(_) | Record::Flight(_)) => (entry, 2 * (1 + MAX_QUESTIONS)),
+            Ok(Record::Fork(_) | Record::Exit(_)) | Err(_) => (entry, 0),
         };
         let before = events.len();
         enricher.handle(input, &mut events);
@@ -201,6 +203,16 @@ fn check_event(ev: &Event) {
         Event::Dns(d) => {
             check_name(&d.query);
             assert!(d.answers.len() <= MAX_ANSWERS);
+        }
+        Event::Connection(c) => {
+            for name in [&c.dest_name, &c.server_name, &c.dns_name] {
+                if !name.is_empty() {
+                    check_name(name);
+                }
+            }
+            assert!(c.name_source.is_some() == !c.dest_name.is_empty());
+            assert!(c.alpn.len() <= MAX_ALPN);
+            assert!(matches!(c.transport, "tcp" | "udp"), "{}", c.transport);
         }
         Event::Process(p) => {
             assert!(
