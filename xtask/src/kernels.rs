@@ -214,6 +214,7 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
         "exec alert",
         "dns alert",
         "identified",
+        "conn alert",
         "exit",
         "load ms",
         "seconds"
@@ -232,6 +233,7 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
             mark(o.check("exec_alert")),
             mark(o.check("dns_alert")),
             mark(o.check("identified")),
+            mark(o.check("conn_alert")),
             mark(o.check("exit")),
             o.ready_ms().map_or_else(|| "-".into(), |ms| ms.to_string()),
             o.seconds,
