@@ -446,6 +446,7 @@ pub fn etl_reader(data: &[u8]) {
                 assert!(!d.query.is_empty());
                 events += 1;
             }
+            Ok(Event::Connection(_)) => panic!("ETL traces carry no connections yet"),
             Err(_) => break,
         }
         // Every event comes from at least one record of at least 16 bytes.
