@@ -42,8 +42,8 @@ pub struct Args {
     /// Before starting, wait (up to 30 minutes) until the 1-minute load average is below LOAD.
     #[arg(long, value_name = "LOAD")]
     pub wait_load: Option<f64>,
-    /// Workloads of the overhead phase, comma-separated: exec, udp, tcp, dns, build (default:
-    /// all).
+    /// Workloads of the overhead phase, comma-separated: exec, udp, tcp, dns, build, connect,
+    /// tls, udpflow, quic (default: all).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub workloads: Vec<String>,
     /// Configurations of the overhead phase besides bare, comma-separated: tunnelwatch, auditd,
