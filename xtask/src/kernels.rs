@@ -206,7 +206,7 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
         None => "-",
     };
     println!(
-        "\n{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<10} {:<6} {:>8} {:>7}  refused",
+        "\n{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<10} {:<10} {:<6} {:>8} {:>7}  refused",
         "kernel",
         "release",
         "btf",
@@ -225,7 +225,7 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
             .as_ref()
             .map_or(image.release.as_str(), |r| r.kernel.as_str());
         println!(
-            "{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<10} {:<6} {:>8} {:>7.1}  {}",
+            "{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<10} {:<10} {:<6} {:>8} {:>7.1}  {}",
             o.name,
             release,
             if image.btf { "yes" } else { "no" },
