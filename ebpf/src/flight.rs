@@ -43,7 +43,7 @@ pub(crate) fn egress(ctx: &SkBuffContext, h: &Headers) {
         return;
     }
     // A SYN arms its connection's slot; anything else only matters if a slot may be live.
-    if !(tcp && h.syn) && !slots::any_live() {
+    if !(tcp && h.syn || slots::any_live()) {
         return;
     }
     let Some((src, dst)) = addresses(ctx, h.ip_version) else {

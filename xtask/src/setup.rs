@@ -139,6 +139,13 @@ fn e2e_python() -> Result<()> {
     let spec = format!("aioquic=={AIOQUIC_VERSION}");
     sh(
         &python_s,
-        &["-m", "pip", "install", "--quiet", "--disable-pip-version-check", &spec],
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &spec,
+        ],
     )
 }
