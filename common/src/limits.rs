@@ -26,6 +26,28 @@ pub const EXEC_DATA_SLACK: usize = FILENAME_MAX;
 /// Bytes of a DNS packet's transport payload copied per packet (a power of two).
 pub const DNS_CAPTURE_MAX: usize = 2048;
 
+/// Bytes of one packet of a connection's first flight copied per record (a power of two): a
+/// TLS ClientHello with post-quantum key shares (about 1.8 KB) or padded with tickets and ECH,
+/// or a QUIC Initial datagram (1200 to 1500 bytes), fits whole.
+pub const FLIGHT_CAPTURE_MAX: usize = 8192;
+
+/// Bytes of a TCP connection's first flight captured in all, over at most
+/// [`FLIGHT_TCP_SEGMENTS`] data segments: a ClientHello that spans two or three segments (an
+/// MTU of 1500), or that a client spread over several TLS records, is whole up to this.
+pub const FLIGHT_TCP_BYTES: u32 = 8192;
+
+/// Data segments of a TCP connection's first flight captured at most.
+pub const FLIGHT_TCP_SEGMENTS: u8 = 4;
+
+/// Datagrams of a UDP flow captured (its first ones): Chrome sends a large ClientHello in two
+/// QUIC Initial packets; glibc sends the A and AAAA queries of one lookup back to back.
+pub const FLIGHT_UDP_DATAGRAMS: u8 = 2;
+
+/// Destinations an unconnected UDP socket remembers to tell a new flow from an old one (its
+/// most recent ones): a socket that sends to more destinations in turn reports a flow again
+/// when it comes back to one it forgot.
+pub const UDP_RECENT_DESTINATIONS: usize = 8;
+
 /// Ports watched for DNS when none are configured.
 pub const DEFAULT_DNS_PORTS: [u16; 1] = [53];
 
@@ -38,9 +60,16 @@ pub const DNS_PORTS_MAX: usize = 8;
 /// ebpf/src/maps.rs and userspace/src/linux/sensor.rs).
 pub const WAKE_COALESCE_NS: u64 = 1_000_000;
 
+/// Wake-up coalescing of flow and first-flight records (longer than [`WAKE_COALESCE_NS`]:
+/// user space holds a flow up to `FLOW_HOLD_NS` for its first flight anyway). User space, once
+/// woken, drains the ring every this long until a drain finds it empty, so that no such
+/// record waits longer than about this.
+pub const FLOW_WAKE_COALESCE_NS: u64 = 20_000_000;
+
 /// Task command name length (`TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
 
 const _: () = assert!(EXEC_DATA_SIZE.is_power_of_two());
 const _: () = assert!(DNS_CAPTURE_MAX.is_power_of_two());
+const _: () = assert!(FLIGHT_CAPTURE_MAX.is_power_of_two());
 const _: () = assert!(ARGS_MAX + FILENAME_MAX + PATH_MAX <= EXEC_DATA_SIZE);

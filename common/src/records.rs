@@ -2,7 +2,9 @@
 //! bytes than `size_of` a record when its trailing data area is not full (`header.size`
 //! says how many), so user space must decode with bounds checks.
 
-use crate::limits::{COMM_LEN, DNS_CAPTURE_MAX, EXEC_DATA_SIZE, EXEC_DATA_SLACK};
+use crate::limits::{
+    COMM_LEN, DNS_CAPTURE_MAX, EXEC_DATA_SIZE, EXEC_DATA_SLACK, FLIGHT_CAPTURE_MAX,
+};
 
 /// Layout version of every record; bumped on any change.
 pub const RECORD_VERSION: u8 = 4;
@@ -15,6 +17,8 @@ pub enum RecordKind {
     Fork = 2,
     Exit = 3,
     Dns = 4,
+    Conn = 5,
+    Flight = 6,
 }
 
 impl RecordKind {
@@ -24,6 +28,8 @@ impl RecordKind {
             2 => Some(Self::Fork),
             3 => Some(Self::Exit),
             4 => Some(Self::Dns),
+            5 => Some(Self::Conn),
+            6 => Some(Self::Flight),
             _ => None,
         }
     }
@@ -210,6 +216,105 @@ pub mod tcp_flags {
 
 impl DnsRecord {
     pub const PAYLOAD_OFFSET: usize = core::mem::offset_of!(DnsRecord, payload);
+}
+
+/// How the kernel side saw a new outbound flow.
+pub mod conn_origin {
+    /// `connect()` on a TCP or UDP socket, or a TCP Fast Open `sendmsg()` (cgroup
+    /// `connect4`/`connect6`, in the caller's context, before the kernel acts on it).
+    pub const CONNECT: u8 = 1;
+    /// An unconnected UDP `sendmsg()` to a destination the socket had not sent to lately
+    /// (cgroup `sendmsg4`/`sendmsg6`).
+    pub const SENDMSG: u8 = 2;
+}
+
+/// Flags of a [`ConnRecord`].
+pub mod conn_flags {
+    /// The socket was bound already: `src_addr` and `src_port` hold its local address (the
+    /// address may still be the unspecified one). Otherwise the kernel picks them later and
+    /// the flow's first [`FlightRecord`](super::FlightRecord) carries them.
+    pub const SRC_BOUND: u8 = 1 << 0;
+    /// The kernel side captures this flow's first flight: [`FlightRecord`](super::FlightRecord)s
+    /// with the same cookie follow (none for flows to a DNS port, which the DNS records cover).
+    pub const CAPTURING: u8 = 1 << 1;
+}
+
+/// A new outbound flow: a `connect()` (TCP or UDP, IPv4 or IPv6) or a UDP datagram to a new
+/// destination, with the process that started it. The destination is the one the program
+/// asked for; the source is known only when the socket was bound (see [`conn_flags`]). Of
+/// `task`, only `tgid`, `uid`, `gid`, `comm` and `cgroup_id` are filled (the program runs on
+/// every connect: user space has the rest from its process table); `loginuid` is `u32::MAX`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConnRecord {
+    pub header: RecordHeader,
+    pub task: TaskInfo,
+    /// Socket cookie (`bpf_get_socket_cookie`): ties the flow to its [`FlightRecord`]s and to
+    /// DNS records of the same socket.
+    pub cookie: u64,
+    /// One of [`conn_origin`].
+    pub origin: u8,
+    /// 4 or 6 (the family of the socket address; an IPv4-mapped IPv6 address stays 6).
+    pub ip_version: u8,
+    /// IPPROTO_TCP (6) or IPPROTO_UDP (17).
+    pub protocol: u8,
+    /// A combination of [`conn_flags`].
+    pub flags: u8,
+    /// Host byte order; 0 when not bound yet.
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// IPv4 in the first 4 bytes, or IPv6.
+    pub src_addr: [u8; 16],
+    pub dst_addr: [u8; 16],
+}
+
+/// Flags of a [`FlightRecord`].
+pub mod flight_flags {
+    /// The connection's SYN (TCP), sent only when it carries TCP Fast Open data (the payload):
+    /// `seq` is its initial sequence number, the payload starts at `seq + 1`.
+    pub const SYN: u8 = 1 << 0;
+    /// The kernel side captures nothing more of this flow: user space need not wait for more.
+    pub const LAST: u8 = 1 << 1;
+}
+
+/// One packet of a flow's first flight, as it leaves (cgroup_skb egress): a TCP connection's
+/// first data segments (a TLS ClientHello; its SYN too when that carries Fast Open data), or
+/// the first datagrams of a UDP flow (a QUIC Initial, a DNS query to any port). Addresses and
+/// ports are the packet's, so this is where a flow's source port comes from (a connection that
+/// sends no data has none). The kernel side sends only the used part of `payload`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FlightRecord {
+    pub header: RecordHeader,
+    /// Socket cookie of the flow's [`ConnRecord`].
+    pub cookie: u64,
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// IPPROTO_TCP (6) or IPPROTO_UDP (17).
+    pub protocol: u8,
+    /// A combination of [`flight_flags`].
+    pub flags: u8,
+    /// 0 for the first packet captured of this flow, then 1, 2, ...
+    pub index: u8,
+    /// Host byte order.
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// IPv4 in the first 4 bytes, or IPv6.
+    pub src_addr: [u8; 16],
+    pub dst_addr: [u8; 16],
+    /// TCP sequence number of the first payload byte (of the SYN itself with
+    /// [`flight_flags::SYN`]); 0 for UDP.
+    pub seq: u32,
+    /// Transport payload length in the packet.
+    pub payload_len: u32,
+    /// Bytes of it copied into `payload` (at most `FLIGHT_CAPTURE_MAX`).
+    pub captured_len: u32,
+    pub _pad: u32,
+    pub payload: [u8; FLIGHT_CAPTURE_MAX],
+}
+
+impl FlightRecord {
+    pub const PAYLOAD_OFFSET: usize = core::mem::offset_of!(FlightRecord, payload);
 }
 
 /// Global configuration handed to the programs as a read-only global.

@@ -23,8 +23,23 @@ pub const DNS_UNPARSED: u32 = 12;
 /// A per-CPU scratch buffer was missing (cannot happen unless the map is broken).
 pub const SCRATCH_MISSING: u32 = 13;
 
+/// New outbound flows seen (connect, or a UDP datagram to a new destination).
+pub const CONN_SEEN: u32 = 14;
+/// ... and not reported: the ring buffer was full.
+pub const CONN_LOST: u32 = 15;
+/// Packets of first flights captured (TCP SYN and first data segments, first UDP datagrams).
+pub const FLIGHT_SEEN: u32 = 16;
+/// ... and not reported: the ring buffer was full.
+pub const FLIGHT_LOST: u32 = 17;
+/// First-flight packets longer than `FLIGHT_CAPTURE_MAX`, or TCP first flights longer than
+/// `FLIGHT_TCP_BYTES`: reported truncated.
+pub const FLIGHT_TRUNCATED: u32 = 18;
+/// First-flight captures given up before they were complete: newer flows took their slots
+/// (the flows themselves are still reported).
+pub const FLIGHT_EVICTED: u32 = 19;
+
 /// Number of counters.
-pub const COUNT: u32 = 16;
+pub const COUNT: u32 = 24;
 
 /// Human names, indexed by counter.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -42,6 +57,14 @@ pub const NAMES: [&str; COUNT as usize] = [
     "dns_truncated",
     "dns_unparsed",
     "scratch_missing",
-    "unused14",
-    "unused15",
+    "conn_seen",
+    "conn_lost",
+    "flight_seen",
+    "flight_lost",
+    "flight_truncated",
+    "flight_evicted",
+    "unused20",
+    "unused21",
+    "unused22",
+    "unused23",
 ];

@@ -5,19 +5,27 @@
 //! - `fork.rs`, `exit.rs`: `sched_process_fork` / `sched_process_exit`, so user space can keep a
 //!   process table that names the sender of a DNS packet after it is gone.
 //! - `dns.rs`: `cgroup_skb` egress and ingress on the cgroup v2 root: packets to or from a DNS
-//!   port, with the process that sent them.
+//!   port, with the process that sent them (`packet.rs` reads the headers).
+//! - `conn.rs`: cgroup `connect4/6` and `sendmsg4/6`: every new outbound flow (TCP or UDP
+//!   connect, a UDP datagram to a new destination), with the process; `flight.rs`, from the
+//!   egress program: the flow's first flight (a TLS ClientHello, a QUIC Initial), for the
+//!   flows armed in `slots.rs`.
 #![no_std]
 #![no_main]
 
 mod bounded;
+mod conn;
 mod dns;
 mod exe_path;
 mod exec;
 mod exit;
+mod flight;
 mod fork;
 mod globals;
 mod kread;
 mod maps;
+mod packet;
+mod slots;
 mod task;
 
 /// The helpers used (probe_read_kernel, get_current_task) are GPL-only.

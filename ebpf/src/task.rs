@@ -63,6 +63,22 @@ pub(crate) fn fill(task: *const u8, cgroup_id: u64, info: &mut TaskInfo) {
     comm(task, &mut info.comm);
 }
 
+/// Fills the fields of `info` that the flow records carry for the current task `task`, whose
+/// process id is `tgid`: comm, real uid and gid, and cgroup (the rest stays 0: user space has
+/// it from its process table). Fewer reads than [`fill`]: each helper call counts in a
+/// program that runs on every connect.
+#[inline(always)]
+pub(crate) fn fill_lite(task: *const u8, tgid: u32, cgroup_id: u64, info: &mut TaskInfo) {
+    info.tgid = tgid;
+    // SAFETY: a helper without arguments.
+    let ids = unsafe { aya_ebpf::helpers::generated::bpf_get_current_uid_gid() };
+    info.uid = ids as u32;
+    info.gid = (ids >> 32) as u32;
+    info.loginuid = u32::MAX;
+    info.cgroup_id = cgroup_id;
+    comm(task, &mut info.comm);
+}
+
 /// The real parent of `task`.
 #[inline(always)]
 pub(crate) fn real_parent(task: *const u8) -> *const u8 {

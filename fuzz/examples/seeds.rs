@@ -10,7 +10,13 @@
 //!   section headers present, renamed and stripped, and hostile heads: sparse section tables
 //!   claiming 2^25, 2^31 and 2^58 entries, an address to nowhere, a string 2^63 bytes long.
 //! - `record_decode`: ring-buffer records as the kernel side writes them (exec, fork, exit, DNS
-//!   over UDP and TCP, IPv4 and IPv6) and sequences of them (fork, exec, query, response, exit).
+//!   over UDP and TCP, IPv4 and IPv6, flows and their first flights) and sequences of them
+//!   (fork, exec, query, response, exit; a flow and its ClientHello or QUIC Initial).
+//! - `tls_client_hello`: ClientHellos real clients sent (openssl, curl, python; from
+//!   userspace/tests/fixtures/client_hello/), the same spread over small records, cut short,
+//!   and without a record layer.
+//! - `quic_initial`: the same ClientHellos in CRYPTO frames, to be sealed (bit 0 of the first
+//!   byte), and as protected Initial datagrams.
 //! - `rule_loader`: configuration files and a broken rule (the shipped rules, `../rules/`, are
 //!   a seed directory of their own: `cargo xtask fuzz` passes it to libFuzzer).
 
@@ -33,7 +39,7 @@ use hickory_proto::{
 };
 use tunnelwatch_common::{
     limits::DNS_CAPTURE_MAX,
-    records::{direction, exec_flags, owner_source},
+    records::{conn_flags, direction, exec_flags, flight_flags, owner_source},
 };
 use tunnelwatch_fuzz::records::{self, Flow};
 use tunnelwatch_identify::testing::{
@@ -46,6 +52,8 @@ fn main() {
     write(root, "dns_message", &dns);
     write(root, "go_buildinfo", &executable_seeds());
     write(root, "record_decode", &record_seeds());
+    write(root, "tls_client_hello", &tls_seeds(root));
+    write(root, "quic_initial", &quic_seeds(root));
     write(root, "rule_loader", &rule_seeds());
     write(root, "process_v4", &process_v4_seeds());
     write(root, "etl_reader", &etl_seeds());
@@ -194,6 +202,70 @@ fn etl_seeds() -> Vec<(String, Vec<u8>)> {
         }
     }
     out
+}
+
+/// The ClientHellos of userspace/tests/fixtures/client_hello/, as TLS records.
+fn real_hellos(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let dir = root.join("../userspace/tests/fixtures/client_hello");
+    ["openssl", "curl", "python"]
+        .iter()
+        .map(|n| {
+            let bytes = fs::read(dir.join(format!("{n}.bin"))).expect("fixture");
+            (n.to_string(), bytes)
+        })
+        .collect()
+}
+
+/// A handshake message in TLS records of at most `max` bytes of content.
+fn tls_records(msg: &[u8], max: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in msg.chunks(max) {
+        out.extend([0x16, 0x03, 0x01]);
+        out.extend((chunk.len() as u16).to_be_bytes());
+        out.extend(chunk);
+    }
+    out
+}
+
+fn tls_seeds(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    for (name, rec) in real_hellos(root) {
+        let msg = rec[5..].to_vec();
+        seeds.push((format!("{name}-records"), rec.clone()));
+        seeds.push((format!("{name}-small-records"), tls_records(&msg, 50)));
+        seeds.push((format!("{name}-cut"), rec[..rec.len() / 2].to_vec()));
+        seeds.push((format!("{name}-handshake"), msg));
+    }
+    seeds
+}
+
+fn quic_seeds(root: &Path) -> Vec<(String, Vec<u8>)> {
+    use tunnelwatch::net::quic::{VERSION_1, crypto_frame, protect_client_initial};
+    let mut seeds = Vec::new();
+    for (name, rec) in real_hellos(root) {
+        let msg = &rec[5..];
+        let (a, b) = msg.split_at(msg.len() / 2);
+        // Sealed by the target: frames out of order, split between two packets.
+        let mut frames = crypto_frame(a.len() as u64, b);
+        frames.push(0x01);
+        frames.extend(crypto_frame(0, a));
+        let mut sealed = vec![0x01, 0x80];
+        sealed.extend(&frames);
+        seeds.push((format!("{name}-sealed"), sealed));
+        // Protected datagrams, as a client sends them.
+        let mut datagrams = vec![0x00];
+        for (pn, part) in [crypto_frame(0, a), crypto_frame(a.len() as u64, b)]
+            .iter()
+            .enumerate()
+        {
+            let p = protect_client_initial(VERSION_1, &[0x42; 8], pn as u32, part, 1200)
+                .expect("packet");
+            datagrams.extend((p.len() as u16).to_be_bytes());
+            datagrams.extend(p);
+        }
+        seeds.push((format!("{name}-datagrams"), datagrams));
+    }
+    seeds
 }
 
 fn write(root: &Path, target: &str, seeds: &[(String, Vec<u8>)]) {
@@ -524,6 +596,40 @@ fn record_seeds() -> Vec<(String, Vec<u8>)> {
     let big = big_response(77);
     let dns_cut = records::dns(ngrok, back, &big, big.len() as u32);
 
+    // Connections: a TLS one named by its ClientHello (in two segments), a QUIC one, one
+    // named by the DNS answer above (3.4.5.6), and a datagram that is a DNS query to 5300.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../userspace/tests/fixtures");
+    let hello = fs::read(root.join("client_hello/curl.bin")).expect("fixture");
+    let initial = fs::read(root.join("quic/initial.bin")).expect("fixture");
+    let local = v4([127, 0, 0, 1], 41000);
+    let edge = v4([127, 0, 0, 1], 443);
+    let capturing = conn_flags::CAPTURING;
+    let tls = records::concat(&[
+        records::conn(ngrok, 7, true, edge, capturing),
+        records::flight(7, true, (local, edge), 1000, 0, &hello[..100]),
+        records::flight(7, true, (local, edge), 1100, flight_flags::LAST, &hello[100..]),
+    ]);
+    let quic = records::concat(&[
+        records::conn(ngrok, 8, false, v4([127, 0, 0, 1], 7844), capturing),
+        records::flight(8, false, (local, v4([127, 0, 0, 1], 7844)), 0, 0, &initial),
+    ]);
+    let named = records::concat(&[
+        dns_query.clone(),
+        dns_answer.clone(),
+        records::conn(ngrok, 9, true, v4([3, 4, 5, 6], 443), 0),
+    ]);
+    let other_port = records::concat(&[
+        records::conn(ngrok, 10, false, v4([127, 0, 0, 1], 5300), capturing),
+        records::flight(
+            10,
+            false,
+            (local, v4([127, 0, 0, 1], 5300)),
+            0,
+            flight_flags::LAST,
+            &query,
+        ),
+    ]);
+
     vec![
         ("exec".into(), exec_ngrok.clone()),
         ("exec-truncated-memfd".into(), exec_truncated),
@@ -533,6 +639,10 @@ fn record_seeds() -> Vec<(String, Vec<u8>)> {
         ("dns-udp-query".into(), dns_query.clone()),
         ("dns-tcp6-segment".into(), tcp6),
         ("dns-udp-cut".into(), dns_cut),
+        ("conn-tls".into(), tls),
+        ("conn-quic".into(), quic),
+        ("conn-named-by-dns".into(), named),
+        ("conn-dns-other-port".into(), other_port),
         (
             "sequence".into(),
             records::concat(&[

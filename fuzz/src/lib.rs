@@ -4,13 +4,19 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use tunnelwatch::linux::{
-    decode::{self, DecodeError, Record},
-    enrich::Enricher,
-    proc_table::ProcTable,
-    settings::{LinuxSettings, MAX_DNS_PORTS, RING_BUFFER_MAX, RING_BUFFER_MIN},
+use tunnelwatch::{
+    linux::{
+        decode::{self, DecodeError, Record},
+        enrich::Enricher,
+        proc_table::ProcTable,
+        settings::{LinuxSettings, MAX_DNS_PORTS, RING_BUFFER_MAX, RING_BUFFER_MIN},
+    },
+    net::{
+        quic,
+        tls::{self, ClientHello, MAX_ALPN, MAX_ALPN_LEN},
+    },
 };
-use tunnelwatch_common::limits::{DNS_CAPTURE_MAX, EXEC_DATA_SIZE};
+use tunnelwatch_common::limits::{DNS_CAPTURE_MAX, EXEC_DATA_SIZE, FLIGHT_CAPTURE_MAX};
 use tunnelwatch_engine::{
     config::Config,
     dns::{self, DnsError, DnsMessage, MAX_ANSWERS, MAX_DATA_LEN, MAX_QUESTIONS, MAX_TCP_MESSAGES},
@@ -137,6 +143,9 @@ pub fn record_decode(data: &[u8]) {
             // question an event, and a response whose query was not seen one more (the
             // inferred query).
             Ok(Record::Dns(_)) => (entry, 2 * MAX_TCP_MESSAGES * MAX_QUESTIONS),
+            // A flow that ends here (or an older one handed out to make room, or one the same
+            // socket held), and the DNS query its first datagram may be.
+            Ok(Record::Conn(_) | Record::Flight(_)) => (entry, 2 * (1 + MAX_QUESTIONS)),
             Ok(Record::Fork(_) | Record::Exit(_)) | Err(_) => (entry, 0),
         };
         let before = events.len();
@@ -181,7 +190,11 @@ fn check_decoded(bytes: &[u8], decoded: &Result<Record<'_>, DecodeError>) {
             assert!(inside(d.payload), "DNS payload outside the record");
             assert!(d.payload.len() <= DNS_CAPTURE_MAX);
         }
-        Ok(Record::Fork(_) | Record::Exit(_)) => {}
+        Ok(Record::Flight(f)) => {
+            assert!(inside(f.payload), "flight payload outside the record");
+            assert!(f.payload.len() <= FLIGHT_CAPTURE_MAX);
+        }
+        Ok(Record::Fork(_) | Record::Exit(_) | Record::Conn(_)) => {}
         Err(e) => {
             let _ = e.to_string();
         }
@@ -193,6 +206,16 @@ fn check_event(ev: &Event) {
         Event::Dns(d) => {
             check_name(&d.query);
             assert!(d.answers.len() <= MAX_ANSWERS);
+        }
+        Event::Connection(c) => {
+            for name in [&c.dest_name, &c.server_name, &c.dns_name] {
+                if !name.is_empty() {
+                    check_name(name);
+                }
+            }
+            assert!(c.name_source.is_some() == !c.dest_name.is_empty());
+            assert!(c.alpn.len() <= MAX_ALPN);
+            assert!(matches!(c.transport, "tcp" | "udp"), "{}", c.transport);
         }
         Event::Process(p) => {
             // The executable's path lies in the jail; when it is a dynamic loader run
@@ -207,6 +230,86 @@ fn check_event(ev: &Event) {
                 exe.is_empty() || exe.starts_with(&format!("/{}/", records::NO_SUCH_DIR)),
                 "exec path {exe:?} escaped the jail"
             );
+        }
+    }
+}
+
+/// `tls_client_hello`: the input as the start of a TCP stream (TLS records) and as handshake
+/// messages (a QUIC CRYPTO stream).
+pub fn tls_client_hello(data: &[u8]) {
+    for r in [
+        tls::client_hello_from_records(data),
+        tls::client_hello_from_handshake(data),
+    ] {
+        match r {
+            Ok(h) => check_hello(&h),
+            Err(e) => {
+                let _ = e.to_string();
+            }
+        }
+    }
+}
+
+/// What every ClientHello read must satisfy: a server name is a normalized name (as DNS
+/// names are); at most `MAX_ALPN` protocols, each printable ASCII from at most `MAX_ALPN_LEN`
+/// bytes (4 characters per escaped byte).
+pub fn check_hello(h: &ClientHello) {
+    if let Some(name) = &h.server_name {
+        check_name(name);
+    }
+    assert!(h.alpn.len() <= MAX_ALPN, "{} ALPN protocols", h.alpn.len());
+    for a in &h.alpn {
+        assert!(a.len() <= 4 * MAX_ALPN_LEN, "ALPN of {} bytes", a.len());
+        assert!(a.bytes().all(|b| (0x20..0x7f).contains(&b)), "ALPN {a:?}");
+    }
+}
+
+/// `quic_initial`: the first byte picks how the rest is read. Bit 0 clear: datagrams, each
+/// after a 2-byte length (the last takes what is left), as a flow's first datagrams. Bit 0
+/// set: frames (from byte 2 on) sealed into one or two client Initial packets (QUIC v2 when
+/// bit 1 is set; the second byte says where to split), so that they decrypt and the frame
+/// reader, the CRYPTO reassembly and the TLS reader see the fuzzer's bytes. Frames are also
+/// read as they are.
+pub fn quic_initial(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let packets: Vec<Vec<u8>> = if mode & 1 == 0 {
+        let mut out = Vec::new();
+        let mut rest = rest;
+        while !rest.is_empty() && out.len() < 4 {
+            if rest.len() < 2 {
+                out.push(rest.to_vec());
+                break;
+            }
+            let n = (u16::from_be_bytes([rest[0], rest[1]]) as usize).min(rest.len() - 2);
+            out.push(rest[2..2 + n].to_vec());
+            rest = &rest[2 + n..];
+        }
+        out
+    } else {
+        let Some((&split, frames)) = rest.split_first() else {
+            return;
+        };
+        let _ = quic::crypto_frames(frames);
+        let version = if mode & 2 != 0 {
+            quic::VERSION_2
+        } else {
+            quic::VERSION_1
+        };
+        let at = (split as usize * frames.len() / 255).min(frames.len());
+        let dcid = [0x5a; 8];
+        [&frames[..at], &frames[at..]]
+            .iter()
+            .enumerate()
+            .filter_map(|(pn, f)| quic::protect_client_initial(version, &dcid, pn as u32, f, 1200))
+            .collect()
+    };
+    let datagrams: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
+    match quic::client_hello(&datagrams) {
+        Ok(i) => check_hello(&i.client_hello),
+        Err(e) => {
+            let _ = e.to_string();
         }
     }
 }
@@ -350,6 +453,7 @@ pub fn etl_reader(data: &[u8]) {
                 assert!(!d.query.is_empty());
                 events += 1;
             }
+            Ok(Event::Connection(_)) => panic!("ETL traces carry no connections yet"),
             Err(_) => break,
         }
         // Every event comes from at least one record of at least 16 bytes.

@@ -6,8 +6,8 @@ use std::mem::{offset_of, size_of};
 
 use tunnelwatch::linux::decode::Exec;
 use tunnelwatch_common::{
-    DnsRecord, ExecRecord, ExitRecord, ForkRecord, RECORD_VERSION, RecordHeader, RecordKind,
-    TaskInfo, limits::EXEC_DATA_SIZE,
+    ConnRecord, DnsRecord, ExecRecord, ExitRecord, FlightRecord, ForkRecord, RECORD_VERSION,
+    RecordHeader, RecordKind, TaskInfo, limits::EXEC_DATA_SIZE, records::conn_origin,
 };
 
 /// Most records taken from one input.
@@ -148,6 +148,55 @@ pub fn dns(task: TaskInfo, flow: Flow, payload: &[u8], payload_len: u32) -> Vec<
     rec.payload_len = payload_len;
     let size = DnsRecord::PAYLOAD_OFFSET + n;
     rec.header = header(RecordKind::Dns, size, 2_500_000);
+    bytes_of(&*rec)[..size].to_vec()
+}
+
+/// A new flow of socket `cookie` (TCP when `tcp`, else UDP) to `dst`, with `flags`
+/// (`conn_flags`).
+pub fn conn(task: TaskInfo, cookie: u64, tcp: bool, dst: ([u8; 16], u16), flags: u8) -> Vec<u8> {
+    let rec = ConnRecord {
+        header: header(RecordKind::Conn, size_of::<ConnRecord>(), 3_000_000),
+        task,
+        cookie,
+        origin: conn_origin::CONNECT,
+        ip_version: 4,
+        protocol: if tcp { 6 } else { 17 },
+        flags,
+        src_port: 0,
+        dst_port: dst.1,
+        src_addr: [0; 16],
+        dst_addr: dst.0,
+    };
+    bytes_of(&rec).to_vec()
+}
+
+/// A packet of the first flight of flow `cookie` from `src` to `dst`: TCP segment at `seq`, or
+/// a UDP datagram, with `flags` (`flight_flags`).
+pub fn flight(
+    cookie: u64,
+    tcp: bool,
+    (src, dst): (([u8; 16], u16), ([u8; 16], u16)),
+    seq: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    // SAFETY: all-zero is a valid FlightRecord (integers and byte arrays).
+    let mut rec: Box<FlightRecord> = Box::new(unsafe { std::mem::zeroed() });
+    rec.cookie = cookie;
+    rec.ip_version = 4;
+    rec.protocol = if tcp { 6 } else { 17 };
+    rec.flags = flags;
+    rec.src_addr = src.0;
+    rec.src_port = src.1;
+    rec.dst_addr = dst.0;
+    rec.dst_port = dst.1;
+    rec.seq = seq;
+    let n = payload.len().min(rec.payload.len());
+    rec.payload[..n].copy_from_slice(&payload[..n]);
+    rec.captured_len = n as u32;
+    rec.payload_len = payload.len() as u32;
+    let size = FlightRecord::PAYLOAD_OFFSET + n;
+    rec.header = header(RecordKind::Flight, size, 3_100_000);
     bytes_of(&*rec)[..size].to_vec()
 }
 

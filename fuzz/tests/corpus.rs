@@ -47,3 +47,13 @@ fn process_v4() {
 fn etl_reader() {
     replay("corpus/etl_reader", tunnelwatch_fuzz::etl_reader);
 }
+
+#[test]
+fn tls_client_hello() {
+    replay("corpus/tls_client_hello", tunnelwatch_fuzz::tls_client_hello);
+}
+
+#[test]
+fn quic_initial() {
+    replay("corpus/quic_initial", tunnelwatch_fuzz::quic_initial);
+}

@@ -25,7 +25,10 @@ fn program_exists(id: u32) -> bool {
         .success()
 }
 
-/// The sensor exited 0 and none of its programs `ids` is loaded any more.
+/// The sensor exited 0 and none of its programs `ids` is loaded any more. The kernel frees a
+/// program whose link went away after an RCU grace period (raw tracepoint links since 6.9),
+/// which a loaded machine can stretch: a program may be seen for a moment after the sensor
+/// exited, not for seconds.
 fn assert_detached(stopped: &Stopped, ids: &[u32], after: &str) {
     assert!(
         stopped.status.success(),
@@ -33,11 +36,15 @@ fn assert_detached(stopped: &Stopped, ids: &[u32], after: &str) {
         stopped.status,
         stopped.stderr
     );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     for id in ids {
-        assert!(
-            !program_exists(*id),
-            "program {id} still loaded after {after}"
-        );
+        while program_exists(*id) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "program {id} still loaded 5 s after {after}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }
 
@@ -46,8 +53,8 @@ fn detaches_on(signal: Signal) {
     let ids = sensor.program_ids();
     assert_eq!(
         ids.len(),
-        5,
-        "three tracepoints and two cgroup_skb programs: {ids:?}"
+        9,
+        "three tracepoints, two cgroup_skb and four cgroup sock_addr programs: {ids:?}"
     );
     assert!(ids.iter().all(|&id| program_exists(id)));
     let stopped = sensor.stop_with(signal);

@@ -13,6 +13,7 @@
 
 mod harness;
 
+mod connections;
 mod dns;
 mod dns_evasion;
 mod evasion;

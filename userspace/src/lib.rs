@@ -6,6 +6,7 @@
 pub use tunnelwatch_engine as engine;
 
 pub mod commands;
+pub mod net;
 pub mod output;
 pub mod rule_source;
 pub mod trust;

@@ -51,7 +51,7 @@ use self::{
     configs::{CONFIGS, Config, Running},
     ctx::Ctx,
     host::{ScratchDir, TracefsGuard},
-    phases::{idle, kernel_cost, latency, overhead, sweep},
+    phases::{conn_sweep, idle, kernel_cost, latency, overhead, sweep},
     plan::{Internal, Plan},
     results::Results,
     tools::{auditd, bpftrace::Bpftrace},
@@ -134,6 +134,10 @@ pub fn run(args: &Args) -> Result<()> {
         .phase("sweep")
         .then(|| sweep::run(&ctx, &plan))
         .transpose()?;
+    let conn_sweep = plan
+        .phase("connsweep")
+        .then(|| conn_sweep::run(&ctx, &plan))
+        .transpose()?;
     let latency = plan
         .phase("latency")
         .then(|| latency::run(&ctx, &plan))
@@ -158,6 +162,7 @@ pub fn run(args: &Args) -> Result<()> {
         overhead,
         kernel,
         sweep,
+        conn_sweep,
         latency,
         startups: ctx.startups(),
     };

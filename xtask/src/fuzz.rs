@@ -33,8 +33,8 @@ struct Target {
 
 /// The targets: a DNS payload as captured (2048 bytes) and more; the head of an executable
 /// (the built ones of the seeds are 2 to 13 KiB); a whole exec record (16 KiB of data) with
-/// room for a few more records; a rule file of some size, seeded with the shipped rules
-/// themselves.
+/// room for a few more records; a TCP first flight (8 KiB captured) and more; two QUIC
+/// datagrams; a rule file of some size, seeded with the shipped rules themselves.
 const TARGETS: &[Target] = &[
     Target {
         name: "dns_message",
@@ -49,6 +49,16 @@ const TARGETS: &[Target] = &[
     Target {
         name: "record_decode",
         max_len: 20_000,
+        seeds: &[],
+    },
+    Target {
+        name: "tls_client_hello",
+        max_len: 16_384,
+        seeds: &[],
+    },
+    Target {
+        name: "quic_initial",
+        max_len: 8_192,
         seeds: &[],
     },
     Target {
@@ -76,8 +86,8 @@ pub struct Args {
     /// Seconds of fuzzing per target.
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
-    /// Only this target (repeatable): dns_message, go_buildinfo, record_decode, rule_loader,
-    /// process_v4, etl_reader.
+    /// Only this target (repeatable): dns_message, go_buildinfo, record_decode,
+    /// tls_client_hello, quic_initial, rule_loader, process_v4, etl_reader.
     #[arg(long = "target", value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Afterwards, add to fuzz/corpus/<target>/ the new inputs that add coverage.

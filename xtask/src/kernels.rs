@@ -206,7 +206,7 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
         None => "-",
     };
     println!(
-        "\n{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<10} {:<6} {:>8} {:>7}  refused",
+        "\n{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<10} {:<10} {:<6} {:>8} {:>7}  refused",
         "kernel",
         "release",
         "btf",
@@ -214,6 +214,7 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
         "exec alert",
         "dns alert",
         "identified",
+        "conn alert",
         "exit",
         "load ms",
         "seconds"
@@ -224,7 +225,7 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
             .as_ref()
             .map_or(image.release.as_str(), |r| r.kernel.as_str());
         println!(
-            "{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<10} {:<6} {:>8} {:>7.1}  {}",
+            "{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<10} {:<10} {:<6} {:>8} {:>7.1}  {}",
             o.name,
             release,
             if image.btf { "yes" } else { "no" },
@@ -232,6 +233,7 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
             mark(o.check("exec_alert")),
             mark(o.check("dns_alert")),
             mark(o.check("identified")),
+            mark(o.check("conn_alert")),
             mark(o.check("exit")),
             o.ready_ms().map_or_else(|| "-".into(), |ms| ms.to_string()),
             o.seconds,

@@ -3,7 +3,8 @@
 //! bpf-linker, mingw-w64 for the Windows build, the tools the end-to-end tests call, QEMU and
 //! busybox for the kernel matrix, a C++ compiler for libFuzzer), the pinned Rust toolchain's
 //! components and Windows target, bpf-linker built against LLVM 22 (the LLVM major of rustc
-//! 1.95) and cargo-fuzz. The versions pinned here are the project's.
+//! 1.95), cargo-fuzz, and a Python virtual environment (`target/e2e-venv`) with aioquic, the
+//! QUIC client of the connection tests. The versions pinned here are the project's.
 //!
 //! May use: shell, packages.
 
@@ -21,6 +22,10 @@ pub const LLVM_MAJOR: &str = "22";
 pub const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
 /// The cargo-fuzz release the fuzz targets are run with.
 pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
+/// aioquic (PyPI), the QUIC client of the end-to-end connection tests.
+pub const AIOQUIC_VERSION: &str = "1.7.2";
+/// Where its virtual environment goes, under the workspace root.
+pub const E2E_VENV: &str = "target/e2e-venv";
 
 /// Debian packages the build and the checks of `cargo xtask test` need.
 const APT_PACKAGES: &[&str] = &[
@@ -33,6 +38,9 @@ const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "util-linux", // unshare, setpriv
     "python3",
+    "python3-venv", // the virtual environment of the QUIC client (aioquic)
+    "openssl",      // s_server and s_client, the connection tests' TLS server and client
+    "curl",         // a TLS client of the connection tests
     "binutils", // objcopy: the tests build a "renamed ngrok"; strip: the kernel matrix's initramfs
     "g++",      // libfuzzer-sys builds libFuzzer
     "golang-go", // the identification tests build real Go binaries (Debian's Go 1.19)
@@ -49,6 +57,7 @@ pub fn setup() -> Result<()> {
     rustup()?;
     bpf_linker()?;
     cargo_fuzz()?;
+    e2e_python()?;
     eprintln!("xtask: setup complete");
     Ok(())
 }
@@ -114,4 +123,29 @@ fn cargo_fuzz() -> Result<()> {
     }
     let spec = format!("cargo-fuzz@{CARGO_FUZZ_VERSION}");
     shell::cargo(["install", &spec, "--locked"])
+}
+
+/// A virtual environment with aioquic (pinned) for the QUIC tests: Debian's python refuses
+/// packages installed system-wide by pip (PEP 668).
+fn e2e_python() -> Result<()> {
+    let venv = shell::workspace_root().join(E2E_VENV);
+    let python = venv.join("bin/python");
+    let python_s = python.display().to_string();
+    let check = format!("import aioquic; assert aioquic.__version__ == '{AIOQUIC_VERSION}'");
+    if output(&python_s, &["-c", &check]).is_some() {
+        return Ok(());
+    }
+    sh("python3", &["-m", "venv", &venv.display().to_string()])?;
+    let spec = format!("aioquic=={AIOQUIC_VERSION}");
+    sh(
+        &python_s,
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &spec,
+        ],
+    )
 }

@@ -5,6 +5,7 @@ pub mod dns_client;
 pub mod dns_server;
 pub mod programs;
 pub mod sensor;
+pub mod tls;
 
 /// Fails the test (or skips it, loudly, with TUNNELWATCH_SKIP_E2E=1) when not root.
 /// Returns false when the test must return early.

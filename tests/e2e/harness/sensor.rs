@@ -169,6 +169,23 @@ impl Sensor {
         }
     }
 
+    /// Every line printed within `d` from now.
+    pub fn lines_for(&mut self, d: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + d;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return seen;
+            }
+            match self.lines.recv_timeout(left) {
+                Ok(Ok(v)) => seen.push(v),
+                Ok(Err(bad)) => panic!("tunnelwatch printed a line that is not JSON: {bad}"),
+                Err(_) => return seen,
+            }
+        }
+    }
+
     /// Waits for a line satisfying `pred` and returns it.
     pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         self.lines_until(what, pred).pop().unwrap()

@@ -51,6 +51,14 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../rules/chisel_renamed_binary.yml"),
     ),
     (
+        "rules/cloudflared_edge_connection.yml",
+        include_str!("../../../rules/cloudflared_edge_connection.yml"),
+    ),
+    (
+        "rules/cloudflared_edge_port.yml",
+        include_str!("../../../rules/cloudflared_edge_port.yml"),
+    ),
+    (
         "rules/cloudflared_named_tunnel.yml",
         include_str!("../../../rules/cloudflared_named_tunnel.yml"),
     ),
@@ -81,6 +89,10 @@ pub const SOURCES: &[(&str, &str)] = &[
     (
         "rules/fileless_tunnel_arguments.yml",
         include_str!("../../../rules/fileless_tunnel_arguments.yml"),
+    ),
+    (
+        "rules/dns_over_tls_https_non_resolver.yml",
+        include_str!("../../../rules/dns_over_tls_https_non_resolver.yml"),
     ),
     (
         "rules/frp_client_or_server.yml",
@@ -121,6 +133,10 @@ pub const SOURCES: &[(&str, &str)] = &[
     (
         "rules/localxpose_tunnel.yml",
         include_str!("../../../rules/localxpose_tunnel.yml"),
+    ),
+    (
+        "rules/ngrok_agent_endpoint_connection.yml",
+        include_str!("../../../rules/ngrok_agent_endpoint_connection.yml"),
     ),
     (
         "rules/ngrok_agent_tunnel_commands.yml",
@@ -169,6 +185,10 @@ pub const SOURCES: &[(&str, &str)] = &[
     (
         "rules/tailscale_funnel.yml",
         include_str!("../../../rules/tailscale_funnel.yml"),
+    ),
+    (
+        "rules/tunnel_service_endpoint_connection.yml",
+        include_str!("../../../rules/tunnel_service_endpoint_connection.yml"),
     ),
     (
         "rules/vscode_tunnel.yml",

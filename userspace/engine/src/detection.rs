@@ -86,7 +86,7 @@ impl Detection {
         let universal = |t: &Test| match t {
             Test::Present => true,
             Test::Pattern(p) => p.matches_any_value(),
-            Test::Absent | Test::Regex(_) => false,
+            Test::Absent | Test::Regex(_) | Test::Cidr(_) => false,
         };
         let always: Vec<bool> = self
             .selections
@@ -315,8 +315,7 @@ fn resolve_field(fields: Fields<'_>, name: &str) -> Result<Field, String> {
     if fields.vocabulary == Vocabulary::Network && NETWORK_UNAVAILABLE.contains(&name) {
         return Err(format!(
             "field '{name}' of logsource category 'network_connection' is not available: \
-             tunnelwatch evaluates network_connection rules on DNS queries (the host name \
-             being looked up), which carry no connection address, port or protocol"
+             tunnelwatch reports ports by number, not by service name"
         ));
     }
     Err(format!(

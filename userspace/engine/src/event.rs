@@ -114,11 +114,70 @@ pub struct DnsEvent {
     pub inferred_from_response: bool,
 }
 
+/// How a connection's destination name was learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameSource {
+    /// The server name of the TLS ClientHello the connection began with.
+    Tls,
+    /// The server name of the ClientHello in the flow's QUIC Initial packets.
+    Quic,
+    /// A DNS answer for the destination address (the name asked for).
+    Dns,
+}
+
+impl NameSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameSource::Tls => "tls",
+            NameSource::Quic => "quic",
+            NameSource::Dns => "dns",
+        }
+    }
+}
+
+/// An outbound connection (CIM Network_Traffic): a TCP connect or a UDP flow to a new
+/// destination, with the process that started it and what names its destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionEvent {
+    pub time: SystemTime,
+    pub host: Arc<str>,
+    pub platform: Platform,
+    /// "tcp" or "udp".
+    pub transport: &'static str,
+    /// The local address and port, when known (a connection that sent nothing may have none).
+    pub src: Option<SocketAddr>,
+    /// The remote address and port.
+    pub dest: SocketAddr,
+    /// The destination's name: the TLS or QUIC server name when there is one, else the DNS
+    /// answer's name; empty when unknown (CIM `dest`).
+    pub dest_name: String,
+    /// How `dest_name` was learned; `None` when it is empty.
+    pub name_source: Option<NameSource>,
+    /// The server name of the ClientHello (TLS or QUIC), when there was one.
+    pub server_name: String,
+    /// The ALPN protocols the ClientHello offered.
+    pub alpn: Vec<String>,
+    /// The application protocol the first flight showed: "tls", "quic", "dns", or empty.
+    pub app: &'static str,
+    /// The name a DNS answer gave the destination address, when one did.
+    pub dns_name: String,
+    /// The process whose DNS query got that answer (the connecting process, or a resolver
+    /// daemon on its behalf).
+    pub resolver: Option<Process>,
+    /// The flow is reported again: its first flight came after it was first reported.
+    pub late: bool,
+    /// The process that connected.
+    pub process: Option<Process>,
+    /// Its parent, when known.
+    pub parent: Option<Process>,
+}
+
 /// Anything the engine matches.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Process(ProcessEvent),
     Dns(DnsEvent),
+    Connection(ConnectionEvent),
 }
 
 impl Event {
@@ -126,6 +185,7 @@ impl Event {
         match self {
             Event::Process(e) => e.time,
             Event::Dns(e) => e.time,
+            Event::Connection(e) => e.time,
         }
     }
 
@@ -133,6 +193,7 @@ impl Event {
         match self {
             Event::Process(e) => &e.host,
             Event::Dns(e) => &e.host,
+            Event::Connection(e) => &e.host,
         }
     }
 
@@ -140,6 +201,7 @@ impl Event {
         match self {
             Event::Process(e) => e.platform,
             Event::Dns(e) => e.platform,
+            Event::Connection(e) => e.platform,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::{
     net::IpAddr,
 };
 
-use crate::event::{DnsMessageType, Event, Process};
+use crate::event::{ConnectionEvent, DnsMessageType, Event, Process};
 
 /// A Sigma `logsource.category` the engine evaluates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -23,17 +23,24 @@ pub enum Category {
     ProcessCreation,
     /// `dns_query` or `dns`: DNS events (CIM Network_Resolution).
     Dns,
+    /// `network_connection`: outbound connections (CIM Network_Traffic).
+    NetworkConnection,
 }
 
 impl Category {
     /// Every category.
-    pub const ALL: [Category; 2] = [Category::ProcessCreation, Category::Dns];
+    pub const ALL: [Category; 3] = [
+        Category::ProcessCreation,
+        Category::Dns,
+        Category::NetworkConnection,
+    ];
 
     /// The CIM data model of events of this category.
     pub fn datamodel(self) -> &'static str {
         match self {
             Category::ProcessCreation => "Endpoint.Processes",
             Category::Dns => "Network_Resolution",
+            Category::NetworkConnection => "Network_Traffic",
         }
     }
 
@@ -42,12 +49,13 @@ impl Category {
         match event {
             Event::Process(_) => Category::ProcessCreation,
             Event::Dns(_) => Category::Dns,
+            Event::Connection(_) => Category::NetworkConnection,
         }
     }
 }
 
 /// Something an event can say. For DNS events the process fields describe the process that
-/// made the lookup.
+/// made the lookup; for connections, the process that connected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Field {
     /// Image name, the last component of the path (CIM `process_name`).
@@ -93,18 +101,40 @@ pub enum Field {
     Answer,
     /// Number of answers (CIM `answer_count`); responses only.
     AnswerCount,
-    /// Client address (CIM `src`).
+    /// Client address (CIM `src` of DNS events, `src_ip` of connections).
     Src,
     /// Client port (CIM `src_port`).
     SrcPort,
+    /// A connection's remote address (Sigma `DestinationIp`, CIM `dest_ip`).
+    DestIp,
+    /// A connection's remote port (Sigma `DestinationPort`, CIM `dest_port`).
+    DestPort,
+    /// A connection's destination name: its TLS or QUIC server name, else the DNS answer's
+    /// name (Sigma `DestinationHostname`, CIM `dest` of connections).
+    DestName,
+    /// `true` or `false`: whether the destination address is IPv6 (Sigma
+    /// `DestinationIsIpv6`).
+    DestIsIpv6,
+    /// `true` or `false` for the source address (Sigma `SourceIsIpv6`).
+    SrcIsIpv6,
+    /// How the destination name was learned: `tls`, `quic` or `dns` (`dest_name_source`).
+    NameSource,
+    /// The ClientHello's server name (`server_name`).
+    ServerName,
+    /// The ClientHello's ALPN protocols, several values (`alpn`).
+    Alpn,
+    /// The application protocol the first flight showed (CIM `app`).
+    App,
+    /// The name a DNS answer gave the destination address (`dns_name`).
+    DnsName,
     /// DNS server address (CIM `dest` of DNS events).
     DnsServer,
     /// DNS server port (CIM `dest_port`).
     DnsServerPort,
     /// `udp` or `tcp` (CIM `transport`).
     Transport,
-    /// Sysmon's `Initiated` of a network connection: `true` on DNS queries (the host looks the
-    /// name up to connect out), absent otherwise. Only `network_connection` rules read it.
+    /// Sysmon's `Initiated` of a network connection: `true` on every connection this sensor
+    /// reports (they are all outbound). Only `network_connection` rules read it.
     Initiated,
     /// How the program runs without a file on disk: `memfd` or `deleted` (tunnelwatch's
     /// `ProcessFileless`, CIM-style `process_fileless`); absent when it has a file.
@@ -198,20 +228,37 @@ const DNS_RULE_FIELDS: &[(&str, Field)] = &[
     ("parent_process_path", ParentPath),
 ];
 
-/// Names rules of category `network_connection` may use. Such rules are evaluated on DNS
-/// queries: the destination host name is the name being looked up.
+/// Names rules of category `network_connection` may use: the Sigma taxonomy (Sysmon event 3)
+/// and the CIM names of connection lines.
 const NETWORK_RULE_FIELDS: &[(&str, Field)] = &[
     // Sigma taxonomy (Sysmon event 3).
-    ("DestinationHostname", Query),
-    ("Initiated", Initiated),
+    ("DestinationHostname", DestName),
+    ("DestinationIp", DestIp),
+    ("DestinationPort", DestPort),
+    ("DestinationIsIpv6", DestIsIpv6),
+    ("SourceIp", Src),
+    ("SourcePort", SrcPort),
+    ("SourceIsIpv6", SrcIsIpv6),
     ("SourceHostname", Host),
+    ("Protocol", Transport),
+    ("Initiated", Initiated),
     ("Image", ProcessPath),
     ("User", User),
     ("ProcessId", ProcessId),
     ("CommandLine", CommandLine),
     ("ParentImage", ParentPath),
-    // Splunk CIM names of our DNS events.
-    ("query", Query),
+    // Splunk CIM Network_Traffic names of connection lines, and ours.
+    ("dest", DestName),
+    ("dest_ip", DestIp),
+    ("dest_port", DestPort),
+    ("src_ip", Src),
+    ("src_port", SrcPort),
+    ("transport", Transport),
+    ("app", App),
+    ("server_name", ServerName),
+    ("alpn", Alpn),
+    ("dns_name", DnsName),
+    ("dest_name_source", NameSource),
     ("process_name", ProcessName),
     ("process_path", ProcessPath),
     ("process", CommandLine),
@@ -222,19 +269,9 @@ const NETWORK_RULE_FIELDS: &[(&str, Field)] = &[
     ("parent_process_path", ParentPath),
 ];
 
-/// `network_connection` fields that a DNS lookup cannot tell: the reason a rule naming one is
-/// refused.
-pub(crate) const NETWORK_UNAVAILABLE: &[&str] = &[
-    "DestinationIp",
-    "DestinationPort",
-    "DestinationPortName",
-    "DestinationIsIpv6",
-    "SourceIp",
-    "SourcePort",
-    "SourcePortName",
-    "SourceIsIpv6",
-    "Protocol",
-];
+/// `network_connection` fields no sensor reports: the reason a rule naming one is refused (the
+/// services of ports by name).
+pub(crate) const NETWORK_UNAVAILABLE: &[&str] = &["DestinationPortName", "SourcePortName"];
 
 /// The field vocabulary of a Sigma log source category: which names a rule may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -243,7 +280,7 @@ pub(crate) enum Vocabulary {
     Process,
     /// `dns_query` and `dns`.
     Dns,
-    /// `network_connection`, evaluated on DNS queries.
+    /// `network_connection`.
     Network,
 }
 
@@ -253,7 +290,7 @@ impl Vocabulary {
         match name {
             "process_creation" => Some((Vocabulary::Process, Category::ProcessCreation)),
             "dns_query" | "dns" => Some((Vocabulary::Dns, Category::Dns)),
-            "network_connection" => Some((Vocabulary::Network, Category::Dns)),
+            "network_connection" => Some((Vocabulary::Network, Category::NetworkConnection)),
             _ => None,
         }
     }
@@ -308,6 +345,14 @@ impl Field {
                 | Answer
                 | Transport
                 | Initiated
+                | DestName
+                | DestIsIpv6
+                | SrcIsIpv6
+                | NameSource
+                | ServerName
+                | Alpn
+                | App
+                | DnsName
         )
     }
 
@@ -323,6 +368,7 @@ impl Field {
     /// addresses are [`Value::Absent`].
     pub(crate) fn value(self, event: &Event) -> Value<'_> {
         match event {
+            Event::Connection(e) => connection_value(self, e),
             Event::Process(e) => match self {
                 Host => Value::str(&e.host),
                 ProcessName | ProcessPath | CommandLine | OriginalFileName | ProcessId | User
@@ -335,13 +381,6 @@ impl Field {
                 Fileless => Value::str(&e.fileless),
                 _ => Value::Absent,
             },
-            Event::Dns(e) if self == Initiated => {
-                if e.message_type == DnsMessageType::Query {
-                    Value::Str("true")
-                } else {
-                    Value::Absent
-                }
-            }
             Event::Dns(e) => {
                 let response = e.message_type == DnsMessageType::Response;
                 match self {
@@ -393,10 +432,64 @@ impl Field {
                         .parent
                         .as_ref()
                         .map_or(Value::Absent, |p| Value::str(&p.user)),
-                    Initiated | Fileless | Unreported(_) => Value::Absent,
+                    _ => Value::Absent,
                 }
             }
         }
+    }
+}
+
+/// A field of a connection.
+fn connection_value(field: Field, e: &ConnectionEvent) -> Value<'_> {
+    let flag = |b: bool| Value::Str(if b { "true" } else { "false" });
+    match field {
+        Host => Value::str(&e.host),
+        DestIp => Value::Ip(canonical_ip(e.dest.ip())),
+        DestPort => Value::Int(e.dest.port().into()),
+        DestName => Value::str(&e.dest_name),
+        DestIsIpv6 => flag(e.dest.is_ipv6()),
+        Src => e
+            .src
+            .map_or(Value::Absent, |a| Value::Ip(canonical_ip(a.ip()))),
+        SrcPort => e
+            .src
+            .filter(|a| a.port() != 0)
+            .map_or(Value::Absent, |a| Value::Int(a.port().into())),
+        SrcIsIpv6 => e.src.map_or(Value::Absent, |a| flag(a.is_ipv6())),
+        Transport => Value::str(e.transport),
+        Initiated => Value::Str("true"),
+        NameSource => e
+            .name_source
+            .map_or(Value::Absent, |n| Value::Str(n.as_str())),
+        ServerName => Value::str(&e.server_name),
+        Alpn if e.alpn.iter().any(|a| !a.is_empty()) => Value::Strs(&e.alpn),
+        App => Value::str(e.app),
+        DnsName => Value::str(&e.dns_name),
+        ProcessName | ProcessPath | CommandLine | OriginalFileName | ProcessId | User | UserId => e
+            .process
+            .as_ref()
+            .map_or(Value::Absent, |p| process_value(field, p)),
+        ParentName => e
+            .parent
+            .as_ref()
+            .map_or(Value::Absent, |p| Value::str(&p.name)),
+        ParentPath => e
+            .parent
+            .as_ref()
+            .map_or(Value::Absent, |p| Value::str(&p.path)),
+        ParentCommandLine => e
+            .parent
+            .as_ref()
+            .map_or(Value::Absent, |p| Value::str(&p.command_line)),
+        ParentId => e
+            .parent
+            .as_ref()
+            .map_or(Value::Absent, |p| Value::pid(p.pid)),
+        ParentUser => e
+            .parent
+            .as_ref()
+            .map_or(Value::Absent, |p| Value::str(&p.user)),
+        _ => Value::Absent,
     }
 }
 
@@ -410,6 +503,15 @@ fn process_value(field: Field, p: &Process) -> Value<'_> {
         User => Value::str(&p.user),
         UserId => Value::str(&p.user_id),
         _ => Value::Absent,
+    }
+}
+
+/// An IPv4-mapped IPv6 address (a dual-stack socket's view of an IPv4 peer) as IPv4, so that
+/// an IPv4 network (`cidr`) finds it.
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -503,8 +605,14 @@ mod tests {
         );
         assert_eq!(
             Vocabulary::from_sigma("network_connection"),
-            Some((Vocabulary::Network, Category::Dns))
+            Some((Vocabulary::Network, Category::NetworkConnection))
         );
+        assert_eq!(
+            Vocabulary::Network.field("DestinationHostname"),
+            Some(DestName)
+        );
+        assert_eq!(Vocabulary::Network.field("dest"), Some(DestName));
+        assert_eq!(Vocabulary::Network.field("DestinationPortName"), None);
         assert_eq!(Vocabulary::from_sigma("file_event"), None);
         assert!(Answer.is_response_only() && !Query.is_response_only());
     }

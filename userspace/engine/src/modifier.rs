@@ -12,7 +12,10 @@
 //!
 //! Floor 2 (patterns and modifiers): may use `pattern` and nothing above it.
 
+use std::net::IpAddr;
+
 use base64::{Engine as _, engine::general_purpose::STANDARD};
+use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
 
 use crate::pattern::{Pattern, Tok, parse_wildcards};
@@ -46,6 +49,9 @@ pub(crate) enum Modifier {
     ReS,
     /// The field is present (`true`) or absent (`false`).
     Exists,
+    /// The value is a network (`10.0.0.0/8`, `2001:db8::/32`, or one address): the field's
+    /// address must lie in it.
+    Cidr,
 }
 
 use Modifier::*;
@@ -70,11 +76,12 @@ pub(crate) const NAMES: &[(&str, Modifier)] = &[
     ("m", ReM),
     ("s", ReS),
     ("exists", Exists),
+    ("cidr", Cidr),
 ];
 
 /// Sigma modifiers known but not supported yet: refused as such, not as unknown.
 const UNSUPPORTED: &[&str] = &[
-    "cidr", "expand", "fieldref", "gt", "gte", "lt", "lte", "neq", "minute", "hour", "day", "week",
+    "expand", "fieldref", "gt", "gte", "lt", "lte", "neq", "minute", "hour", "day", "week",
     "month", "year",
 ];
 
@@ -99,6 +106,8 @@ pub(crate) enum Kind {
     All,
     /// Presence alone: nothing else.
     Exists,
+    /// A network: nothing else but `all`.
+    Cidr,
 }
 
 impl Modifier {
@@ -127,6 +136,7 @@ impl Modifier {
             ReI | ReM | ReS => Kind::RegexFlag,
             All => Kind::All,
             Exists => Kind::Exists,
+            Cidr => Kind::Cidr,
         }
     }
 
@@ -197,6 +207,8 @@ pub(crate) enum Test {
     Pattern(Pattern),
     /// A regular expression (`re`), matched against the value as it is.
     Regex(Regex),
+    /// A network (`cidr`): the value, an address, lies in it.
+    Cidr(IpNet),
 }
 
 /// A rule value, as YAML gave it.
@@ -253,6 +265,13 @@ impl<'k> Modifiers<'k> {
             m.written.push((name, modifier));
         }
 
+        if m.has(Cidr)
+            && let Some((other, _)) = m.written.iter().find(|(_, x)| !matches!(x, Cidr | All))
+        {
+            return Err(format!(
+                "modifier 'cidr' on field '{field}' cannot be combined with '{other}'"
+            ));
+        }
         if m.has(Exists) {
             if let Some((other, _)) = m.written.iter().find(|(_, x)| *x != Exists) {
                 return Err(format!(
@@ -320,6 +339,17 @@ impl<'k> Modifiers<'k> {
             }
             RuleValue::Text { text, wildcards } => (text, wildcards),
         };
+        if self.has(Cidr) {
+            let net = text
+                .parse::<IpNet>()
+                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    format!(
+                        "bad value for field '{field}': '{text}' is not a network for 'cidr' (like 10.0.0.0/8 or 2001:db8::/32)"
+                    )
+                })?;
+            return Ok(vec![Test::Cidr(net.trunc())]);
+        }
         if self.has(Re) {
             let re = RegexBuilder::new(&text)
                 .case_insensitive(self.has(ReI))

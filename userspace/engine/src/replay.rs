@@ -165,18 +165,35 @@ pub(crate) struct BuildOptions {
 /// have are the line schema's: its head, source and body, an alert's fields (not in test
 /// cases), and [`READ_ONLY_KEYS`].
 pub(crate) fn build_event(map: &JsonMap, opts: &BuildOptions) -> Result<Event, String> {
+    let common = |k: &str| {
+        Head::KEYS.contains(&k) || Source::KEYS.contains(&k) || READ_ONLY_KEYS.contains(&k)
+    };
     let category = match <Option<&str>>::read(map.get("datamodel"), "datamodel")? {
         Some(d) => Category::ALL
             .into_iter()
             .find(|c| c.datamodel() == d)
             .ok_or_else(|| unknown_datamodel(d))?,
-        None if map.keys().any(|k| only_dns(k)) => Category::Dns,
-        None => opts.category.unwrap_or(Category::ProcessCreation),
+        None => {
+            // The kind asked for when its lines have every key; else the kind whose lines
+            // alone have one of the keys; else the kind asked for, or a process.
+            let fits = |c: Category| {
+                map.keys().all(|k| {
+                    common(k)
+                        || AlertFields::KEYS.contains(&k.as_str())
+                        || Body::keys(c).contains(&k.as_str())
+                })
+            };
+            match opts.category {
+                Some(c) if fits(c) => c,
+                _ => [Category::NetworkConnection, Category::Dns]
+                    .into_iter()
+                    .find(|c| map.keys().any(|k| only_in(*c, k)))
+                    .or(opts.category)
+                    .unwrap_or(Category::ProcessCreation),
+            }
+        }
     };
     let body = Body::keys(category);
-    let common = |k: &str| {
-        Head::KEYS.contains(&k) || Source::KEYS.contains(&k) || READ_ONLY_KEYS.contains(&k)
-    };
     if opts.strict
         && let Some(k) = map
             .keys()
@@ -185,6 +202,7 @@ pub(crate) fn build_event(map: &JsonMap, opts: &BuildOptions) -> Result<Event, S
         let kind = match category {
             Category::ProcessCreation => "process",
             Category::Dns => "DNS",
+            Category::NetworkConnection => "connection",
         };
         return Err(format!(
             "unknown field '{k}' for a {kind} event (one of {})",
@@ -223,11 +241,13 @@ fn unknown_datamodel(d: &str) -> String {
     format!("unknown datamodel '{d}' ({})", known.join(" or "))
 }
 
-/// Whether only DNS lines have `key` (`dest` is the host of process lines, the server of DNS
-/// ones), so that a line without `datamodel` that has it is a DNS line.
-fn only_dns(key: &str) -> bool {
-    Body::keys(Category::Dns).contains(&key)
-        && !Body::keys(Category::ProcessCreation).contains(&key)
+/// Whether only lines of `category` have `key` (`dest` is the host of process lines, the
+/// server of DNS ones, the destination's name of connections), so that a line without
+/// `datamodel` that has it is such a line.
+fn only_in(category: Category, key: &str) -> bool {
+    Category::ALL
+        .into_iter()
+        .all(|c| Body::keys(c).contains(&key) == (c == category))
 }
 
 #[cfg(test)]

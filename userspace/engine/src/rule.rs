@@ -225,7 +225,7 @@ impl Rule {
                 (DnsPhase::Query, t) => t == DnsMessageType::Query,
                 (DnsPhase::Response, t) => t == DnsMessageType::Response,
             },
-            Event::Process(_) => true,
+            Event::Process(_) | Event::Connection(_) => true,
         }
     }
 
@@ -305,8 +305,8 @@ impl Rule {
         };
         let detection = detection::parse(&r, dv, fields, "detection", &[])?;
         let dns_phase = if vocabulary == Vocabulary::Network {
-            // The destination host name is the name asked for: the query is the connection.
-            DnsPhase::Query
+            // Not a DNS rule: its phase is never looked at.
+            DnsPhase::Both
         } else if detection.fields().any(Field::is_response_only) {
             DnsPhase::Response
         } else if detection.fields().any(|f| f == Field::MessageType) {

@@ -15,7 +15,8 @@
 //!         platform: linux             # optional: else the rule's product, else inferred
 //! ```
 //!
-//! An event is a process event for `process_creation` rules and a DNS event for the others
+//! An event is a process event for `process_creation` rules, a connection event for
+//! `network_connection` rules (`dest_ip` defaults to 0.0.0.0) and a DNS event for the others
 //! (`message_type` defaults to `Query`); keys are those of the event lines (`process`,
 //! `process_name`, `process_path`, `parent_process_name`, `original_file_name`, `user`,
 //! `query`, `answer`, ...), plus `platform`; `process_name` defaults to the last component of
@@ -106,6 +107,7 @@ pub(crate) fn parse(
             let kind = |c: Category| match c {
                 Category::ProcessCreation => "a process event (Endpoint.Processes)",
                 Category::Dns => "a DNS event (Network_Resolution)",
+                Category::NetworkConnection => "a connection event (Network_Traffic)",
             };
             return Err(r.err(
                 event_node,

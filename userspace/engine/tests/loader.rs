@@ -395,8 +395,12 @@ const DETECTION_REFUSALS: &[(&str, &str)] = &[
         "rules/x.yml:7: modifier 'expand' on field 'CommandLine' is not supported",
     ),
     (
-        "  s:\n    CommandLine|cidr: 10.0.0.0/8\n  condition: s\n",
-        "rules/x.yml:7: modifier 'cidr' on field 'CommandLine' is not supported",
+        "  s:\n    CommandLine|cidr: 10.0.0.256/8\n  condition: s\n",
+        "rules/x.yml:7: bad value for field 'CommandLine': '10.0.0.256/8' is not a network for 'cidr' (like 10.0.0.0/8 or 2001:db8::/32)",
+    ),
+    (
+        "  s:\n    CommandLine|cidr|contains: 10.0.0.0/8\n  condition: s\n",
+        "rules/x.yml:7: modifier 'cidr' on field 'CommandLine' cannot be combined with 'contains'",
     ),
     (
         "  s:\n    ProcessId|gt: 5\n  condition: s\n",
@@ -548,8 +552,8 @@ fn rule_refusals_name_file_line_and_reason() {
             "rules/x.yml:1: rule has no 'detection'",
         ),
         (
-            "title: T\nlogsource:\n  category: network_connection\ndetection:\n  s:\n    DestinationPort: 443\n  condition: s\n".to_string(),
-            "rules/x.yml:6: field 'DestinationPort' of logsource category 'network_connection' is not available: tunnelwatch evaluates network_connection rules on DNS queries (the host name being looked up), which carry no connection address, port or protocol",
+            "title: T\nlogsource:\n  category: network_connection\ndetection:\n  s:\n    DestinationPortName: https\n  condition: s\n".to_string(),
+            "rules/x.yml:6: field 'DestinationPortName' of logsource category 'network_connection' is not available: tunnelwatch reports ports by number, not by service name",
         ),
         (
             format!("title: T\nlogsource:\n  category: file_event\n{det}"),

@@ -1,13 +1,12 @@
 //! The Sigma constructs SigmaHQ's tunnel rules use (written here in our own rules): encodings,
-//! network_connection rules on DNS queries, Sysmon fields no sensor reports, filter-style
-//! conditions; each with its refusals.
+//! network_connection rules on connections (addresses, ports, `cidr`), Sysmon fields no sensor
+//! reports, filter-style conditions; each with its refusals.
 
 mod common;
 
 use common::*;
 use tunnelwatch_engine::{
     event::{Event, Platform},
-    rule::DnsPhase,
     ruleset::{LoadOptions, RuleSet},
 };
 
@@ -133,26 +132,30 @@ fn encoding_refusals() {
 }
 
 #[test]
-fn network_connection_rules_read_dns_queries() {
+fn network_connection_rules_read_connections() {
     let yaml = net_rule(
         "windows",
         "  selection:\n    Initiated: 'true'\n    DestinationHostname|endswith:\n      - '.ngrok-free.app'\n      - '.ngrok.io'\n  condition: selection\n",
     );
     let set = RuleSet::from_str("rules/n.yml", &yaml).unwrap();
-    assert_eq!(set.rules()[0].dns_phase, DnsPhase::Query);
     assert_eq!(
         set.rules()[0].logsource.category.as_deref(),
         Some("network_connection")
     );
     let engine = engine_of(&yaml);
     let win = |e: Event| on(Platform::Windows, e);
-    assert_eq!(fired(&engine, &win(dns_query("x.ngrok-free.app"))).len(), 1);
-    assert_eq!(fired(&engine, &win(dns_query("A.NGROK.IO"))).len(), 1);
-    // The response to the lookup is not a second connection.
-    assert!(fired(&engine, &win(dns_response("x.ngrok.io", &["1.2.3.4"], 0))).is_empty());
-    // Other names, other platforms, process events.
-    assert!(fired(&engine, &win(dns_query("example.com"))).is_empty());
-    assert!(fired(&engine, &dns_query("x.ngrok.io")).is_empty());
+    assert_eq!(
+        fired(&engine, &win(connection("3.1.2.3:443", "x.ngrok-free.app"))).len(),
+        1
+    );
+    assert_eq!(
+        fired(&engine, &win(connection("3.1.2.3:443", "A.NGROK.IO"))).len(),
+        1
+    );
+    // A lookup is not a connection; other names, other platforms, process events.
+    assert!(fired(&engine, &win(dns_query("x.ngrok.io"))).is_empty());
+    assert!(fired(&engine, &win(connection("3.1.2.3:443", "example.com"))).is_empty());
+    assert!(fired(&engine, &connection("3.1.2.3:443", "x.ngrok.io")).is_empty());
     assert!(
         fired(
             &engine,
@@ -160,34 +163,86 @@ fn network_connection_rules_read_dns_queries() {
         )
         .is_empty()
     );
-    // Initiated is 'true' on lookups only.
+    // Every connection reported is initiated here.
     let not_initiated = net_rule(
         "linux",
         "  s:\n    Initiated: 'false'\n    DestinationHostname|contains: ngrok\n  condition: s\n",
     );
-    assert!(fired(&engine_of(&not_initiated), &dns_query("x.ngrok.io")).is_empty());
-    // The querying process's fields.
+    assert!(
+        fired(
+            &engine_of(&not_initiated),
+            &connection("1.2.3.4:443", "x.ngrok.io")
+        )
+        .is_empty()
+    );
+    // The connecting process's fields.
     let by_process = net_rule(
         "linux",
         "  s:\n    Image|endswith: /curl\n    User: alice\n    DestinationHostname|contains: tunnel\n  condition: s\n",
     );
     assert_eq!(
-        fired(&engine_of(&by_process), &dns_query("tunnel.us.ngrok.com")).len(),
+        fired(
+            &engine_of(&by_process),
+            &connection("1.2.3.4:443", "tunnel.us.ngrok.com")
+        )
+        .len(),
         1
     );
 }
 
 #[test]
-fn network_connection_refuses_what_a_lookup_cannot_tell() {
-    for field in ["DestinationIp", "DestinationPort", "SourcePort", "Protocol"] {
+fn network_connection_addresses_ports_and_cidr() {
+    let rule = |d: &str| engine_of(&net_rule("linux", d));
+    let port = rule("  s:\n    DestinationPort: 7844\n    Protocol: udp\n  condition: s\n");
+    let Event::Connection(mut c) = connection("198.41.192.7:7844", "") else {
+        unreachable!()
+    };
+    assert!(
+        fired(&port, &Event::Connection(c.clone())).is_empty(),
+        "tcp"
+    );
+    c.transport = "udp";
+    assert_eq!(fired(&port, &Event::Connection(c.clone())).len(), 1);
+    let cidr = rule(
+        "  s:\n    DestinationIp|cidr:\n      - 198.41.192.0/20\n      - '2606:4700:a0::/44'\n  condition: s\n",
+    );
+    assert_eq!(fired(&cidr, &Event::Connection(c.clone())).len(), 1);
+    for (dest, want) in [
+        ("198.41.207.255:7844", true),
+        ("198.41.208.0:7844", false),
+        ("[2606:4700:a1::1]:7844", true),
+        ("[2606:4700:b0::1]:7844", false),
+        // A dual-stack socket's view of an IPv4 peer.
+        ("[::ffff:198.41.192.9]:443", true),
+    ] {
+        c.dest = dest.parse().unwrap();
+        assert_eq!(
+            !fired(&cidr, &Event::Connection(c.clone())).is_empty(),
+            want,
+            "{dest}"
+        );
+    }
+    // A single address is a network of one; the source and IPv6 flags.
+    let src = rule(
+        "  s:\n    SourceIp|cidr: 10.0.0.5\n    SourcePort: 40000\n    DestinationIsIpv6: 'true'\n  condition: s\n",
+    );
+    c.dest = "[2606:4700::1]:443".parse().unwrap();
+    assert_eq!(fired(&src, &Event::Connection(c.clone())).len(), 1);
+    c.src = Some("10.0.0.6:40000".parse().unwrap());
+    assert!(fired(&src, &Event::Connection(c)).is_empty());
+}
+
+#[test]
+fn network_connection_refuses_port_names() {
+    for field in ["DestinationPortName", "SourcePortName"] {
         let yaml = net_rule(
             "windows",
-            &format!("  s:\n    {field}: '1'\n  condition: s\n"),
+            &format!("  s:\n    {field}: https\n  condition: s\n"),
         );
         assert_eq!(
             load_err(&yaml),
             format!(
-                "rules/x.yml:8: field '{field}' of logsource category 'network_connection' is not available: tunnelwatch evaluates network_connection rules on DNS queries (the host name being looked up), which carry no connection address, port or protocol"
+                "rules/x.yml:8: field '{field}' of logsource category 'network_connection' is not available: tunnelwatch reports ports by number, not by service name"
             )
         );
     }

@@ -7,9 +7,9 @@ use std::mem::{offset_of, size_of};
 
 use thiserror::Error;
 use tunnelwatch_common::{
-    DnsRecord, ExecRecord, ExitRecord, ForkRecord, RECORD_VERSION, RecordHeader, RecordKind,
-    TaskInfo,
-    limits::{DNS_CAPTURE_MAX, EXEC_DATA_SIZE},
+    ConnRecord, DnsRecord, ExecRecord, ExitRecord, FlightRecord, ForkRecord, RECORD_VERSION,
+    RecordHeader, RecordKind, TaskInfo,
+    limits::{DNS_CAPTURE_MAX, EXEC_DATA_SIZE, FLIGHT_CAPTURE_MAX},
 };
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -70,12 +70,34 @@ pub struct Dns<'a> {
     pub payload: &'a [u8],
 }
 
+/// A decoded packet of a flow's first flight.
+#[derive(Debug)]
+pub struct Flight<'a> {
+    pub boot_ns: u64,
+    pub cookie: u64,
+    pub ip_version: u8,
+    pub protocol: u8,
+    /// A combination of `tunnelwatch_common::records::flight_flags`.
+    pub flags: u8,
+    pub index: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub src_addr: [u8; 16],
+    pub dst_addr: [u8; 16],
+    pub seq: u32,
+    pub payload_len: u32,
+    pub payload: &'a [u8],
+}
+
 #[derive(Debug)]
 pub enum Record<'a> {
     Exec(Exec<'a>),
     Fork(ForkRecord),
     Exit(ExitRecord),
     Dns(Dns<'a>),
+    /// A new outbound flow (fixed size).
+    Conn(ConnRecord),
+    Flight(Flight<'a>),
 }
 
 /// Reads a plain-old-data `T` at `off`.
@@ -109,6 +131,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         RecordKind::Fork => read::<ForkRecord>(bytes, 0).map(Record::Fork),
         RecordKind::Exit => read::<ExitRecord>(bytes, 0).map(Record::Exit),
         RecordKind::Dns => decode_dns(bytes, header.boot_ns).map(Record::Dns),
+        RecordKind::Conn => read::<ConnRecord>(bytes, 0).map(Record::Conn),
+        RecordKind::Flight => decode_flight(bytes, header.boot_ns).map(Record::Flight),
     }
 }
 
@@ -172,6 +196,32 @@ fn decode_dns(bytes: &[u8], boot_ns: u64) -> Result<Dns<'_>, DecodeError> {
         tcp_seq: read(bytes, offset_of!(DnsRecord, tcp_seq))?,
         tcp_flags: read(bytes, offset_of!(DnsRecord, tcp_flags))?,
         gso_size: read(bytes, offset_of!(DnsRecord, gso_size))?,
+        payload: &bytes[off..off + captured],
+    })
+}
+
+fn decode_flight(bytes: &[u8], boot_ns: u64) -> Result<Flight<'_>, DecodeError> {
+    let off = FlightRecord::PAYLOAD_OFFSET;
+    if bytes.len() < off {
+        return Err(DecodeError::Short(bytes.len()));
+    }
+    let captured = read::<u32>(bytes, offset_of!(FlightRecord, captured_len))? as usize;
+    if captured > FLIGHT_CAPTURE_MAX || off + captured > bytes.len() {
+        return Err(DecodeError::Lengths);
+    }
+    Ok(Flight {
+        boot_ns,
+        cookie: read(bytes, offset_of!(FlightRecord, cookie))?,
+        ip_version: read(bytes, offset_of!(FlightRecord, ip_version))?,
+        protocol: read(bytes, offset_of!(FlightRecord, protocol))?,
+        flags: read(bytes, offset_of!(FlightRecord, flags))?,
+        index: read(bytes, offset_of!(FlightRecord, index))?,
+        src_port: read(bytes, offset_of!(FlightRecord, src_port))?,
+        dst_port: read(bytes, offset_of!(FlightRecord, dst_port))?,
+        src_addr: read(bytes, offset_of!(FlightRecord, src_addr))?,
+        dst_addr: read(bytes, offset_of!(FlightRecord, dst_addr))?,
+        seq: read(bytes, offset_of!(FlightRecord, seq))?,
+        payload_len: read(bytes, offset_of!(FlightRecord, payload_len))?,
         payload: &bytes[off..off + captured],
     })
 }

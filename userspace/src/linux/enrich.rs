@@ -1,13 +1,17 @@
 //! Records to engine events: decodes each ring-buffer record, keeps the process table up to
-//! date, and names the process (and its parent and user) behind every exec and DNS message.
-//! DNS payloads are decoded here (`tunnelwatch_engine::dns`; TCP streams put back together by
-//! `dns_stream`, UDP GSO datagrams cut at their segment size); a query going out and its
-//! response coming back are tied together by client address, port and transaction id. A
-//! response whose query was not seen (sent by a path the hooks miss: a packet socket, bytes
+//! date, and names the process (and its parent and user) behind every exec, DNS message and
+//! connection. DNS payloads are decoded here (`tunnelwatch_engine::dns`; TCP streams put back
+//! together by `dns_stream`, UDP GSO datagrams cut at their segment size); a query going out
+//! and its response coming back are tied together by client address, port and transaction id.
+//! A response whose query was not seen (sent by a path the hooks miss: a packet socket, bytes
 //! lost to reassembly) also yields that query, built from the response's question and marked
-//! `inferred_from_response`, so that the rules on queries still see it.
+//! `inferred_from_response`, so that the rules on queries still see it. The responses' answers
+//! name the addresses later connections go to (`connections`). A connection becomes an event
+//! once its first flight is read or its hold is over: from a record, or from
+//! [`Enricher::expire_flows`], which the sensor calls every few milliseconds while flows wait.
 //!
-//! Uses: `decode`, `dns_stream`, `proc_table`, `identify`, `clock`, `users` (this folder), the
+//! Uses: `decode`, `dns_stream`, `exec_identity`, `proc_table`, `identify`, `clock`, `users`,
+//! `connections` (this folder), the
 //! engine's events and DNS decoding, and the kernel-user ABI (`tunnelwatch-common`).
 
 use std::{
@@ -20,15 +24,17 @@ use tunnelwatch_common::{
     records::{direction, exec_flags, owner_source},
 };
 use tunnelwatch_engine::{
-    dns,
-    event::{DnsEvent, DnsMessageType, Event, Platform, Process, ProcessEvent},
+    dns::{self, DnsMessage},
+    event::{ConnectionEvent, DnsEvent, DnsMessageType, Event, Platform, Process, ProcessEvent},
 };
 
 use crate::linux::{
     clock::BootClock,
+    connections::Connections,
     decode::{self, Record},
     dns_stream::{Segment, StreamKey, Streams},
     exec_identity::{self, Loaders},
+    flows::Flow,
     identify::{FileKey, Identifier, IdentifyCounters},
     proc_table::{self, ProcInfo, ProcTable},
     users::Users,
@@ -90,6 +96,8 @@ pub struct Enricher {
     pending: foldhash::HashMap<PendingKey, Pending>,
     /// DNS over TCP, per stream.
     streams: Streams,
+    /// Flows waiting for their first flight, and names for addresses.
+    pub connections: Connections,
     pub counters: Counters,
 }
 
@@ -104,6 +112,7 @@ impl Enricher {
             loaders: Loaders::default(),
             pending: foldhash::HashMap::default(),
             streams: Streams::default(),
+            connections: Connections::new(),
             counters: Counters::default(),
         }
     }
@@ -112,14 +121,34 @@ impl Enricher {
         &self.procs
     }
 
-    /// Periodic upkeep: forget exited processes and stale queries, follow the wall clock.
+    /// Periodic upkeep: forget exited processes, stale queries and expired names, follow the
+    /// wall clock.
     pub fn tick(&mut self) {
         let now = BootClock::now_boot_ns();
         self.procs.sweep(now);
         self.pending
             .retain(|_, p| now.saturating_sub(p.boot_ns) < PENDING_TTL_NS);
         self.streams.expire(now);
+        self.connections.expire_names(now);
         self.clock.resync();
+    }
+
+    /// Connections whose hold for their first flight is over by `now` (boot-time
+    /// nanoseconds), as events.
+    pub fn expire_flows(&mut self, now: u64, out: &mut Vec<Event>) {
+        self.connections.expire(now);
+        self.flush_flows(out);
+    }
+
+    /// Every connection still held, as events (the sensor stops).
+    pub fn drain_flows(&mut self, out: &mut Vec<Event>) {
+        self.connections.drain();
+        self.flush_flows(out);
+    }
+
+    /// Whether connections wait for their first flight.
+    pub fn flows_held(&self) -> bool {
+        self.connections.held() > 0
     }
 
     /// Handles one ring-buffer record, appending the events it yields (0, 1 or more).
@@ -140,6 +169,102 @@ impl Enricher {
                 .fork(f.parent_tgid, f.child_tgid, f.child_start_ns),
             Record::Exit(x) => self.procs.exit(x.tgid, x.start_ns, x.header.boot_ns),
             Record::Dns(d) => self.dns(&d, out),
+            Record::Conn(c) => {
+                self.connections.conn(&c);
+                self.flush_flows(out);
+            }
+            Record::Flight(f) => {
+                self.connections.flight(&f);
+                self.flush_flows(out);
+            }
+        }
+    }
+
+    /// The finished flows as events: a connection each, and a DNS query when a UDP flow's
+    /// first datagram was one.
+    fn flush_flows(&mut self, out: &mut Vec<Event>) {
+        for flow in self.connections.take_ready() {
+            self.connection(flow, out);
+        }
+    }
+
+    fn connection(&mut self, flow: Flow, out: &mut Vec<Event>) {
+        let task = flow.conn.task;
+        let (process, parent) = if task.tgid != 0 {
+            self.dns_process(&task)
+        } else {
+            (None, None)
+        };
+        let naming = self.connections.naming(&flow, task.tgid);
+        let time = self.clock.to_system_time(flow.conn.header.boot_ns);
+        let transport = if flow.tcp { "tcp" } else { "udp" };
+        if let Some(q) = naming.dns_query {
+            self.counters.dns_messages += 1;
+            self.query_events(
+                q,
+                (time, flow.src, Some(flow.dst), transport),
+                (process.clone(), parent.clone()),
+                out,
+            );
+        }
+        let resolver = naming.resolver.map(|(pid, name)| Process {
+            pid,
+            name,
+            ..Process::default()
+        });
+        out.push(Event::Connection(ConnectionEvent {
+            time,
+            host: self.host.clone(),
+            platform: Platform::Linux,
+            transport,
+            src: flow.src,
+            dest: flow.dst,
+            dest_name: naming.dest_name,
+            name_source: naming.name_source,
+            server_name: naming.server_name,
+            alpn: naming.alpn,
+            app: naming.app,
+            dns_name: naming.dns_name,
+            resolver,
+            late: flow.late,
+            process,
+            parent,
+        }));
+    }
+
+    /// The events of query `m` (one per question) sent by `process` at `time` from `src` to
+    /// `dest` over `transport`.
+    fn query_events(
+        &mut self,
+        m: DnsMessage,
+        (time, src, dest, transport): (
+            std::time::SystemTime,
+            Option<SocketAddr>,
+            Option<SocketAddr>,
+            &'static str,
+        ),
+        (process, parent): (Option<Process>, Option<Process>),
+        out: &mut Vec<Event>,
+    ) {
+        for q in m.questions {
+            out.push(Event::Dns(DnsEvent {
+                time,
+                host: self.host.clone(),
+                platform: Platform::Linux,
+                message_type: DnsMessageType::Query,
+                query: q.name,
+                query_type: dns::type_name(q.qtype),
+                transaction_id: m.id,
+                reply_code: String::new(),
+                reply_code_id: None,
+                inferred_from_response: false,
+                answers: Vec::new(),
+                src,
+                dest,
+                transport,
+                process: process.clone(),
+                parent: parent.clone(),
+            }));
         }
     }
 
@@ -394,6 +519,11 @@ impl Enricher {
             } else {
                 (None, None)
             };
+            if message_type == DnsMessageType::Response {
+                // The answers name the addresses the asker connects to next.
+                let asker = process.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+                self.connections.learn(&m, task.tgid, &asker, d.boot_ns);
+            }
             let (mut process, mut parent) = (process, parent);
             let mut answers: Vec<String> = m.answers.into_iter().map(|a| a.data).collect();
             let questions = m.questions.len();
@@ -452,8 +582,7 @@ impl Enricher {
     }
 }
 
-/// The engine's view of a table entry, as user `uid`.
-/// The engine's view of a table entry: shared strings, no copies.
+/// The engine's view of a table entry, as user `uid`: shared strings, no copies.
 fn process_of(users: &mut Users, info: &ProcInfo, uid: u32) -> Process {
     let (user, user_id) = users.name_and_id(uid);
     Process {

@@ -1,7 +1,8 @@
 //! Loading the eBPF object, handing it the BTF offsets and the configuration, and attaching
-//! its programs: three raw tracepoints (no tracefs needed) and two cgroup_skb programs on the
-//! cgroup v2 root. Every attachment is an fd-based link owned by [`Probes`]: dropping it (or
-//! the process dying, even by SIGKILL) detaches everything, so nothing stays behind.
+//! its programs: three raw tracepoints (no tracefs needed), two cgroup_skb programs and four
+//! cgroup sock_addr programs (`connect4/6`, `sendmsg4/6`) on the cgroup v2 root. Every
+//! attachment is an fd-based link owned by [`Probes`]: dropping it (or the process dying, even
+//! by SIGKILL) detaches everything, so nothing stays behind.
 //!
 //! The cgroup links can be detached from outside while the sensor runs (`bpftool link detach`,
 //! as root): [`Probes::restore_links`], called every second, asks the kernel which programs
@@ -15,10 +16,10 @@ use std::{fs::File, io, os::fd::AsRawFd, path::PathBuf};
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{
-        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, RawTracePoint,
-        cgroup_skb::CgroupSkbLinkId,
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, RawTracePoint,
+        cgroup_skb::CgroupSkbLinkId, cgroup_sock_addr::CgroupSockAddrLinkId,
     },
 };
 use tunnelwatch_common::{KernelOffsets, SensorConfig, limits::DNS_PORTS_MAX, stats};
@@ -31,6 +32,40 @@ pub const TRACEPOINTS: [&str; 3] = [
     "sched_process_exec",
     "sched_process_fork",
     "sched_process_exit",
+];
+
+/// How a cgroup program attaches: its kind, and the kernel's attach type for it
+/// (`enum bpf_attach_type`, which `BPF_PROG_QUERY` asks by).
+#[derive(Clone, Copy, Debug)]
+enum Hook {
+    Skb(CgroupSkbAttachType),
+    /// A sock_addr program: its section names the hook, the number is for the query.
+    SockAddr(u32),
+}
+
+impl Hook {
+    fn attach_type(self) -> u32 {
+        // enum bpf_attach_type (include/uapi/linux/bpf.h).
+        match self {
+            Hook::Skb(CgroupSkbAttachType::Ingress) => 0,
+            Hook::Skb(CgroupSkbAttachType::Egress) => 1,
+            Hook::SockAddr(t) => t,
+        }
+    }
+}
+
+/// The cgroup programs on the cgroup v2 root: the two packet programs (DNS and first
+/// flights) and the four sock_addr programs (new outbound flows; each program's section names
+/// its hook).
+const CGROUP_PROGRAMS: [(&str, Hook); 6] = [
+    ("dns_egress", Hook::Skb(CgroupSkbAttachType::Egress)),
+    ("dns_ingress", Hook::Skb(CgroupSkbAttachType::Ingress)),
+    // BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_INET6_CONNECT.
+    ("conn_connect4", Hook::SockAddr(10)),
+    ("conn_connect6", Hook::SockAddr(11)),
+    // BPF_CGROUP_UDP4_SENDMSG, BPF_CGROUP_UDP6_SENDMSG.
+    ("conn_sendmsg4", Hook::SockAddr(14)),
+    ("conn_sendmsg6", Hook::SockAddr(15)),
 ];
 
 /// Everything [`load`] needs.
@@ -59,16 +94,16 @@ pub struct Probes {
 
 struct CgroupLink {
     name: &'static str,
-    attach: CgroupSkbAttachType,
+    hook: Hook,
     program_id: u32,
-    link: CgroupSkbLinkId,
+    link: Link,
 }
 
-/// The cgroup_skb programs and their hooks.
-const CGROUP_PROGRAMS: [(&str, CgroupSkbAttachType); 2] = [
-    ("dns_egress", CgroupSkbAttachType::Egress),
-    ("dns_ingress", CgroupSkbAttachType::Ingress),
-];
+/// A cgroup program's link, of either kind.
+enum Link {
+    Skb(CgroupSkbLinkId),
+    SockAddr(CgroupSockAddrLinkId),
+}
 
 /// Loads and attaches. Errors name the program and carry the verifier's log.
 pub fn load(opts: &LoadOptions) -> Result<Probes> {
@@ -112,19 +147,15 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     let cgroup = File::open(&opts.cgroup_root)
         .with_context(|| format!("cannot open cgroup v2 root {}", opts.cgroup_root.display()))?;
     let mut cgroup_links = Vec::new();
-    for (name, attach) in CGROUP_PROGRAMS {
-        let prog = cgroup_program(&mut ebpf, name)?;
-        prog.load()
-            .map_err(|e| anyhow!(e))
-            .with_context(|| format!("the kernel refused program {name}"))?;
-        let link = attach_cgroup(prog, &cgroup, attach).with_context(|| {
+    for (name, hook) in CGROUP_PROGRAMS {
+        let link = load_and_attach(&mut ebpf, name, hook, &cgroup).with_context(|| {
             format!(
                 "cannot attach {name} to {} (a program attached there without \
                  BPF_F_ALLOW_MULTI by another tool prevents it)",
                 opts.cgroup_root.display()
             )
         })?;
-        let program_id = prog
+        let program_id = program(&mut ebpf, name)?
             .info()
             .map_err(|e| anyhow!(e))
             .with_context(|| format!("cannot read the id of program {name}"))?
@@ -132,7 +163,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
         program_ids.push(program_id);
         cgroup_links.push(CgroupLink {
             name,
-            attach,
+            hook,
             program_id,
             link,
         });
@@ -147,25 +178,61 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
     })
 }
 
-fn cgroup_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut CgroupSkb> {
+fn skb_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut CgroupSkb> {
     program(ebpf, name)?
         .try_into()
         .with_context(|| format!("program {name} is not cgroup_skb"))
 }
 
+fn sock_addr_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut CgroupSockAddr> {
+    program(ebpf, name)?
+        .try_into()
+        .with_context(|| format!("program {name} is not cgroup sock_addr"))
+}
+
+/// Loads (the verifier's log in the error) and attaches a cgroup program.
+fn load_and_attach(ebpf: &mut Ebpf, name: &str, hook: Hook, cgroup: &File) -> Result<Link> {
+    match hook {
+        Hook::Skb(_) => skb_program(ebpf, name)?.load(),
+        Hook::SockAddr(_) => sock_addr_program(ebpf, name)?.load(),
+    }
+    .map_err(|e| anyhow!(e))
+    .with_context(|| format!("the kernel refused program {name}"))?;
+    attach_cgroup(ebpf, name, hook, cgroup)
+}
+
 /// A link (kernel 5.7+) in multi mode: other programs on the root, another tunnelwatch or a
 /// host tool, keep running beside ours.
-fn attach_cgroup(
-    prog: &mut CgroupSkb,
-    cgroup: &File,
-    attach: CgroupSkbAttachType,
-) -> Result<CgroupSkbLinkId> {
-    prog.attach(cgroup, attach, CgroupAttachMode::Single)
-        .map_err(|e| anyhow!(e))
+fn attach_cgroup(ebpf: &mut Ebpf, name: &str, hook: Hook, cgroup: &File) -> Result<Link> {
+    match hook {
+        Hook::Skb(attach) => skb_program(ebpf, name)?
+            .attach(cgroup, attach, CgroupAttachMode::Single)
+            .map(Link::Skb),
+        Hook::SockAddr(_) => sock_addr_program(ebpf, name)?
+            .attach(cgroup, CgroupAttachMode::Single)
+            .map(Link::SockAddr),
+    }
+    .map_err(|e| anyhow!(e))
+}
+
+/// Detaches a link that no longer attaches anything (its descriptor is of no more use).
+fn detach(ebpf: &mut Ebpf, name: &str, link: Link) {
+    match link {
+        Link::Skb(id) => {
+            if let Ok(p) = skb_program(ebpf, name) {
+                let _ = p.detach(id);
+            }
+        }
+        Link::SockAddr(id) => {
+            if let Ok(p) = sock_addr_program(ebpf, name) {
+                let _ = p.detach(id);
+            }
+        }
+    }
 }
 
 /// Ids of the programs attached directly to `cgroup` at `attach` (`BPF_PROG_QUERY`).
-fn attached_programs(cgroup: &File, attach: CgroupSkbAttachType) -> io::Result<Vec<u32>> {
+fn attached_programs(cgroup: &File, hook: Hook) -> io::Result<Vec<u32>> {
     /// The `BPF_PROG_QUERY` part of `union bpf_attr`, as Linux 4.15 defined it.
     #[repr(C)]
     struct Query {
@@ -178,16 +245,11 @@ fn attached_programs(cgroup: &File, attach: CgroupSkbAttachType) -> io::Result<V
         _pad: u32,
     }
     const BPF_PROG_QUERY: libc::c_long = 16;
-    const BPF_CGROUP_INET_INGRESS: u32 = 0;
-    const BPF_CGROUP_INET_EGRESS: u32 = 1;
     // Room for every program a cgroup may hold at one hook (BPF_CGROUP_MAX_PROGS is 64).
     let mut ids = vec![0u32; 64];
     let mut q = Query {
         target_fd: cgroup.as_raw_fd() as u32,
-        attach_type: match attach {
-            CgroupSkbAttachType::Ingress => BPF_CGROUP_INET_INGRESS,
-            CgroupSkbAttachType::Egress => BPF_CGROUP_INET_EGRESS,
-        },
+        attach_type: hook.attach_type(),
         query_flags: 0,
         attach_flags: 0,
         prog_ids: ids.as_mut_ptr() as u64,
@@ -223,24 +285,34 @@ impl Probes {
     pub fn restore_links(&mut self) -> Result<Vec<&'static str>> {
         let mut restored = Vec::new();
         for i in 0..self.cgroup_links.len() {
-            let (name, attach, id) = {
+            let (name, hook, id) = {
                 let l = &self.cgroup_links[i];
-                (l.name, l.attach, l.program_id)
+                (l.name, l.hook, l.program_id)
             };
-            let attached = attached_programs(&self.cgroup, attach)
+            let attached = attached_programs(&self.cgroup, hook)
                 .with_context(|| format!("cannot ask which programs the cgroup runs ({name})"))?;
             if attached.contains(&id) {
                 continue;
             }
-            let prog = cgroup_program(&mut self.ebpf, name)?;
-            let link = attach_cgroup(prog, &self.cgroup, attach)
+            let link = attach_cgroup(&mut self.ebpf, name, hook, &self.cgroup)
                 .with_context(|| format!("cannot attach {name} again"))?;
-            // The detached link's descriptor is of no more use.
             let old = std::mem::replace(&mut self.cgroup_links[i].link, link);
-            let _ = prog.detach(old);
+            detach(&mut self.ebpf, name, old);
             restored.push(name);
         }
         Ok(restored)
+    }
+
+    /// Takes the kernel side's coarse clock (once).
+    pub fn take_clock(&mut self) -> Result<KernelClock> {
+        let map = self
+            .ebpf
+            .take_map("EPOCH")
+            .ok_or_else(|| anyhow!("the eBPF object has no EPOCH map"))?;
+        Ok(KernelClock {
+            map: Array::try_from(map).context("EPOCH is not an array")?,
+            started: std::time::Instant::now(),
+        })
     }
 
     /// Takes the event ring buffer (once).
@@ -261,6 +333,25 @@ impl Probes {
         Ok(KernelStats {
             map: PerCpuArray::try_from(map).context("STATS is not a per-CPU array")?,
         })
+    }
+}
+
+/// The kernel side's coarse clock (ebpf/src/slots.rs): a first-flight capture lives 2 to 3 of
+/// its ticks; without ticks it lives until its flow is captured or a newer flow takes its
+/// place.
+pub struct KernelClock {
+    map: Array<MapData, u32>,
+    started: std::time::Instant,
+}
+
+impl KernelClock {
+    /// Advances the clock to the seconds since it was taken: call it about once a second.
+    pub fn tick(&mut self) -> Result<()> {
+        let secs = self.started.elapsed().as_secs() as u32;
+        // Entry 0: the time; entry 1 is the kernel side's.
+        self.map
+            .set(0, secs, 0)
+            .context("cannot advance the kernel side's clock")
     }
 }
 

@@ -4,9 +4,10 @@
 //! sensors.
 //!
 //! The data flows one way: `loader` attaches, `sensor` reads the rings, `decode` parses records,
-//! `enrich` (with `proc_table`, `procfs`, `users`, `identify`, `exec_identity`, `clock`, and
-//! `dns_stream` for DNS over TCP) makes engine events, the engine's step writes lines to
-//! `output`. Each file says what it uses; none uses `sensor`.
+//! `enrich` (with `proc_table`, `procfs`, `users`, `identify`, `exec_identity`, `clock`,
+//! `dns_stream` for DNS over TCP, and `connections` with `flows` for connections) makes engine
+//! events, the engine's step writes lines to `output`. Each file says what it uses; none uses
+//! `sensor`.
 
 #[cfg(target_os = "linux")]
 pub mod btf_offsets;
@@ -15,6 +16,8 @@ pub mod cgroup;
 #[cfg(target_os = "linux")]
 pub mod clock;
 #[cfg(target_os = "linux")]
+pub mod connections;
+#[cfg(target_os = "linux")]
 pub mod decode;
 #[cfg(target_os = "linux")]
 pub mod dns_stream;
@@ -22,6 +25,8 @@ pub mod dns_stream;
 pub mod enrich;
 #[cfg(target_os = "linux")]
 pub mod exec_identity;
+#[cfg(target_os = "linux")]
+pub mod flows;
 #[cfg(target_os = "linux")]
 pub mod identify;
 #[cfg(target_os = "linux")]

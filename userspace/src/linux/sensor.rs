@@ -25,8 +25,9 @@ use tunnelwatch_engine::{engine::Engine, event::Event, stats::Stats, step::Step}
 use crate::{
     linux::{
         btf_offsets,
+        clock::BootClock,
         enrich::{Counters, Enricher},
-        loader::{self, KernelStats, LoadOptions},
+        loader::{self, KernelClock, KernelStats, LoadOptions},
         preflight,
         proc_table::ProcTable,
     },
@@ -98,6 +99,7 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
     let ring = probes.take_events().map_err(RunError::Run)?;
     let lazy = take_lazy(&mut probes).map_err(RunError::Run)?;
     let kstats = probes.take_stats().map_err(RunError::Run)?;
+    let kclock = probes.take_clock().map_err(RunError::Run)?;
     let logger = probes.logger.take();
 
     let mut procs = ProcTable::new();
@@ -108,7 +110,7 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
         .into();
     let enricher = Enricher::new(hostname, procs);
     eprintln!(
-        "tunnelwatch: ready in {} ms: exec, fork and exit via raw tracepoints; DNS (ports {}) via cgroup_skb on {}; {} rules; programs {:?}",
+        "tunnelwatch: ready in {} ms: exec, fork and exit via raw tracepoints; DNS (ports {}) and first flights via cgroup_skb, connections via cgroup connect4/6 and sendmsg4/6, on {}; {} rules; programs {:?}",
         started.elapsed().as_millis(),
         opts.dns_ports
             .iter()
@@ -132,20 +134,23 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
         ),
         events: Vec::new(),
         links_restored: 0,
+        polling: false,
     };
     let result = runtime.block_on(event_loop(
         &mut state,
         &mut probes,
         signals,
         (&source, loaded_fingerprint),
-        ring,
-        lazy,
-        logger,
-        &kstats,
+        (ring, lazy, logger),
+        (&kstats, kclock),
         opts.stats_interval,
     ));
     // Detach everything before the final report: the programs are gone once this returns.
     drop(probes);
+    // The connections still waiting for their first flight are reported with what is known.
+    if let Err(e) = state.drain_flows() {
+        log::warn!("cannot report the connections still held: {e}");
+    }
     // What is already queued is written before the final report (unless stdout is stuck).
     state.step.get_mut().output.finish(Duration::from_secs(2));
     report(&kstats, &state, "final");
@@ -168,6 +173,9 @@ struct State {
     events: Vec<Event>,
     /// Cgroup links attached again after they were detached from outside.
     links_restored: u64,
+    /// Whether the main ring is polled every [`FLOW_POLL`]: from a wake-up until a poll finds
+    /// it empty with no connection held (see [`FLOW_POLL`]).
+    polling: bool,
 }
 
 /// Where the step writes: each line, once flushed, goes to the output queue.
@@ -195,10 +203,28 @@ impl State {
     /// Handles one record. `Err` only when a line cannot be formatted.
     fn record(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.enricher.handle(bytes, &mut self.events);
+        self.run_events()
+    }
+
+    /// Runs the engine on the events the enricher left in `events`.
+    fn run_events(&mut self) -> io::Result<()> {
         for event in self.events.drain(..) {
             self.step.run(&self.engine, &event)?;
         }
         Ok(())
+    }
+
+    /// Reports the connections whose hold for their first flight is over.
+    fn expire_flows(&mut self) -> io::Result<()> {
+        self.enricher
+            .expire_flows(BootClock::now_boot_ns(), &mut self.events);
+        self.run_events()
+    }
+
+    /// Reports every connection still held.
+    fn drain_flows(&mut self) -> io::Result<()> {
+        self.enricher.drain_flows(&mut self.events);
+        self.run_events()
     }
 
     /// Whether the reader of stdout has gone away.
@@ -212,6 +238,13 @@ impl State {
 /// (ebpf/src/maps.rs), so one wake-up (an irq_work in the kernel, several µs) serves every
 /// record of a burst, and none waits longer than about this.
 const SECOND_PASS: Duration = Duration::from_nanos(tunnelwatch_common::limits::WAKE_COALESCE_NS);
+
+/// While polling (see [`State::polling`]), the main ring is drained this often: flow and
+/// first-flight records wake user space only when the last wake-up is this old
+/// (ebpf/src/maps.rs), so polling from every wake-up until a poll finds nothing leaves none
+/// waiting longer than about this. Held connections are looked at as often (their hold is
+/// `flows::FLOW_HOLD_NS`).
+const FLOW_POLL: Duration = Duration::from_nanos(tunnelwatch_common::limits::FLOW_WAKE_COALESCE_NS);
 
 /// The ring of fork and exit records, which do not wake user space (ebpf/src/maps.rs): it is
 /// drained before every record of the main ring (a child's fork is committed before its exec
@@ -271,16 +304,17 @@ impl Signals {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn event_loop(
     state: &mut State,
     probes: &mut loader::Probes,
     signals: Signals,
     source: (&RuleSource, u64),
-    ring: RingBuf<MapData>,
-    lazy: RingBuf<MapData>,
-    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
-    kstats: &KernelStats,
+    (ring, lazy, logger): (
+        RingBuf<MapData>,
+        RingBuf<MapData>,
+        Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    ),
+    (kstats, mut kclock): (&KernelStats, KernelClock),
     stats_interval: Option<Duration>,
 ) -> Result<Stop> {
     // SAFETY: the ring buffer and the logger own their map fds, which stay open and the same
@@ -311,6 +345,8 @@ async fn event_loop(
     let watching = source.config.is_some() || !source.rule_dirs.is_empty();
     let mut upkeep = tokio::time::interval(Duration::from_secs(1));
     upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut flow_poll = tokio::time::interval(FLOW_POLL);
+    flow_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_stats = Instant::now();
     let mut last_lost = 0u64;
 
@@ -327,6 +363,7 @@ async fn event_loop(
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("ring buffer poll failed")?;
                 guard.clear_ready();
+                state.polling = true;
                 if drain_main(state, guard.get_inner_mut(), lazy.get_mut())? > 0 {
                     // The records that did not wake us (see `SECOND_PASS`). Blocking is
                     // deliberate: it is short, and signals wait for it at most this long.
@@ -352,6 +389,11 @@ async fn event_loop(
                 guard.get_inner_mut().flush();
                 guard.clear_ready();
             }
+            _ = flow_poll.tick(), if state.polling || state.enricher.flows_held() => {
+                let n = drain_main(state, ring.get_mut(), lazy.get_mut())?;
+                state.expire_flows().context("cannot format an output line")?;
+                state.polling = n > 0 || state.enricher.flows_held();
+            }
             _ = upkeep.tick() => {
                 if state.stdout_closed() {
                     return Ok(Stop::StdoutClosed);
@@ -359,8 +401,12 @@ async fn event_loop(
                 // A record whose commit raced with the second pass after a wake-up, and the
                 // fork/exit ring's records.
                 drain_main(state, ring.get_mut(), lazy.get_mut())?;
+                state.expire_flows().context("cannot format an output line")?;
                 state.enricher.tick();
                 restore_links(state, probes);
+                if let Err(e) = kclock.tick() {
+                    log::warn!("{e:#}");
+                }
                 if watching {
                     let now = source.fingerprint();
                     if now != fingerprint {
@@ -371,7 +417,8 @@ async fn event_loop(
                 }
                 let k = kstats.read();
                 let lost = k[stats::EXEC_LOST as usize] + k[stats::FORK_LOST as usize]
-                    + k[stats::EXIT_LOST as usize] + k[stats::DNS_LOST as usize];
+                    + k[stats::EXIT_LOST as usize] + k[stats::DNS_LOST as usize]
+                    + k[stats::CONN_LOST as usize] + k[stats::FLIGHT_LOST as usize];
                 if lost > last_lost {
                     log::warn!(
                         "ring buffer full: {} records lost since the last check ({} in all); raise --ring-buffer-size",
@@ -450,5 +497,15 @@ fn report(kstats: &KernelStats, state: &State, which: &str) {
         .set("files_unread", files.files_unread)
         .set("files_over_limit", files.files_over_limit)
         .set("links_restored", state.links_restored);
+    let c = &state.enricher.connections;
+    let (cc, fc) = (c.counters, c.flow_counters());
+    line.set("connections", cc.connections)
+        .set("connections_late", fc.late)
+        .set("connections_released_early", fc.released_early)
+        .set("flights_orphaned", fc.flights_orphaned)
+        .set("connections_held", c.held() as u64)
+        .set("names_learned", cc.names_learned)
+        .set("names", c.names() as u64)
+        .set("dns_other_ports", cc.dns_other_ports);
     eprintln!("{line}");
 }

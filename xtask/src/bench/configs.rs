@@ -75,7 +75,7 @@ pub enum Running {
 pub enum ToolReport {
     Tunnelwatch {
         #[serde(flatten)]
-        stats: super::tools::sensor::SensorStats,
+        stats: Box<super::tools::sensor::SensorStats>,
         lost: u64,
         warnings: usize,
     },
@@ -133,8 +133,8 @@ impl Running {
             Running::Tunnelwatch(s) => {
                 let r = s.stop()?;
                 Some(ToolReport::Tunnelwatch {
-                    stats: r.stats,
                     lost: r.stats.lost(),
+                    stats: Box::new(r.stats),
                     warnings: r.warnings(),
                 })
             }

@@ -35,18 +35,23 @@ pub struct Args {
     /// Rates (queries/s) of the zero-loss DNS sweep, comma-separated (default: 10k to 200k).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub dns_rates: Vec<u64>,
+    /// Rates (connections/s) of the zero-loss connection sweep, comma-separated (default: 5k to
+    /// 40k).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub conn_rates: Vec<u64>,
     /// Before starting, wait (up to 30 minutes) until the 1-minute load average is below LOAD.
     #[arg(long, value_name = "LOAD")]
     pub wait_load: Option<f64>,
-    /// Workloads of the overhead phase, comma-separated: exec, udp, tcp, dns, build (default:
-    /// all).
+    /// Workloads of the overhead phase, comma-separated: exec, udp, tcp, dns, build, connect,
+    /// tls, udpflow, quic (default: all).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub workloads: Vec<String>,
     /// Configurations of the overhead phase besides bare, comma-separated: tunnelwatch, auditd,
     /// bpftrace, hooks (default: all).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub configs: Vec<String>,
-    /// Phases to run, comma-separated: overhead, kernel, sweep, latency (default: all).
+    /// Phases to run, comma-separated: overhead, kernel, sweep, connsweep, latency (default:
+    /// all).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub phases: Vec<String>,
     #[command(subcommand)]
@@ -62,7 +67,7 @@ pub enum Internal {
 }
 
 /// The phases, in the order they run.
-pub const PHASES: [&str; 4] = ["overhead", "kernel", "sweep", "latency"];
+pub const PHASES: [&str; 5] = ["overhead", "kernel", "sweep", "connsweep", "latency"];
 
 /// How much of everything.
 #[derive(Clone, Debug)]
@@ -75,6 +80,8 @@ pub struct Plan {
     pub slow_reps: usize,
     pub latency_count: u64,
     pub sweep_rates: Vec<u64>,
+    /// Rates of the connection sweep.
+    pub conn_rates: Vec<u64>,
     pub sweep_secs: f64,
     pub kernel_secs: f64,
     /// Workloads of the overhead phase.
@@ -100,6 +107,13 @@ impl Plan {
                 vec![
                     10_000, 20_000, 30_000, 40_000, 50_000, 75_000, 100_000, 150_000, 200_000,
                 ]
+            },
+            conn_rates: if !args.conn_rates.is_empty() {
+                args.conn_rates.clone()
+            } else if quick {
+                vec![10_000, 20_000]
+            } else {
+                vec![5_000, 10_000, 20_000, 30_000, 40_000]
             },
             sweep_secs: if quick { 2.0 } else { 8.0 },
             kernel_secs: if quick { 1.0 } else { 3.0 },
@@ -182,6 +196,6 @@ mod tests {
         assert!(p.phase("overhead") && !p.phase("kernel"));
         let e = plan(&["bench", "--configs", "bare"]).unwrap_err();
         assert!(e.to_string().contains("--configs: no \"bare\""), "{e}");
-        assert!(plan(&["bench", "--workloads", "connect"]).is_err());
+        assert!(plan(&["bench", "--workloads", "fork"]).is_err());
     }
 }

@@ -68,6 +68,7 @@ mod tests {
             overhead: vec![summary::tests::exec_pairs()],
             kernel: None,
             sweep: None,
+            conn_sweep: None,
             latency: None,
             startups: vec![Startup {
                 spawn_to_ready: 164.0,

@@ -11,8 +11,8 @@ use super::{
     host::Machine,
     load::OtherLoad,
     phases::{
-        idle::Idle, kernel_cost::KernelCost, latency::Latency, overhead::WorkloadPairs,
-        sweep::Sweep,
+        conn_sweep::ConnSweep, idle::Idle, kernel_cost::KernelCost, latency::Latency,
+        overhead::WorkloadPairs, sweep::Sweep,
     },
 };
 
@@ -40,6 +40,7 @@ pub struct Results {
     /// The other phases (None when not run).
     pub kernel: Option<KernelCost>,
     pub sweep: Option<Sweep>,
+    pub conn_sweep: Option<ConnSweep>,
     pub latency: Option<Latency>,
     pub startups: Vec<Startup>,
 }

@@ -12,6 +12,7 @@
 //!
 //! May use: its own files (worker/), bench/process, clap, serde.
 
+mod conn;
 mod dns;
 mod dnswire;
 mod exec;
@@ -31,6 +32,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub use self::{
+    conn::{Args as ConnArgs, Kind as ConnKind, Report as ConnReport},
     dns::{ClientArgs as DnsClientArgs, ClientReport as DnsClientReport},
     dns::{ServerArgs as DnsServerArgs, ServerReport as DnsServerReport},
     exec::{Args as ExecArgs, Report as ExecReport},
@@ -57,6 +59,8 @@ pub enum Worker {
     DnsClient(DnsClientArgs),
     /// `ngrok http <t>` launched in turn, for the exec-to-alert latency.
     Latency(LatencyArgs),
+    /// New flows to 127.0.0.1 (TCP, TLS ClientHello, UDP, QUIC Initial), each closed at once.
+    Conn(ConnArgs),
 }
 
 /// A worker's report: its kind's numbers and its CPU time.
@@ -86,6 +90,7 @@ pub fn main(worker: &Worker) -> Result<()> {
         Worker::DnsServer(a) => print(dns::serve(a)?),
         Worker::DnsClient(a) => print(dns::query(a)?),
         Worker::Latency(a) => print(latency::run(a)?),
+        Worker::Conn(a) => print(conn::run(a)?),
     }
 }
 
@@ -201,6 +206,11 @@ mod tests {
             }),
             Worker::Tcp(TcpArgs {
                 window: Window { start: 5, end: 6 },
+            }),
+            Worker::Conn(ConnArgs {
+                window: Window { start: 7, end: 8 },
+                kind: ConnKind::Quic,
+                rate: 20_000,
             }),
             Worker::DnsServer(DnsServerArgs {
                 port: 53,

@@ -2,7 +2,7 @@
 //! (what it is called, its unit, how to run it once), listed in [`ALL`]. The phases run them
 //! and never name one, except the goals of the report, which name the workloads they judge.
 //!
-//! A new workload (issue 9's connect and TLS storms): a file here with its `Workload` and its
+//! A new workload: a file here with its `Workload` and its
 //! run function (and, if it needs a new load generator, a worker in worker/), and one line in
 //! [`ALL`]. Nothing else changes: the overhead phase pairs it with every configuration, the
 //! kernel-cost phase measures it if `kernel_cost`, the report gives it a row.
@@ -10,6 +10,7 @@
 //! May use: its own files (workloads/), which use bench/worker, bench/ctx, bench/interrupt.
 
 mod build;
+pub mod conn;
 mod crate_gen;
 pub mod dns;
 mod exec;
@@ -56,7 +57,17 @@ impl PartialEq for Workload {
 }
 
 /// Every workload, in the table's order.
-pub const ALL: [Workload; 5] = [exec::EXEC, udp::UDP, tcp::TCP, dns::DNS, build::BUILD];
+pub const ALL: [Workload; 9] = [
+    exec::EXEC,
+    udp::UDP,
+    tcp::TCP,
+    conn::CONNECT,
+    conn::TLS,
+    conn::UDP_FLOWS,
+    conn::QUIC,
+    dns::DNS,
+    build::BUILD,
+];
 
 /// What one run of a workload measured.
 #[derive(Clone, Debug, Default, Serialize)]

@@ -1,7 +1,9 @@
 //! What runs inside the matrix's VM and what it says: the init script (PID 1) that starts the
-//! sensor, makes both seed rules fire (an exec of `ngrok`, a DNS query for an ngrok domain) and
+//! sensor, makes both seed rules fire (an exec of `ngrok`, a DNS query for an ngrok domain),
 //! the renamed-ngrok rule (an exec of `update-helper`, identified by its Go build information,
-//! which checks the exec record's inode, size and times against the file on each kernel),
+//! which checks the exec record's inode, size and times against the file on each kernel) and
+//! two connection rules (a TLS ClientHello naming ngrok's agent endpoint, sent by busybox nc
+//! over loopback, which exercises the first-flight capture; a connection to port 7844),
 //! stops it with SIGINT and prints a report between two markers on the serial console; and
 //! the reading of that report back from the console.
 //!
@@ -17,15 +19,32 @@ const RENAMED_RULE: &str = "fe647c01-2e4b-4f5a-8611-6e0fab46fa0a";
 /// The rule that fires on a DNS query for `*.ngrok.io` (Ngrok Reverse Proxy on Network).
 const DNS_RULE: &str = "5790a766-53b8-40d3-a696-3547b978fcf0";
 
+/// The rule that fires on a ClientHello naming connect.ngrok-agent.com (Connection to an Ngrok
+/// Agent Endpoint).
+const TLS_RULE: &str = "b9b52559-80a1-4ed1-ad6b-cc147ff65fbc";
+/// The rule that fires on a connection to port 7844.
+const PORT_RULE: &str = "f941459f-d97d-443b-b877-d681bba24d30";
+
+/// A ClientHello curl sent for connect.ngrok-agent.com, put in the initramfs as `/hello.bin`.
+pub const CLIENT_HELLO: &[u8] =
+    include_bytes!("../../../userspace/tests/fixtures/client_hello/curl.bin");
+
 /// Lines around the report that the init script prints on the serial console.
 const BEGIN: &str = "===== tunnelwatch kernel test: begin =====";
 const END: &str = "===== tunnelwatch kernel test: end =====";
 
 /// The checks every kernel must pass (the report's `TW-RESULT` names).
-pub const CHECKS: [&str; 5] = ["loaded", "exec_alert", "dns_alert", "identified", "exit"];
+pub const CHECKS: [&str; 6] = [
+    "loaded",
+    "exec_alert",
+    "dns_alert",
+    "identified",
+    "conn_alert",
+    "exit",
+];
 
-/// The guest's PID 1. `@EXEC_RULE@`, `@RENAMED_RULE@`, `@DNS_RULE@`, `@BEGIN@` and `@END@` are
-/// filled in.
+/// The guest's PID 1. `@EXEC_RULE@`, `@RENAMED_RULE@`, `@DNS_RULE@`, `@TLS_RULE@`,
+/// `@PORT_RULE@`, `@BEGIN@` and `@END@` are filled in.
 const INIT: &str = r#"#!/bin/busybox sh
 # PID 1 of the kernel-matrix VM (cargo xtask kernels): runs the sensor, makes both seed rules
 # fire, prints a report between markers on the serial console and powers off.
@@ -64,10 +83,19 @@ if [ $loaded = PASS ]; then
     /update-helper http 8080
     # No server answers on the VM's loopback: the query leaves, nothing comes back.
     timeout 2 nslookup vmtest.ngrok.io 127.0.0.1 >/dev/null 2>&1
+    # A ClientHello over TCP to a listener on loopback, and a connection to port 7844 (no
+    # listener: refused, reported all the same).
+    nc -l -p 4433 >/dev/null 2>&1 &
+    listener=$!
+    sleep 0.5
+    timeout 5 nc -w 1 127.0.0.1 4433 </hello.bin >/dev/null 2>&1
+    echo x | timeout 5 nc -w 1 127.0.0.1 7844 >/dev/null 2>&1
+    kill $listener 2>/dev/null
     i=0
-    while [ $i -lt 100 ]; do
+    while [ $i -lt 150 ]; do
         grep -q '"rule_id":"@EXEC_RULE@"' /tmp/out && grep -q '"rule_id":"@DNS_RULE@"' /tmp/out \
-            && grep -q '"rule_id":"@RENAMED_RULE@"' /tmp/out && break
+            && grep -q '"rule_id":"@RENAMED_RULE@"' /tmp/out \
+            && grep -q '"rule_id":"@TLS_RULE@"' /tmp/out && grep -q '"rule_id":"@PORT_RULE@"' /tmp/out && break
         sleep 0.1
         i=$((i + 1))
     done
@@ -84,6 +112,8 @@ grep -q '"rule_id":"@EXEC_RULE@"' /tmp/out && exec_alert=PASS || exec_alert=FAIL
 grep -q '"rule_id":"@DNS_RULE@"' /tmp/out && dns_alert=PASS || dns_alert=FAIL
 grep '"rule_id":"@RENAMED_RULE@"' /tmp/out | grep -q '"original_file_name":"ngrok"' \
     && identified=PASS || identified=FAIL
+grep -q '"rule_id":"@TLS_RULE@"' /tmp/out && grep -q '"rule_id":"@PORT_RULE@"' /tmp/out \
+    && conn_alert=PASS || conn_alert=FAIL
 [ $loaded = PASS ] && [ $code = 0 ] && exited=PASS || exited=FAIL
 
 echo
@@ -102,6 +132,7 @@ echo "TW-RESULT loaded $loaded"
 echo "TW-RESULT exec_alert $exec_alert"
 echo "TW-RESULT dns_alert $dns_alert"
 echo "TW-RESULT identified $identified"
+echo "TW-RESULT conn_alert $conn_alert"
 echo "TW-RESULT exit $exited code=$code"
 echo '@END@'
 poweroff -f
@@ -112,6 +143,8 @@ pub fn init_script() -> String {
     INIT.replace("@EXEC_RULE@", EXEC_RULE)
         .replace("@RENAMED_RULE@", RENAMED_RULE)
         .replace("@DNS_RULE@", DNS_RULE)
+        .replace("@TLS_RULE@", TLS_RULE)
+        .replace("@PORT_RULE@", PORT_RULE)
         .replace("@BEGIN@", BEGIN)
         .replace("@END@", END)
 }
@@ -197,6 +230,7 @@ mod tests {
         let s = init_script();
         assert!(!s.contains('@'), "a placeholder is left: {s}");
         assert!(s.contains(EXEC_RULE) && s.contains(DNS_RULE) && s.contains(BEGIN));
+        assert!(s.contains(TLS_RULE) && s.contains(PORT_RULE) && !s.contains("@"));
         for check in CHECKS {
             assert!(s.contains(&format!("TW-RESULT {check} ")), "{check}");
         }

@@ -1,7 +1,8 @@
 //! The matrix's initramfs: a "newc" cpio archive, gzipped, with busybox (static), the
 //! stripped release sensor and the shared libraries it needs, a copy of `true` named `ngrok`,
 //! `update-helper` (a static x86-64 program that exits, carrying Go 1.16 build information
-//! naming ngrok), /etc/passwd and the guest's init script.
+//! naming ngrok), a ClientHello (`hello.bin`, for the connection check), /etc/passwd and the
+//! guest's init script.
 //!
 //! May use: shell, kernels/guest (the init script), tunnelwatch-identify (its test builder).
 
@@ -48,6 +49,7 @@ pub fn build(dir: &Path) -> Result<PathBuf> {
     cpio.file("ngrok", 0o755, fs::read(true_path)?);
     let renamed = tunnelwatch_identify::testing::GoFile::new("go1.16.15", "go.ngrok.com/cmd/ngrok");
     cpio.file("update-helper", 0o755, renamed.elf());
+    cpio.file("hello.bin", 0o644, super::guest::CLIENT_HELLO.to_vec());
     for program in [Path::new("target/release/tunnelwatch"), true_path] {
         for lib in shared_libraries(program)? {
             let data = fs::read(&lib).with_context(|| format!("cannot read {lib}"))?;

@@ -1,8 +1,8 @@
 //! The line schema: every JSON line the engine writes, one object per line with Splunk CIM
 //! field names, and reads back (`replay`, rule test cases). A [`Line`] is a [`Head`] (`time`,
 //! `host`, `kind`), an alert's [`AlertFields`] on alert lines, the [`Source`] (`datamodel`,
-//! `vendor_product`) and the event's [`Body`]: a [`ProcessLine`] (Endpoint.Processes) or a
-//! [`DnsLine`] (Network_Resolution).
+//! `vendor_product`) and the event's [`Body`]: a [`ProcessLine`] (Endpoint.Processes), a
+//! [`DnsLine`] (Network_Resolution) or a [`ConnectionLine`] (Network_Traffic).
 //!
 //! Each part is declared once, with `line_fields!`: one line per field, its key and its type.
 //! From that come the struct, its keys (what `replay` accepts, in the order lines are written),
@@ -11,7 +11,8 @@
 //! "unknown" means for each, are in `value.rs`. A part's `From<&Event>` and `into_event` sit
 //! beside its declaration.
 //!
-//! To add a field to an alert line: a field in the part (`dns.rs`, `process.rs`), its value in
+//! To add a field to an alert line: a field in the part (`dns.rs`, `process.rs`,
+//! `connection.rs`), its value in
 //! `From` and `into_event`, and in `event.rs` if the event does not carry it yet. A new kind of
 //! event: a part of its own and a variant of [`Body`].
 //!
@@ -27,10 +28,12 @@ use crate::{
     field::Category,
 };
 
+mod connection;
 mod dns;
 mod process;
 pub(crate) mod value;
 
+pub use connection::ConnectionLine;
 pub use dns::DnsLine;
 pub use process::ProcessLine;
 pub use value::{Required, Transport};
@@ -164,6 +167,7 @@ pub(crate) const READ_ONLY_KEYS: &[&str] = &["platform"];
 pub enum Body<'a> {
     Process(ProcessLine<'a>),
     Dns(DnsLine<'a>),
+    Connection(ConnectionLine<'a>),
 }
 
 impl<'a> Body<'a> {
@@ -172,6 +176,7 @@ impl<'a> Body<'a> {
         match event {
             Event::Process(e) => Body::Process(e.into()),
             Event::Dns(e) => Body::Dns(e.into()),
+            Event::Connection(e) => Body::Connection(e.into()),
         }
     }
 
@@ -180,6 +185,7 @@ impl<'a> Body<'a> {
         match category {
             Category::ProcessCreation => ProcessLine::KEYS,
             Category::Dns => DnsLine::KEYS,
+            Category::NetworkConnection => ConnectionLine::KEYS,
         }
     }
 
@@ -188,6 +194,7 @@ impl<'a> Body<'a> {
         Ok(match category {
             Category::ProcessCreation => Body::Process(ProcessLine::read(map)?),
             Category::Dns => Body::Dns(DnsLine::read(map)?),
+            Category::NetworkConnection => Body::Connection(ConnectionLine::read(map)?),
         })
     }
 
@@ -196,6 +203,7 @@ impl<'a> Body<'a> {
         Ok(match self {
             Body::Process(p) => Event::Process(p.into_event(c)),
             Body::Dns(d) => Event::Dns(d.into_event(c)?),
+            Body::Connection(n) => Event::Connection(n.into_event(c)?),
         })
     }
 
@@ -203,6 +211,7 @@ impl<'a> Body<'a> {
         match self {
             Body::Process(p) => p.write(map),
             Body::Dns(d) => d.write(map),
+            Body::Connection(n) => n.write(map),
         }
     }
 
@@ -210,6 +219,7 @@ impl<'a> Body<'a> {
         match self {
             Body::Process(p) => p.visit(key, f),
             Body::Dns(d) => d.visit(key, f),
+            Body::Connection(n) => n.visit(key, f),
         }
     }
 
@@ -217,6 +227,7 @@ impl<'a> Body<'a> {
         match category {
             Category::ProcessCreation => ProcessLine::is_text(key),
             Category::Dns => DnsLine::is_text(key),
+            Category::NetworkConnection => ConnectionLine::is_text(key),
         }
     }
 }

@@ -306,6 +306,9 @@ fn test_str(t: &Test, s: &str, field: Field, idx: usize, cx: &mut EventCtx<'_>) 
         Test::Absent => false,
         Test::Present => true,
         Test::Regex(re) => re.is_match(s),
+        Test::Cidr(net) => s
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| net.contains(&super::super::field::canonical_ip(ip))),
         Test::Pattern(p) => {
             if p.cased() || !needs_lowering(s.as_bytes()) {
                 // Case-sensitive, or already lower case: compared as it is (substrings with

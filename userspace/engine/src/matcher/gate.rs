@@ -32,17 +32,24 @@ const MAX_GROUPS: usize = 3;
 const EXTRA_GROUP_COST: f64 = 4.0;
 
 /// Whether the prefilter may gate on `field`: a text field with many distinct values (not
-/// `message_type`, `transport`, ... whose few values would open the gate for most events).
+/// `message_type`, `transport`, ... whose few values would open the gate for most events), or
+/// a connection's destination port or address (searched as text: the rules that watch ports
+/// and addresses have no other literal).
 fn gates_on(field: Field) -> bool {
-    field.is_text()
-        && !matches!(
-            field,
-            Field::Initiated
-                | Field::MessageType
-                | Field::Transport
-                | Field::QueryType
-                | Field::ReplyCode
-        )
+    matches!(field, Field::DestPort | Field::DestIp)
+        || field.is_text()
+            && !matches!(
+                field,
+                Field::Initiated
+                    | Field::MessageType
+                    | Field::Transport
+                    | Field::QueryType
+                    | Field::ReplyCode
+                    | Field::NameSource
+                    | Field::App
+                    | Field::DestIsIpv6
+                    | Field::SrcIsIpv6
+            )
 }
 
 /// How often a literal of `field` is expected to open the gate, relatively: an exact process
@@ -172,7 +179,7 @@ impl Costs {
         }
         let lit = |t: &Test| match t {
             Test::Pattern(p) => p.prefilter_literal().map(|l| vec![(test.field, l)]),
-            Test::Absent | Test::Present | Test::Regex(_) => None,
+            Test::Absent | Test::Present | Test::Regex(_) | Test::Cidr(_) => None,
         };
         match &test.values {
             Values::Any(tests) => union(tests.iter().map(lit)),

@@ -4,8 +4,8 @@
 //! walk over one event.
 //!
 //! Rules are first indexed by what they can match (platform × process / DNS query / DNS
-//! response), so an event only meets the rules that apply to it. Within each of these six
-//! buckets, only the rules whose literals the event contains, plus the few without a usable
+//! response / connection), so an event only meets the rules that apply to it. Within each of
+//! these eight buckets, only the rules whose literals the event contains, plus the few without a usable
 //! literal, have their condition evaluated, in rule order. The cost per event grows with the
 //! event's size and the matches, barely with the number of rules.
 //!
@@ -21,15 +21,19 @@ use scan::Bucket;
 
 use crate::{
     event::{DnsMessageType, Event, Platform},
-    field::{Category, Value},
+    field::{Category, StackStr, Value},
     rule::{DnsPhase, Rule},
 };
+
+/// Event shapes: process, DNS query, DNS response, connection.
+const SHAPES: usize = 4;
 
 /// Rule indices by event shape, each bucket with its literal prefilter.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Matcher {
-    /// `[platform * 3 + shape]`, shape 0 = process, 1 = DNS query, 2 = DNS response.
-    buckets: [Bucket; 6],
+    /// `[platform * SHAPES + shape]`, shape 0 = process, 1 = DNS query, 2 = DNS response,
+    /// 3 = connection.
+    buckets: [Bucket; 2 * SHAPES],
 }
 
 /// The bucket of events of `platform` and `shape`.
@@ -38,14 +42,14 @@ fn bucket_of(platform: Platform, shape: usize) -> usize {
         Platform::Linux => 0,
         Platform::Windows => 1,
     };
-    p * 3 + shape
+    p * SHAPES + shape
 }
 
 impl Matcher {
     /// Indexes `rules` (their order is kept within each bucket) and compiles each bucket's
     /// prefilter.
     pub(crate) fn new(rules: &[Rule]) -> Matcher {
-        let mut members: [Vec<u32>; 6] = Default::default();
+        let mut members: [Vec<u32>; 2 * SHAPES] = Default::default();
         for (i, rule) in rules.iter().enumerate() {
             for &platform in &rule.platforms {
                 let shapes: &[usize] = match (rule.category, rule.dns_phase) {
@@ -53,6 +57,7 @@ impl Matcher {
                     (Category::Dns, DnsPhase::Query) => &[1],
                     (Category::Dns, DnsPhase::Response) => &[2],
                     (Category::Dns, DnsPhase::Both) => &[1, 2],
+                    (Category::NetworkConnection, _) => &[3],
                 };
                 for &s in shapes {
                     members[bucket_of(platform, s)].push(i as u32);
@@ -69,6 +74,7 @@ impl Matcher {
             Event::Process(_) => 0,
             Event::Dns(d) if d.message_type == DnsMessageType::Query => 1,
             Event::Dns(_) => 2,
+            Event::Connection(_) => 3,
         };
         &self.buckets[bucket_of(event.platform(), shape)]
     }
@@ -132,6 +138,9 @@ impl Matcher {
         for s in &b.scanners {
             match s.field.value(event) {
                 Value::Str(v) => s.scan(v, 0, &mut cx),
+                // Ports and addresses, as the rules' values are written.
+                Value::Int(n) => s.scan(StackStr::render(n).as_str(), 0, &mut cx),
+                Value::Ip(ip) => s.scan(StackStr::render(ip).as_str(), 0, &mut cx),
                 Value::Strs(list) => {
                     for (i, v) in list.iter().enumerate() {
                         if !v.is_empty() {

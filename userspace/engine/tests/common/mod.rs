@@ -11,7 +11,10 @@ use tunnelwatch_engine::{
     allowlist::Allowlist,
     builtin,
     engine::Engine,
-    event::{DnsEvent, DnsMessageType, Event, Platform, Process, ProcessEvent},
+    event::{
+        ConnectionEvent, DnsEvent, DnsMessageType, Event, NameSource, Platform, Process,
+        ProcessEvent,
+    },
     ruleset::RuleSet,
 };
 
@@ -101,11 +104,35 @@ pub fn dns_response(name: &str, answers: &[&str], rcode: u16) -> Event {
     Event::Dns(d)
 }
 
+/// A TCP connection from curl on Linux host `web1` to `dest` (an address and port), whose
+/// ClientHello named `server_name` (none when empty).
+pub fn connection(dest: &str, server_name: &str) -> Event {
+    Event::Connection(ConnectionEvent {
+        time: t0(),
+        host: Arc::from("web1"),
+        platform: Platform::Linux,
+        transport: "tcp",
+        src: Some("10.0.0.5:40000".parse().unwrap()),
+        dest: dest.parse().unwrap(),
+        dest_name: server_name.to_owned(),
+        name_source: (!server_name.is_empty()).then_some(NameSource::Tls),
+        server_name: server_name.to_owned(),
+        alpn: Vec::new(),
+        app: if server_name.is_empty() { "" } else { "tls" },
+        dns_name: String::new(),
+        resolver: None,
+        late: false,
+        process: Some(process(5150, "/usr/bin/curl", "curl https://x")),
+        parent: Some(process(4000, "/usr/bin/bash", "bash")),
+    })
+}
+
 /// Same event on another platform.
 pub fn on(platform: Platform, mut e: Event) -> Event {
     match &mut e {
         Event::Process(p) => p.platform = platform,
         Event::Dns(d) => d.platform = platform,
+        Event::Connection(c) => c.platform = platform,
     }
     e
 }

@@ -262,6 +262,7 @@ mod tests {
             slow_reps,
             latency_count: 0,
             sweep_rates: vec![],
+            conn_rates: vec![],
             sweep_secs: 0.0,
             kernel_secs: 0.0,
             workloads: ALL.to_vec(),
@@ -296,7 +297,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(slots.len(), (4 * 7 + 3) * 4);
+        assert_eq!(slots.len(), (8 * 7 + 3) * 4);
     }
 
     #[test]

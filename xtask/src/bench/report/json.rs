@@ -16,6 +16,7 @@ use crate::bench::{
     host::Machine,
     load::OtherLoad,
     phases::{
+        conn_sweep::ConnSweep,
         idle::Idle,
         kernel_cost::KernelCost,
         latency::Latency,
@@ -45,6 +46,7 @@ struct Document<'a> {
     workloads: BTreeMap<&'static str, Workload<'a>>,
     kernel_cost: &'a Option<KernelCost>,
     dns_zero_loss: &'a Option<Sweep>,
+    connection_zero_loss: &'a Option<ConnSweep>,
     latency: &'a Option<Latency>,
     memory: Memory<'a>,
     startup_ms: &'a [Startup],
@@ -165,6 +167,7 @@ pub fn document(
         workloads,
         kernel_cost: &r.kernel,
         dns_zero_loss: &r.sweep,
+        connection_zero_loss: &r.conn_sweep,
         latency: &r.latency,
         memory: Memory {
             idle: &r.idle,

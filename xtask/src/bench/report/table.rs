@@ -34,6 +34,7 @@ pub fn render(r: &Results, summaries: &[WorkloadSummary], goals: &[Goal]) -> Str
     absolute(&mut t, r, summaries);
     kernel(&mut t, r);
     sweep(&mut t, r);
+    conn_sweep(&mut t, r);
     latency_memory_startup(&mut t, r, summaries);
     let _ = writeln!(t, "\nGoals (issue 5)");
     for g in goals {
@@ -284,6 +285,37 @@ fn sweep(t: &mut String, r: &Results) {
             row.lost,
             opt(row.stats.dns_lost),
             opt(row.stats.output_dropped),
+            row.sensor_cpu_percent,
+            num(row.hwm_kib as f64 / 1024.0),
+        );
+    }
+}
+
+fn conn_sweep(t: &mut String, r: &Results) {
+    let Some(s) = &r.conn_sweep else {
+        return;
+    };
+    let _ = writeln!(
+        t,
+        "\nTCP connections with a ClientHello, open loop, a fresh sensor per rate ({} s each): loss from the sensor's final stats",
+        s.secs
+    );
+    let opt = |v: Option<u64>| v.map_or("null".into(), |v| v.to_string());
+    for row in &s.rows {
+        let _ = writeln!(
+            t,
+            "  target {:>6}  opened {:>6}/s  {}  sensor lost {} (conn_lost {}, flight_lost {}; conn_seen {})  sensor CPU {:.0}%  VmHWM {} MiB",
+            row.target,
+            num(row.opened_per_s),
+            if row.reached {
+                "reached    "
+            } else {
+                "NOT reached"
+            },
+            row.lost,
+            opt(row.stats.conn_lost),
+            opt(row.stats.flight_lost),
+            opt(row.stats.conn_seen),
             row.sensor_cpu_percent,
             num(row.hwm_kib as f64 / 1024.0),
         );

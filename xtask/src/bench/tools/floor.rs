@@ -1,6 +1,6 @@
 //! The floor: empty programs (`r0 = 1; exit`) attached on every hook tunnelwatch uses
-//! ([`HOOKS`]: cgroup_skb egress and ingress on the cgroup v2 root, raw tracepoints on
-//! sched_process_exec, _fork and _exit). It is the "empty hooks" configuration of the overhead
+//! ([`HOOKS`]: cgroup_skb egress and ingress and cgroup sock_addr connect4/6 and sendmsg4/6 on
+//! the cgroup v2 root, raw tracepoints on sched_process_exec, _fork and _exit). It is the "empty hooks" configuration of the overhead
 //! phase (what any eBPF sensor on these hooks pays, whatever its programs do) and the floor
 //! of the kernel-cost phase (what an empty program "costs" per run in the kernel's statistics:
 //! the dispatch and the statistics' own clock reads, so that tunnelwatch's own work is its
@@ -26,8 +26,13 @@ const BPF_LINK_CREATE: libc::c_long = 28;
 
 const BPF_PROG_TYPE_CGROUP_SKB: u32 = 8;
 const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
+const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
 const BPF_CGROUP_INET_INGRESS: u32 = 0;
 const BPF_CGROUP_INET_EGRESS: u32 = 1;
+const BPF_CGROUP_INET4_CONNECT: u32 = 10;
+const BPF_CGROUP_INET6_CONNECT: u32 = 11;
+const BPF_CGROUP_UDP4_SENDMSG: u32 = 14;
+const BPF_CGROUP_UDP6_SENDMSG: u32 = 15;
 
 /// Where an empty program is attached.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +56,22 @@ const HOOKS: &[(&str, Hook)] = &[
     ("empty_exec", Hook::RawTracepoint("sched_process_exec")),
     ("empty_fork", Hook::RawTracepoint("sched_process_fork")),
     ("empty_exit", Hook::RawTracepoint("sched_process_exit")),
+    (
+        "empty_connect4",
+        Hook::Cgroup(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_CONNECT),
+    ),
+    (
+        "empty_connect6",
+        Hook::Cgroup(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET6_CONNECT),
+    ),
+    (
+        "empty_sendmsg4",
+        Hook::Cgroup(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_UDP4_SENDMSG),
+    ),
+    (
+        "empty_sendmsg6",
+        Hook::Cgroup(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_UDP6_SENDMSG),
+    ),
 ];
 
 /// `bpf_attr` as bytes: every command here fits in 128.

@@ -24,12 +24,16 @@ use crate::bench::{
 };
 
 /// The sensor's programs, in the order of the ids its ready line lists.
-pub const PROGRAMS: [&str; 5] = [
+pub const PROGRAMS: [&str; 9] = [
     "sched_process_exec",
     "sched_process_fork",
     "sched_process_exit",
     "dns_egress",
     "dns_ingress",
+    "conn_connect4",
+    "conn_connect6",
+    "conn_sendmsg4",
+    "conn_sendmsg6",
 ];
 
 /// A stdout line of the sensor and the CLOCK_MONOTONIC and CLOCK_REALTIME times its read
@@ -68,12 +72,16 @@ pub struct SensorStats {
     pub fork_lost: Option<u64>,
     pub exit_lost: Option<u64>,
     pub dns_lost: Option<u64>,
+    pub conn_lost: Option<u64>,
+    pub flight_lost: Option<u64>,
     pub output_dropped: Option<u64>,
     pub decode_errors: Option<u64>,
     pub records: Option<u64>,
     pub exec_seen: Option<u64>,
     pub dns_seen: Option<u64>,
     pub dns_messages: Option<u64>,
+    pub conn_seen: Option<u64>,
+    pub flight_seen: Option<u64>,
 }
 
 impl SensorStats {
@@ -84,6 +92,8 @@ impl SensorStats {
             self.fork_lost,
             self.exit_lost,
             self.dns_lost,
+            self.conn_lost,
+            self.flight_lost,
             self.output_dropped,
             self.decode_errors,
         ]
