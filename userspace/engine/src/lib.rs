@@ -5,8 +5,9 @@
 //! Its files stand on floors; a file uses only files of its own floor or below (each file's
 //! documentation says which), so a change moves only what stands above it:
 //!
-//! 1. events and fields: `event`, `field` (the Sigma vocabularies), `line/` (the alert line
-//!    schema), `replay` (lines back into events), `error`, `yaml`;
+//! 1. events and fields: `event`, `field` (the Sigma vocabularies), `query_name` (what a DNS
+//!    name's shape says), `line/` (the alert line schema), `replay` (lines back into events),
+//!    `error`, `yaml`;
 //! 2. patterns and modifiers: `pattern`, `modifier`;
 //! 3. detection and conditions: `condition`, `detection`;
 //! 4. one rule: `rule`, `template`, `test_case` (a rule's test cases, as data);
@@ -35,6 +36,7 @@ pub mod line;
 mod matcher;
 mod modifier;
 mod pattern;
+mod query_name;
 pub mod replay;
 pub mod rule;
 pub mod rule_tests;

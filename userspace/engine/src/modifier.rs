@@ -46,6 +46,12 @@ pub(crate) enum Modifier {
     ReS,
     /// The field is present (`true`) or absent (`false`).
     Exists,
+    /// Numeric comparisons: the field's value, a number, is greater than (or equal to), or
+    /// less than (or equal to), the rule's.
+    Gt,
+    Gte,
+    Lt,
+    Lte,
 }
 
 use Modifier::*;
@@ -70,12 +76,15 @@ pub(crate) const NAMES: &[(&str, Modifier)] = &[
     ("m", ReM),
     ("s", ReS),
     ("exists", Exists),
+    ("gt", Gt),
+    ("gte", Gte),
+    ("lt", Lt),
+    ("lte", Lte),
 ];
 
 /// Sigma modifiers known but not supported yet: refused as such, not as unknown.
 const UNSUPPORTED: &[&str] = &[
-    "cidr", "expand", "fieldref", "gt", "gte", "lt", "lte", "neq", "minute", "hour", "day", "week",
-    "month", "year",
+    "cidr", "expand", "fieldref", "neq", "minute", "hour", "day", "week", "month", "year",
 ];
 
 /// What a modifier does, which decides what it combines with.
@@ -99,6 +108,8 @@ pub(crate) enum Kind {
     All,
     /// Presence alone: nothing else.
     Exists,
+    /// A numeric comparison: nothing else.
+    Compare,
 }
 
 impl Modifier {
@@ -127,6 +138,7 @@ impl Modifier {
             ReI | ReM | ReS => Kind::RegexFlag,
             All => Kind::All,
             Exists => Kind::Exists,
+            Gt | Gte | Lt | Lte => Kind::Compare,
         }
     }
 
@@ -197,14 +209,40 @@ pub(crate) enum Test {
     Pattern(Pattern),
     /// A regular expression (`re`), matched against the value as it is.
     Regex(Regex),
+    /// A numeric comparison (`gt`, `gte`, `lt`, `lte`) with the rule's number: the field's
+    /// value (a number, or text that reads as one) on the left.
+    Compare(Compare, f64),
+}
+
+/// How a numeric comparison compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Compare {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl Compare {
+    /// Whether `value` compares so with `limit`.
+    pub(crate) fn holds(self, value: f64, limit: f64) -> bool {
+        match self {
+            Compare::Gt => value > limit,
+            Compare::Gte => value >= limit,
+            Compare::Lt => value < limit,
+            Compare::Lte => value <= limit,
+        }
+    }
 }
 
 /// A rule value, as YAML gave it.
 pub(crate) enum RuleValue {
     /// `null`.
     Null,
-    /// A string (with wildcards) or a number or boolean (literal text).
+    /// A string (with wildcards) or an integer or boolean (literal text).
     Text { text: String, wildcards: bool },
+    /// A floating-point number (only numeric comparisons take one).
+    Float(f64),
 }
 
 /// The modifiers written on one field, checked.
@@ -253,10 +291,13 @@ impl<'k> Modifiers<'k> {
             m.written.push((name, modifier));
         }
 
-        if m.has(Exists) {
-            if let Some((other, _)) = m.written.iter().find(|(_, x)| *x != Exists) {
+        for lone in [Kind::Exists, Kind::Compare] {
+            let Some((name, _)) = m.written.iter().find(|(_, x)| x.kind() == lone) else {
+                continue;
+            };
+            if let Some((other, _)) = m.written.iter().find(|(n, _)| n != name) {
                 return Err(format!(
-                    "modifier 'exists' on field '{field}' cannot be combined with '{other}'"
+                    "modifier '{name}' on field '{field}' cannot be combined with '{other}'"
                 ));
             }
             return Ok(m);
@@ -309,7 +350,25 @@ impl<'k> Modifiers<'k> {
     /// (`windash`, `base64offset`), one of which must match.
     pub(crate) fn tests(&self, value: RuleValue) -> Result<Vec<Test>, String> {
         let field = self.field;
+        if let Some(op) = self.compare() {
+            let number = match &value {
+                RuleValue::Float(x) => Some(*x),
+                RuleValue::Text { text, .. } => text.trim().parse::<f64>().ok(),
+                RuleValue::Null => None,
+            };
+            return match number {
+                Some(x) if x.is_finite() => Ok(vec![Test::Compare(op, x)]),
+                _ => Err(format!(
+                    "a numeric comparison on field '{field}' needs a number"
+                )),
+            };
+        }
         let (text, wildcards) = match value {
+            RuleValue::Float(_) => {
+                return Err(format!(
+                    "bad value for field '{field}': floating-point numbers are only supported by 'gt', 'gte', 'lt' and 'lte'"
+                ));
+            }
             RuleValue::Null => {
                 if let Some((name, _)) = self.written.iter().find(|(_, m)| *m != All) {
                     return Err(format!(
@@ -367,6 +426,17 @@ impl<'k> Modifiers<'k> {
                 Test::Pattern(Pattern::new(&toks, cased))
             })
             .collect())
+    }
+
+    /// The numeric comparison written, if any.
+    fn compare(&self) -> Option<Compare> {
+        self.written.iter().find_map(|(_, m)| match m {
+            Gt => Some(Compare::Gt),
+            Gte => Some(Compare::Gte),
+            Lt => Some(Compare::Lt),
+            Lte => Some(Compare::Lte),
+            _ => None,
+        })
     }
 
     /// Whether every value must match (`all`) rather than any.
@@ -535,14 +605,22 @@ mod tests {
             assert_eq!(Modifier::parse(name, "F"), Ok(m));
         }
         assert_eq!(
-            Modifier::parse("gte", "F").unwrap_err(),
-            "modifier 'gte' on field 'F' is not supported"
+            Modifier::parse("neq", "F").unwrap_err(),
+            "modifier 'neq' on field 'F' is not supported"
         );
         assert_eq!(
             Modifier::parse("nope", "F").unwrap_err(),
             "unknown modifier 'nope' on field 'F'"
         );
         let chain = |s: &'static str| Modifiers::parse("F", s.split('|')).map(|_| ());
+        assert_eq!(
+            chain("gte|contains").unwrap_err(),
+            "modifier 'gte' on field 'F' cannot be combined with 'contains'"
+        );
+        assert_eq!(
+            chain("all|lt").unwrap_err(),
+            "modifier 'lt' on field 'F' cannot be combined with 'all'"
+        );
         assert!(chain("windash|base64offset|contains").is_ok());
         assert!(chain("utf16le|base64").is_ok());
         assert!(chain("re|i|m|s|all").is_ok());

@@ -172,7 +172,7 @@ impl Costs {
         }
         let lit = |t: &Test| match t {
             Test::Pattern(p) => p.prefilter_literal().map(|l| vec![(test.field, l)]),
-            Test::Absent | Test::Present | Test::Regex(_) => None,
+            Test::Absent | Test::Present | Test::Regex(_) | Test::Compare(..) => None,
         };
         match &test.values {
             Values::Any(tests) => union(tests.iter().map(lit)),
