@@ -96,7 +96,10 @@ pub(crate) fn parse(
             "condition" => condition_node = Some(v),
             _ if reserved.contains(&name) => {}
             "timeframe" => {
-                return Err(r.err(k, "'timeframe' is not supported (no correlation yet)"));
+                return Err(r.err(
+                    k,
+                    "'timeframe' (Sigma 1 aggregations) is not supported: write a Sigma correlation rule",
+                ));
             }
             _ => selections.push(Selection {
                 name: name.to_owned(),

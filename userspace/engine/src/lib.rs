@@ -10,11 +10,13 @@
 //!    `error`, `yaml`;
 //! 2. patterns and modifiers: `pattern`, `modifier`;
 //! 3. detection and conditions: `condition`, `detection`;
-//! 4. one rule: `rule`, `template`, `test_case` (a rule's test cases, as data);
+//! 4. one rule: `rule`, `template`, `test_case` (a rule's test cases, as data),
+//!    `correlation::rule` (one correlation document);
 //! 5. the compiled matcher: `matcher/` (`gate`, `scan`, `eval`);
 //! 6. rule sets, filters, allowlists, configuration: `filter`, `ruleset`, `builtin`,
-//!    `allowlist`, `config`;
-//! 7. the engine and its output: `alert`, `engine`, `emit`, `step`, `stats`;
+//!    `allowlist`, `config`, `correlation::resolve` (correlations tied to their rules);
+//! 7. the engine and its output: `alert`, `engine`, `correlation::state` (the windows),
+//!    `emit`, `step`, `stats`;
 //! 8. running rule test cases: `rule_tests`.
 //!
 //! `dns` (DNS wire decoding) stands apart: it uses none of them.
@@ -24,6 +26,7 @@ pub mod allowlist;
 pub mod builtin;
 mod condition;
 pub mod config;
+pub mod correlation;
 mod detection;
 pub mod dns;
 pub mod emit;

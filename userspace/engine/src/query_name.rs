@@ -74,8 +74,14 @@ mod tests {
     #[test]
     fn registered_domains_follow_the_public_suffix_list() {
         assert_eq!(registered_domain("www.example.com"), Some("example.com"));
-        assert_eq!(registered_domain("a.b.example.co.uk"), Some("example.co.uk"));
-        assert_eq!(registered_domain("x.user.github.io"), Some("user.github.io"));
+        assert_eq!(
+            registered_domain("a.b.example.co.uk"),
+            Some("example.co.uk")
+        );
+        assert_eq!(
+            registered_domain("x.user.github.io"),
+            Some("user.github.io")
+        );
         assert_eq!(registered_domain("example.com"), Some("example.com"));
         assert_eq!(registered_domain("com"), None);
         assert_eq!(registered_domain("co.uk"), None);

@@ -298,8 +298,14 @@ fn numeric_comparisons_on_the_shape_of_a_query_name() {
     let d = "  s:\n    query_longest_label|gte:\n      - 100\n      - 30\n  condition: s\n";
     assert!(fires(d, long));
     // Process ids are numbers too (the test process is 4242).
-    assert!(hits("  s:\n    ProcessId|gt: 4000\n  condition: s\n", &cmd("x")));
-    assert!(!hits("  s:\n    ProcessId|lt: 4000\n  condition: s\n", &cmd("x")));
+    assert!(hits(
+        "  s:\n    ProcessId|gt: 4000\n  condition: s\n",
+        &cmd("x")
+    ));
+    assert!(!hits(
+        "  s:\n    ProcessId|lt: 4000\n  condition: s\n",
+        &cmd("x")
+    ));
 }
 
 #[test]
@@ -318,7 +324,9 @@ fn numeric_comparisons_are_refused_where_they_mean_nothing() {
             "bad value for field 'query': floating-point numbers are only supported by 'gt', 'gte', 'lt' and 'lte'",
         ),
     ] {
-        let e = load_err(&dns_rule(&format!("  s:\n    {detection}\n  condition: s\n")));
+        let e = load_err(&dns_rule(&format!(
+            "  s:\n    {detection}\n  condition: s\n"
+        )));
         assert!(e.contains(reason), "{detection}: {e}");
     }
 }
