@@ -385,6 +385,17 @@ detection:
         let costs = Costs::new(rules.iter().map(|r| &r.detection));
         for r in &rules {
             let gate = costs.gate(&r.detection);
+            // Only rules that compare numbers (the DNS tunnel rules, on the shape of every
+            // name) have nothing to search for.
+            let numeric = r.detection.fields().any(|f| {
+                matches!(
+                    f,
+                    Field::QueryLongestLabel | Field::QueryEntropy | Field::QueryLabelCount
+                )
+            });
+            if numeric {
+                continue;
+            }
             assert!(gate.is_some(), "{}: no gate", r.title);
             // No shipped rule opens its gate on a bare flag or word of a command line.
             for (f, lit) in gate.unwrap().into_iter().flatten() {
