@@ -79,8 +79,16 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../rules/devtunnels_renamed_binary.yml"),
     ),
     (
+        "rules/dns_tunnel_data_in_names.yml",
+        include_str!("../../../rules/dns_tunnel_data_in_names.yml"),
+    ),
+    (
         "rules/dns_tunnel_tools.yml",
         include_str!("../../../rules/dns_tunnel_tools.yml"),
+    ),
+    (
+        "rules/dns_tunnel_uncommon_record_types.yml",
+        include_str!("../../../rules/dns_tunnel_uncommon_record_types.yml"),
     ),
     (
         "rules/frp_client_or_server.yml",

@@ -88,8 +88,8 @@ pub enum Field {
     QueryLabelCount,
     /// The length of its longest label (`query_longest_label`).
     QueryLongestLabel,
-    /// The Shannon entropy, in bits per character, of the part of the name left of its
-    /// registered domain (`query_entropy`); absent when there is none.
+    /// The Shannon entropy, in bits per byte, of the longest label of the name looked up
+    /// (`query_entropy`); absent for the empty name.
     QueryEntropy,
     /// `Query` or `Response` (CIM `message_type`).
     MessageType,
@@ -364,8 +364,9 @@ impl Field {
                     }
                     QueryLabelCount => Value::Int(query_name::label_count(&e.query) as u64),
                     QueryLongestLabel => Value::Int(query_name::longest_label(&e.query) as u64),
-                    QueryEntropy => query_name::entropy(query_name::subdomain(&e.query))
-                        .map_or(Value::Absent, Value::Float),
+                    QueryEntropy => {
+                        query_name::entropy(&e.query).map_or(Value::Absent, Value::Float)
+                    }
                     MessageType => Value::Str(e.message_type.as_str()),
                     TransactionId => Value::Int(e.transaction_id.into()),
                     ReplyCode => Value::str(&e.reply_code),

@@ -94,7 +94,7 @@ fn time(secs: f64) -> String {
 }
 
 #[test]
-fn event_count_fires_at_its_threshold_and_starts_afresh() {
+fn event_count_fires_at_its_threshold_then_keeps_quiet_for_a_timespan() {
     let e = engine(&[&format!(
         "{}---\n{}",
         base("scan", A, "nmap"),
@@ -103,12 +103,12 @@ fn event_count_fires_at_its_threshold_and_starts_afresh() {
             "  type: event_count\n  rules: [scan]\n  group-by: [User]\n  timespan: 10s\n  condition: {gte: 3}\n"
         )
     )]);
-    let events: Vec<Event> = (0..7)
+    let mut events: Vec<Event> = (0..7)
         .map(|i| run_at(f64::from(i), "alice", "nmap -sS 10.0.0.1"))
         .collect();
     let lines = correlations(&e, &events);
-    // Events 0, 1, 2 fire; the window starts afresh: 3, 4, 5 fire again; 6 waits.
-    assert_eq!(lines.len(), 2, "{lines:?}");
+    // Events 0, 1, 2 fire; 3 to 6 are counted afresh, quietly, for a timespan.
+    assert_eq!(lines.len(), 1, "{lines:?}");
     let l = &lines[0];
     assert_eq!(l["kind"], "alert");
     assert_eq!(l["rule_name"], "many scans");
@@ -121,6 +121,13 @@ fn event_count_fires_at_its_threshold_and_starts_afresh() {
     assert_eq!(l["time"], time(2.0));
     assert_eq!(l["host"], "web1");
     assert!(l.get("distinct_count").is_none() && l.get("datamodel").is_none());
+    // Quiet until 12 s; at 13 s the window (3 s to 13 s) holds five events.
+    events.push(run_at(12.0, "alice", "nmap"));
+    assert_eq!(correlations(&e, &events).len(), 1);
+    events.push(run_at(13.0, "alice", "nmap"));
+    let lines = correlations(&e, &events);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["count"], 6);
     assert_eq!(lines[1]["firstTime"], time(3.0));
     // The base rule feeds the correlation and raises no alert of its own.
     let (all, _) = lines_of(&e, &events, false, Limits::default());

@@ -48,7 +48,10 @@ fn no_allocation_without_a_match() {
         // long name under one domain (the DNS tunnel rules' shape fields), cloudflared listing
         // tunnels, a Windows command line in capitals.
         exec("/usr/bin/node", "node /srv/app/server.js --port 3000"),
-        exec("/usr/bin/ssh", "ssh -p 2222 -l admin bastion.example.com uptime"),
+        exec(
+            "/usr/bin/ssh",
+            "ssh -p 2222 -l admin bastion.example.com uptime",
+        ),
         exec("/usr/bin/cloudflared", "cloudflared tunnel list"),
         exec_on(
             Platform::Windows,

@@ -7,7 +7,9 @@
 //! sensor raised:
 //! - a condition that only asks for "at least" (`gt`, `gte`, the default of the temporal
 //!   types) is decided the moment it holds, over a sliding window: the events of the group
-//!   at most `timespan` older than the newest;
+//!   at most `timespan` older than the newest. The group then starts afresh and keeps quiet
+//!   for one `timespan` (it counts, it does not fire): what goes on raises one alert a
+//!   timespan, with the count of the window it fires on;
 //! - any other (`lt`, `lte`, `eq`, `neq`, a range) can only be decided once the window is
 //!   over: a group's window opens with its first event and closes `timespan` later, when a
 //!   later event (of any group) shows that time has passed; it is then decided once.
@@ -117,6 +119,8 @@ struct Group {
     per_source: Vec<u32>,
     /// temporal_ordered in a closing window: how many sources, in order, were seen.
     ordered: usize,
+    /// After it fired (sliding windows): it does not fire again before this time.
+    quiet_until: Option<SystemTime>,
     first: SystemTime,
     last: SystemTime,
 }
@@ -383,6 +387,7 @@ impl Correlator {
                     samples: Vec::new(),
                     per_source: vec![0; sources],
                     ordered: 0,
+                    quiet_until: None,
                     first: time,
                     last: time,
                 },
@@ -445,10 +450,21 @@ impl Correlator {
         if time > g.last {
             g.last = time;
         }
-        if at_least && corr.condition.holds(measure(corr.kind, g, sources)) {
-            let g = self.windows[c].groups.remove(&key_hash).expect("present");
-            self.forget(&g);
-            self.fire(engine, c, g, time, out);
+        let quiet = g.quiet_until.is_some_and(|q| time <= q);
+        if at_least && !quiet && corr.condition.holds(measure(corr.kind, g, sources)) {
+            // Fires, then starts afresh and stays quiet for one timespan: a tunnel that goes
+            // on raises one alert a timespan, not one every few events.
+            self.entries -= g.held();
+            let fired = fire(engine, c, g, time);
+            g.entries.clear();
+            g.distinct.clear();
+            g.samples.clear();
+            g.per_source.iter_mut().for_each(|n| *n = 0);
+            g.count = 0;
+            g.ordered = 0;
+            (g.first, g.last) = (time, time);
+            g.quiet_until = Some(time + corr.timespan);
+            out.push(fired);
         }
     }
 
@@ -469,7 +485,7 @@ impl Correlator {
                         untrack(corr.kind, g, e);
                         self.entries -= 1;
                     }
-                    if g.entries.is_empty() {
+                    if g.entries.is_empty() && g.quiet_until.is_none_or(|q| now > q) {
                         ended.push(k);
                     }
                 } else if now > g.first + span {
@@ -501,40 +517,32 @@ impl Correlator {
         let corr = &engine.rules().correlations()[c];
         let sources = engine.rules().resolved()[c].sources.len();
         if corr.condition.holds(measure(corr.kind, &g, sources)) {
-            let end = g.first + corr.timespan;
-            self.fire(engine, c, g, end, out);
+            out.push(fire(engine, c, &g, g.first + corr.timespan));
         }
     }
+}
 
-    fn fire(
-        &mut self,
-        engine: &Engine,
-        c: usize,
-        g: Group,
-        time: SystemTime,
-        out: &mut Vec<Fired>,
-    ) {
-        let corr = &engine.rules().correlations()[c];
-        let distinct =
-            (corr.kind == CorrelationType::ValueCount).then_some(g.distinct.len() as u64);
-        let mut fired = Fired {
-            correlation: c,
-            time,
-            host: g.host,
-            group: g.key.into_vec(),
-            count: g.count,
-            distinct,
-            values: g.samples,
-            first: g.first,
-            last: g.last,
-            message: String::new(),
-            silent: engine.correlation_is_silent(c),
-        };
-        if !fired.silent {
-            fired.message = render(corr, &fired);
-        }
-        out.push(fired);
+/// What group `g` of correlation `c` says when it fires at `time`.
+fn fire(engine: &Engine, c: usize, g: &Group, time: SystemTime) -> Fired {
+    let corr = &engine.rules().correlations()[c];
+    let distinct = (corr.kind == CorrelationType::ValueCount).then_some(g.distinct.len() as u64);
+    let mut fired = Fired {
+        correlation: c,
+        time,
+        host: g.host.clone(),
+        group: g.key.to_vec(),
+        count: g.count,
+        distinct,
+        values: g.samples.clone(),
+        first: g.first,
+        last: g.last,
+        message: String::new(),
+        silent: engine.correlation_is_silent(c),
+    };
+    if !fired.silent {
+        fired.message = render(corr, &fired);
     }
+    fired
 }
 
 /// Reads one name of a source: a field of the event, or a group value of the correlation

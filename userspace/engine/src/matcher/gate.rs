@@ -385,12 +385,15 @@ detection:
         let costs = Costs::new(rules.iter().map(|r| &r.detection));
         for r in &rules {
             let gate = costs.gate(&r.detection);
-            // Only rules that compare numbers (the DNS tunnel rules, on the shape of every
-            // name) have nothing to search for.
+            // Only the DNS tunnel rules, on the shape of every name or its record type, have
+            // nothing to search for: they are evaluated on every query.
             let numeric = r.detection.fields().any(|f| {
                 matches!(
                     f,
-                    Field::QueryLongestLabel | Field::QueryEntropy | Field::QueryLabelCount
+                    Field::QueryLongestLabel
+                        | Field::QueryEntropy
+                        | Field::QueryLabelCount
+                        | Field::QueryType
                 )
             });
             if numeric {
