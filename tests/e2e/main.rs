@@ -18,3 +18,4 @@ mod evasion;
 mod exec;
 mod lifecycle;
 mod rules;
+mod tunnels;
