@@ -52,6 +52,14 @@ pub struct KernelOffsets {
     /// Seconds of the inode's mtime: `i_mtime_sec` (6.7+), `__i_mtime` (6.6) or `i_mtime`
     /// (older), a `timespec64` whose first field is the seconds.
     pub inode_i_mtime_sec: u32,
+    /// Seconds of the inode's ctime: `i_ctime_sec` (6.11+), `__i_ctime` (6.6 to 6.10) or
+    /// `i_ctime` (older).
+    pub inode_i_ctime_sec: u32,
+    /// Nanoseconds of the ctime: `i_ctime_nsec` (6.11+), else the `tv_nsec` of the
+    /// `timespec64` above (8 bytes after its seconds).
+    pub inode_i_ctime_nsec: u32,
+    /// `i_size`, the file's size in bytes.
+    pub inode_i_size: u32,
     pub super_block_s_dev: u32,
 
     /// `signal_struct.live` (an `atomic_t`): 0 once the whole thread group is exiting.

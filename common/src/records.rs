@@ -5,7 +5,7 @@
 use crate::limits::{COMM_LEN, DNS_CAPTURE_MAX, EXEC_DATA_SIZE, EXEC_DATA_SLACK};
 
 /// Layout version of every record; bumped on any change.
-pub const RECORD_VERSION: u8 = 2;
+pub const RECORD_VERSION: u8 = 4;
 
 /// What a record is.
 #[repr(u8)]
@@ -95,10 +95,17 @@ pub struct ExecRecord {
     pub parent_comm: [u8; COMM_LEN],
     pub parent_start_ns: u64,
     pub exe_ino: u64,
-    /// Seconds of the executable's mtime: with `exe_dev` and `exe_ino`, the key of user
-    /// space's cache of what a file is.
+    /// Seconds of the executable's mtime. With `exe_dev`, `exe_ino`, `exe_ctime`,
+    /// `exe_ctime_nsec` and `exe_size`, the key of user space's cache of what a file is: any
+    /// write to the file changes its ctime (which no user can set back, unlike the mtime).
     pub exe_mtime: u64,
+    /// Seconds of the executable's ctime (the last change of its content or attributes).
+    pub exe_ctime: u64,
+    /// The executable's size in bytes.
+    pub exe_size: u64,
     pub exe_dev: u32,
+    /// Nanoseconds of the executable's ctime (flag bits above 999,999,999 cleared).
+    pub exe_ctime_nsec: u32,
     /// A combination of [`exec_flags`].
     pub flags: u32,
     /// `arg_end - arg_start`: the real length of the argument area.
@@ -179,7 +186,26 @@ pub struct DnsRecord {
     pub payload_len: u32,
     /// Bytes of it copied into `payload` (at most `DNS_CAPTURE_MAX`).
     pub captured_len: u32,
+    /// TCP: the segment's sequence number (of the SYN itself when [`tcp_flags::SYN`] is set:
+    /// Fast Open data then starts at `tcp_seq + 1`); user space orders a stream's bytes by
+    /// it. 0 for UDP.
+    pub tcp_seq: u32,
+    /// UDP: the segment size of a GSO datagram (`UDP_SEGMENT`: one send, several datagrams
+    /// on the wire, each `gso_size` bytes but the last), 0 for a plain datagram. User space
+    /// splits the payload at it.
+    pub gso_size: u16,
+    /// TCP: the segment's flags ([`tcp_flags`]); 0 for UDP.
+    pub tcp_flags: u8,
+    pub _pad: u8,
     pub payload: [u8; DNS_CAPTURE_MAX],
+}
+
+/// TCP flags as the header carries them (byte 13), for [`DnsRecord::tcp_flags`].
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const ACK: u8 = 0x10;
 }
 
 impl DnsRecord {

@@ -24,6 +24,8 @@ use crate::{bounded::bounded, exe_path, globals::off, kread, maps, task};
 
 /// Page size of every architecture this runs on (x86_64, aarch64 with 4K pages).
 const PAGE_SIZE: usize = 4096;
+/// The bits of a ctime's nanoseconds that hold nanoseconds (below 2^30).
+const CTIME_NSEC_MASK: u32 = (1 << 30) - 1;
 
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
@@ -113,6 +115,10 @@ fn handle(ctx: &RawTracePointContext, task: *const u8, bprm: *const u8) {
     let inode = kread::ptr(exe, off!(file_f_inode));
     rec.exe_ino = kread::at::<u64>(inode, off!(inode_i_ino));
     rec.exe_mtime = kread::at::<u64>(inode, off!(inode_i_mtime_sec));
+    rec.exe_ctime = kread::at::<u64>(inode, off!(inode_i_ctime_sec));
+    // 6.13+ keeps a flag (I_CTIME_QUERIED) in bit 31 of the nanoseconds.
+    rec.exe_ctime_nsec = kread::at::<u32>(inode, off!(inode_i_ctime_nsec)) & CTIME_NSEC_MASK;
+    rec.exe_size = kread::at::<u64>(inode, off!(inode_i_size));
     let sb = kread::ptr(inode, off!(inode_i_sb));
     rec.exe_dev = kread::at::<u32>(sb, off!(super_block_s_dev));
     let walk = exe_path::walk(exe, data, args_len as u32 + filename_len);

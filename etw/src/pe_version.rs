@@ -8,6 +8,11 @@
 //! the `VS_VERSIONINFO` tree is walked here. Results are cached by path, size and modification
 //! time ([`VersionCache`]).
 //!
+//! Go-built tools (ngrok, cloudflared, frpc, chisel, ...) write no version resource: for an
+//! image without an `OriginalFilename`, the tool its Go build information names is taken
+//! instead, read as the Linux sensor reads it (`tunnelwatch-identify`, bounded), with `.exe`
+//! appended (`ngrok.exe`).
+//!
 //! `VS_VERSIONINFO` (Microsoft Learn, "VS_VERSIONINFO structure", "StringFileInfo",
 //! "StringTable", "String"): every node is `wLength`, `wValueLength`, `wType` (1 = text,
 //! `wValueLength` then counts UTF-16 units), a NUL-terminated UTF-16 key, padding to 4 bytes,
@@ -170,11 +175,15 @@ fn string_file_info_value(version: &[u8], name: &str) -> Option<String> {
         .find(|v| !v.is_empty())
 }
 
-/// Reads `path` on demand and returns its `OriginalFilename`.
+/// Reads `path` on demand and returns its `OriginalFilename`, else the Go-built tool it is.
 pub fn original_file_name_of_file(path: &Path) -> Option<String> {
     let file = File::open(path).ok()?;
     let cache = ReadCache::new(file);
-    original_file_name(&cache)
+    original_file_name(&cache).or_else(|| {
+        let file = cache.into_inner();
+        let tool = tunnelwatch_identify::identify(&file, tunnelwatch_identify::Limits::DEFAULT);
+        tool.ok().flatten().map(|t| format!("{t}.exe"))
+    })
 }
 
 /// `original_file_name` per image, keyed by path, size and modification time, so that a file
@@ -322,5 +331,56 @@ mod tests {
         assert_eq!(string_file_info_value(&zero, "OriginalFilename"), None);
         assert_eq!(original_file_name(&b"MZ not a PE"[..]), None);
         assert_eq!(original_file_name(&b"\x7fELF"[..]), None);
+    }
+
+    #[test]
+    fn a_go_built_tool_without_a_version_resource_is_named_by_its_build_information() {
+        use tunnelwatch_identify::testing::GoFile;
+
+        let dir = std::env::temp_dir().join(format!("tunnelwatch-pe-go-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cache = VersionCache::default();
+        for (name, version, path, want) in [
+            (
+                "svchost.exe",
+                "go1.22.4",
+                "go.ngrok.com/cmd/ngrok",
+                Some("ngrok.exe"),
+            ),
+            (
+                "a.exe",
+                "go1.16.15",
+                "github.com/jpillora/chisel",
+                Some("chisel.exe"),
+            ),
+            (
+                "b.exe",
+                "go1.21.0",
+                "github.com/fatedier/frp/cmd/frpc",
+                Some("frpc.exe"),
+            ),
+            (
+                "c.exe",
+                "go1.20.1",
+                "github.com/cloudflare/cloudflared/cmd/cloudflared",
+                Some("cloudflared.exe"),
+            ),
+            ("d.exe", "go1.22.4", "example.com/cmd/tool", None),
+        ] {
+            let mut go = GoFile::new(version, path);
+            go.wide = name != "a.exe"; // one PE32 among the PE32+
+            let file = dir.join(name);
+            std::fs::write(&file, go.pe()).unwrap();
+            assert_eq!(original_file_name_of_file(&file).as_deref(), want, "{name}");
+            assert_eq!(cache.get(&file).as_deref(), want, "{name}");
+        }
+        // Same path, size and time: the cache answers.
+        let reads = cache.reads();
+        assert_eq!(
+            cache.get(&dir.join("svchost.exe")).as_deref(),
+            Some("ngrok.exe")
+        );
+        assert_eq!(cache.reads(), reads);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

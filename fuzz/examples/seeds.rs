@@ -5,6 +5,10 @@
 //! - `dns_message`: one flag byte (bit 0: `complete`), then DNS messages made by hickory
 //!   (queries, responses of many record types, compression, EDNS), raw edge cases (pointer
 //!   loops, oversized labels, counts past the end) and TCP segments with length prefixes.
+//! - `go_buildinfo`: executables built from the formats' structures (ELF 32/64-bit, little and
+//!   big endian, PE32 and PE32+) carrying Go build information in both layouts, with the
+//!   section headers present, renamed and stripped, and hostile heads: sparse section tables
+//!   claiming 2^25, 2^31 and 2^58 entries, an address to nowhere, a string 2^63 bytes long.
 //! - `record_decode`: ring-buffer records as the kernel side writes them (exec, fork, exit, DNS
 //!   over UDP and TCP, IPv4 and IPv6) and sequences of them (fork, exec, query, response, exit).
 //! - `rule_loader`: configuration files and a broken rule (the shipped rules, `../rules/`, are
@@ -32,11 +36,15 @@ use tunnelwatch_common::{
     records::{direction, exec_flags, owner_source},
 };
 use tunnelwatch_fuzz::records::{self, Flow};
+use tunnelwatch_identify::testing::{
+    GoFile, Layout, claim_section_headers, modinfo, strip_section_headers,
+};
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dns = dns_seeds();
     write(root, "dns_message", &dns);
+    write(root, "go_buildinfo", &executable_seeds());
     write(root, "record_decode", &record_seeds());
     write(root, "rule_loader", &rule_seeds());
     write(root, "process_v4", &process_v4_seeds());
@@ -536,6 +544,66 @@ fn record_seeds() -> Vec<(String, Vec<u8>)> {
             ]),
         ),
     ]
+}
+
+/// `go_buildinfo` inputs: the length the file claims (8 bytes, little endian; 0 for the
+/// input's own), then the file's first bytes.
+fn executable_seeds() -> Vec<(String, Vec<u8>)> {
+    let seed = |claimed: u64, bytes: &[u8]| {
+        let mut s = claimed.to_le_bytes().to_vec();
+        s.extend_from_slice(bytes);
+        s
+    };
+    let mut seeds = Vec::new();
+    for (version, layout) in [("go1.16.15", Layout::Pointers), ("go1.22.4", Layout::Inline)] {
+        for (wide, big_endian) in [(true, false), (false, false), (true, true), (false, true)] {
+            let mut f = GoFile::new(version, "go.ngrok.com/cmd/ngrok");
+            assert_eq!(f.layout, layout);
+            f.wide = wide;
+            f.big_endian = big_endian;
+            let name = format!(
+                "{version}-elf{}{}",
+                if wide { 64 } else { 32 },
+                if big_endian { "be" } else { "le" }
+            );
+            seeds.push((name.clone(), seed(0, &f.elf())));
+            let mut stripped = f.elf();
+            strip_section_headers(&mut stripped);
+            seeds.push((format!("{name}-stripped"), seed(0, &stripped)));
+            if !big_endian {
+                seeds.push((
+                    format!("{version}-pe{}", if wide { "32plus" } else { "32" }),
+                    seed(0, &f.pe()),
+                ));
+            }
+        }
+        let mut f = GoFile::new(version, "github.com/fatedier/frp/cmd/frpc");
+        f.section = Some(".data.rel.ro".into());
+        f.data_before = 100;
+        seeds.push((format!("{version}-renamed-section"), seed(0, &f.elf())));
+        for (claim, name) in [(1u64 << 25, "2p25"), (1 << 31, "2p31"), (1 << 58, "2p58")] {
+            let (head, len) = claim_section_headers(&GoFile::new(version, "x/cmd/y").elf(), claim);
+            seeds.push((format!("{version}-sparse-claims-{name}"), seed(len, &head)));
+        }
+    }
+    // Strings that go nowhere or claim everything.
+    let mut f = GoFile::new("go1.16.15", "go.ngrok.com/cmd/ngrok");
+    f.section = None;
+    let good = f.elf();
+    let at = good
+        .windows(14)
+        .position(|w| w == b"\xff Go buildinf:")
+        .expect("the blob");
+    let mut nowhere = good.clone();
+    nowhere[at + 16..at + 24].copy_from_slice(&0xdead_0000u64.to_le_bytes());
+    seeds.push(("pointer-to-nowhere".into(), seed(0, &nowhere)));
+    let mut huge = good.clone();
+    huge[at + 40..at + 48].copy_from_slice(&(1u64 << 63).to_le_bytes());
+    seeds.push(("string-of-2p63".into(), seed(0, &huge)));
+    let mut inline = GoFile::new("go1.22.4", "go.ngrok.com/cmd/ngrok");
+    inline.modinfo = modinfo("go.ngrok.com/cmd/ngrok", "go.ngrok.com").repeat(40);
+    seeds.push(("inline-long-modinfo".into(), seed(0, &inline.elf())));
+    seeds
 }
 
 /// Configuration files and a broken rule. The shipped rules are not copied: `cargo xtask fuzz`

@@ -2,7 +2,7 @@
 //! the invariants each checks. A failed invariant panics, which libFuzzer reports as a crash.
 //! See README.md.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use tunnelwatch::linux::{
     decode::{self, DecodeError, Record},
@@ -16,6 +16,10 @@ use tunnelwatch_engine::{
     dns::{self, DnsError, DnsMessage, MAX_ANSWERS, MAX_DATA_LEN, MAX_QUESTIONS, MAX_TCP_MESSAGES},
     event::Event,
     ruleset::RuleSet,
+};
+use tunnelwatch_identify::{
+    Error as IdentifyError, Limits, buildinfo, identify, read_build_info, testing::SparseFile,
+    tools,
 };
 
 pub mod records;
@@ -129,7 +133,10 @@ pub fn record_decode(data: &[u8]) {
                 jailed = records::jail_exec(entry, e);
                 (&jailed, 1)
             }
-            Ok(Record::Dns(_)) => (entry, MAX_TCP_MESSAGES * MAX_QUESTIONS),
+            // A TCP segment or a GSO datagram yields at most MAX_TCP_MESSAGES messages, each
+            // question an event, and a response whose query was not seen one more (the
+            // inferred query).
+            Ok(Record::Dns(_)) => (entry, 2 * MAX_TCP_MESSAGES * MAX_QUESTIONS),
             Ok(Record::Fork(_) | Record::Exit(_)) | Err(_) => (entry, 0),
         };
         let before = events.len();
@@ -188,13 +195,17 @@ fn check_event(ev: &Event) {
             assert!(d.answers.len() <= MAX_ANSWERS);
         }
         Event::Process(p) => {
+            // The executable's path lies in the jail; when it is a dynamic loader run
+            // directly, `process_path` is the program named in the arguments and the loader's
+            // path (`loader`) is the executable's.
+            let exe = if p.loader.is_empty() {
+                &p.process.path
+            } else {
+                &p.loader
+            };
             assert!(
-                p.process.path.is_empty()
-                    || p.process
-                        .path
-                        .starts_with(&format!("/{}/", records::NO_SUCH_DIR)),
-                "exec path {:?} escaped the jail",
-                p.process.path
+                exe.is_empty() || exe.starts_with(&format!("/{}/", records::NO_SUCH_DIR)),
+                "exec path {exe:?} escaped the jail"
             );
         }
     }
@@ -239,6 +250,53 @@ pub fn rule_loader(data: &[u8]) {
             assert!(e.line <= lines, "error at line {} of {lines}", e.line);
             let _ = e.to_string();
         }
+    }
+}
+
+/// `go_buildinfo`: the input as an executable file. Its first 8 bytes (little endian) are the
+/// length the file claims: the rest of the input is the start of the file and the remainder
+/// up to that length a hole, as in a sparse file (the length is never shorter than what is
+/// given). The Go build information is read from it, and from the rest of the input as a plain
+/// file of its own size.
+pub fn go_buildinfo(data: &[u8]) {
+    let (len, file) = match data.split_first_chunk::<8>() {
+        Some((len, file)) => (u64::from_le_bytes(*len), file),
+        None => (0, data),
+    };
+    // No deadline here (it would make a run depend on the machine's speed); libFuzzer's own
+    // timeout catches a slow input.
+    let limits = Limits {
+        max_time: Duration::from_secs(3600),
+        ..Limits::DEFAULT
+    };
+    for len in [len, file.len() as u64] {
+        let sparse = SparseFile::new(file, len);
+        let result = read_build_info(&sparse, limits);
+        assert!(
+            sparse.bytes_read() <= limits.max_bytes,
+            "{} bytes read",
+            sparse.bytes_read()
+        );
+        match result {
+            Ok(info) => {
+                assert!(!info.go_version.is_empty(), "a Go binary without a version");
+                assert!(info.go_version.len() as u64 <= 3 * buildinfo::VERSION_MAX);
+                assert!(info.path.len() as u64 <= 3 * buildinfo::MODINFO_MAX);
+                // The tool table takes any path.
+                let _ = tools::classify(&info.path);
+            }
+            Err(e) => {
+                assert!(!matches!(e, IdentifyError::Deadline), "{e}");
+                let _ = e.to_string();
+            }
+        }
+        assert_eq!(
+            identify(&sparse, limits).ok().flatten(),
+            read_build_info(&sparse, limits)
+                .ok()
+                .and_then(|i| tools::classify(&i.path)),
+            "identify and read_build_info disagree"
+        );
     }
 }
 

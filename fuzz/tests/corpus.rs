@@ -22,6 +22,11 @@ fn dns_message() {
 }
 
 #[test]
+fn go_buildinfo() {
+    replay("corpus/go_buildinfo", tunnelwatch_fuzz::go_buildinfo);
+}
+
+#[test]
 fn record_decode() {
     replay("corpus/record_decode", tunnelwatch_fuzz::record_decode);
 }

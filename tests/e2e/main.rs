@@ -14,8 +14,11 @@
 mod harness;
 
 mod dns;
+mod dns_evasion;
 mod evasion;
 mod exec;
+mod identify;
 mod lifecycle;
 mod rules;
+mod tamper;
 mod tunnels;

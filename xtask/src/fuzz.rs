@@ -31,13 +31,19 @@ struct Target {
     seeds: &'static [&'static str],
 }
 
-/// The targets: a DNS payload as captured (2048 bytes) and more; a whole exec record (16 KiB of
-/// data) with room for a few more records; a rule file of some size, seeded with the shipped
-/// rules themselves.
+/// The targets: a DNS payload as captured (2048 bytes) and more; the head of an executable
+/// (the built ones of the seeds are 2 to 13 KiB); a whole exec record (16 KiB of data) with
+/// room for a few more records; a rule file of some size, seeded with the shipped rules
+/// themselves.
 const TARGETS: &[Target] = &[
     Target {
         name: "dns_message",
         max_len: 4096,
+        seeds: &[],
+    },
+    Target {
+        name: "go_buildinfo",
+        max_len: 32_768,
         seeds: &[],
     },
     Target {
@@ -70,8 +76,8 @@ pub struct Args {
     /// Seconds of fuzzing per target.
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
-    /// Only this target (repeatable): dns_message, record_decode, rule_loader, process_v4,
-    /// etl_reader.
+    /// Only this target (repeatable): dns_message, go_buildinfo, record_decode, rule_loader,
+    /// process_v4, etl_reader.
     #[arg(long = "target", value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Afterwards, add to fuzz/corpus/<target>/ the new inputs that add coverage.

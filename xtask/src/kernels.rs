@@ -1,7 +1,8 @@
 //! `cargo xtask kernels`: the kernel matrix. Boots Debian's cloud kernels (5.10, 6.1, 6.12 and
 //! the newest 7.x) under QEMU, each with the release sensor in an initramfs, and checks inside
 //! the VM that the sensor loads, alerts on an exec of `ngrok` and on a DNS query for an ngrok
-//! domain, and exits cleanly on SIGINT.
+//! domain, identifies a renamed Go-built ngrok (which checks the exec record's inode, size and
+//! times against the file), and exits cleanly on SIGINT.
 //!
 //! - Packages: qemu-system-x86, busybox-static, binutils and debian-archive-keyring, installed
 //!   by `cargo xtask setup` (CI runs the matrix as part of `cargo xtask test`). When the matrix
@@ -11,7 +12,7 @@
 //!   apt configuration naming only deb.debian.org; the newest image of each series in its
 //!   suites is picked and cached in `target/kernels/NAME/`: `--refresh` looks again.
 //! - Initramfs (kernels/initramfs.rs, kernels/guest.rs): busybox, the sensor and its
-//!   libraries, a copy of `true` named `ngrok`, and an init script that prints a report between
+//!   libraries, a copy of `true` named `ngrok`, a renamed Go-built ngrok, and an init script that prints a report between
 //!   markers and powers off.
 //! - VM (kernels/boot.rs): no network device at all (`-nic none`), serial console only, kept
 //!   in `target/kernels/NAME/console.log`.
@@ -205,13 +206,14 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
         None => "-",
     };
     println!(
-        "\n{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<6} {:>8} {:>7}  refused",
+        "\n{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<10} {:<6} {:>8} {:>7}  refused",
         "kernel",
         "release",
         "btf",
         "loaded",
         "exec alert",
         "dns alert",
+        "identified",
         "exit",
         "load ms",
         "seconds"
@@ -222,13 +224,14 @@ fn print_table(results: &[(Image, Outcome)], accel: Accel) {
             .as_ref()
             .map_or(image.release.as_str(), |r| r.kernel.as_str());
         println!(
-            "{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<6} {:>8} {:>7.1}  {}",
+            "{:<6} {:<28} {:<4} {:<6} {:<10} {:<9} {:<10} {:<6} {:>8} {:>7.1}  {}",
             o.name,
             release,
             if image.btf { "yes" } else { "no" },
             mark(o.check("loaded")),
             mark(o.check("exec_alert")),
             mark(o.check("dns_alert")),
+            mark(o.check("identified")),
             mark(o.check("exit")),
             o.ready_ms().map_or_else(|| "-".into(), |ms| ms.to_string()),
             o.seconds,

@@ -35,6 +35,7 @@ const APT_PACKAGES: &[&str] = &[
     "python3",
     "binutils", // objcopy: the tests build a "renamed ngrok"; strip: the kernel matrix's initramfs
     "g++",      // libfuzzer-sys builds libFuzzer
+    "golang-go", // the identification tests build real Go binaries (Debian's Go 1.19)
     // The tunnel tools the end-to-end tests run for real (tests/e2e/tunnels.rs):
     "openssh-client", // ssh: reverse, local, dynamic and tun forwards
     "autossh",

@@ -15,6 +15,7 @@ use std::{
 };
 
 use tempfile::TempDir;
+use tunnelwatch_identify::testing;
 
 pub struct Tools {
     dir: TempDir,
@@ -65,7 +66,7 @@ impl Tools {
         let section = self.path(&format!("{name}.buildinfo"));
         fs::write(
             &section,
-            tunnelwatch::linux::identify::buildinfo_section("go1.22.4", main_package, "example"),
+            testing::inline_blob("go1.22.4", &testing::modinfo(main_package, "example")),
         )
         .unwrap();
         run(Command::new("objcopy")
@@ -76,12 +77,30 @@ impl Tools {
         dst
     }
 
+    /// An executable file `name` (mode 0755) holding `bytes`.
+    pub fn executable(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        fs::write(&p, bytes).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
     /// An executable script `name` with `body` after a `#!/bin/sh` line.
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
         let p = self.path(name);
         fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
         p
+    }
+}
+
+/// A child killed (and reaped) when the test ends, even by a panic.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -165,4 +184,20 @@ pub fn execveat(file: &Path, args: &[&str]) -> ExitStatus {
         "execveat child: {status}"
     );
     status
+}
+
+/// Runs `python3 -c SCRIPT` in a network namespace of its own (`unshare --net`, loopback up):
+/// its traffic stays there, and the sensor in the host namespace still sees it (cgroup, not
+/// netns, decides).
+pub fn python_in_own_netns(script: &str) -> ExitStatus {
+    Command::new("unshare")
+        .args([
+            "--net",
+            "sh",
+            "-c",
+            "ip link set lo up && exec python3 -c \"$0\"",
+        ])
+        .arg(script)
+        .status()
+        .unwrap()
 }

@@ -25,6 +25,13 @@ pub fn read(path: &Path) -> Result<KernelOffsets> {
         .with_context(|| format!("cannot parse kernel BTF at {}", path.display()))?;
     let k = Kernel { btf };
     let dentry_d_name = k.offset("dentry", &["d_name"])?;
+    let inode_i_ctime_sec = k.offset("inode", &["i_ctime_sec", "__i_ctime", "i_ctime"])?;
+    // Discrete nanoseconds since 6.11; before, the `tv_nsec` of a `timespec64` (an s64 of
+    // seconds, then a long of nanoseconds: its low half on these little-endian targets).
+    let inode_i_ctime_nsec = match k.optional("inode", "i_ctime_nsec")? {
+        ABSENT => inode_i_ctime_sec + 8,
+        off => off,
+    };
     let qstr_name = k.offset("qstr", &["name"])?;
     Ok(KernelOffsets {
         task_pid: k.offset("task_struct", &["pid"])?,
@@ -57,6 +64,9 @@ pub fn read(path: &Path) -> Result<KernelOffsets> {
         inode_i_ino: k.offset("inode", &["i_ino"])?,
         inode_i_sb: k.offset("inode", &["i_sb"])?,
         inode_i_mtime_sec: k.offset("inode", &["i_mtime_sec", "__i_mtime", "i_mtime"])?,
+        inode_i_ctime_sec,
+        inode_i_ctime_nsec,
+        inode_i_size: k.offset("inode", &["i_size"])?,
         super_block_s_dev: k.offset("super_block", &["s_dev"])?,
         signal_live: k.offset("signal_struct", &["live"])?,
         binprm_filename: k.offset("linux_binprm", &["filename"])?,
@@ -169,5 +179,6 @@ mod tests {
         assert!(o.cred_gid > o.cred_uid && o.cred_euid > o.cred_gid);
         assert!(o.dentry_d_name_name > 0 && o.task_comm > 0 && o.task_mm > 0);
         assert_ne!(o.mount_mnt_parent, o.mount_mnt_mountpoint);
+        assert!(o.inode_i_ctime_nsec > o.inode_i_ctime_sec && o.inode_i_size > 0);
     }
 }

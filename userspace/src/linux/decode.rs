@@ -33,6 +33,9 @@ pub struct Exec<'a> {
     pub parent_start_ns: u64,
     pub exe_ino: u64,
     pub exe_mtime: u64,
+    pub exe_ctime: u64,
+    pub exe_ctime_nsec: u32,
+    pub exe_size: u64,
     pub exe_dev: u32,
     pub flags: u32,
     pub args_total: u32,
@@ -59,6 +62,11 @@ pub struct Dns<'a> {
     pub src_addr: [u8; 16],
     pub dst_addr: [u8; 16],
     pub payload_len: u32,
+    /// TCP: sequence number and flags (`records::tcp_flags`); 0 for UDP.
+    pub tcp_seq: u32,
+    pub tcp_flags: u8,
+    /// UDP: segment size of a GSO datagram, 0 for a plain one.
+    pub gso_size: u16,
     pub payload: &'a [u8],
 }
 
@@ -127,6 +135,9 @@ fn decode_exec(bytes: &[u8], boot_ns: u64) -> Result<Exec<'_>, DecodeError> {
         parent_start_ns: read(bytes, offset_of!(ExecRecord, parent_start_ns))?,
         exe_ino: read(bytes, offset_of!(ExecRecord, exe_ino))?,
         exe_mtime: read(bytes, offset_of!(ExecRecord, exe_mtime))?,
+        exe_ctime: read(bytes, offset_of!(ExecRecord, exe_ctime))?,
+        exe_ctime_nsec: read(bytes, offset_of!(ExecRecord, exe_ctime_nsec))?,
+        exe_size: read(bytes, offset_of!(ExecRecord, exe_size))?,
         exe_dev: read(bytes, offset_of!(ExecRecord, exe_dev))?,
         flags: read(bytes, offset_of!(ExecRecord, flags))?,
         args_total: read(bytes, offset_of!(ExecRecord, args_total))?,
@@ -158,6 +169,9 @@ fn decode_dns(bytes: &[u8], boot_ns: u64) -> Result<Dns<'_>, DecodeError> {
         src_addr: read(bytes, offset_of!(DnsRecord, src_addr))?,
         dst_addr: read(bytes, offset_of!(DnsRecord, dst_addr))?,
         payload_len: read(bytes, offset_of!(DnsRecord, payload_len))?,
+        tcp_seq: read(bytes, offset_of!(DnsRecord, tcp_seq))?,
+        tcp_flags: read(bytes, offset_of!(DnsRecord, tcp_flags))?,
+        gso_size: read(bytes, offset_of!(DnsRecord, gso_size))?,
         payload: &bytes[off..off + captured],
     })
 }

@@ -1,67 +1,115 @@
 //! What an executable really is, whatever it is called: the Linux counterpart of a PE file's
 //! `OriginalFilename`. A tunnel tool renamed to something innocent keeps the build information
-//! the Go toolchain writes into every binary (`.go.buildinfo`: the main package's import
-//! path), so `update-helper` that is really ngrok v3 is reported with
-//! `original_file_name: ngrok`.
+//! the Go toolchain writes into every binary (the main package's import path), so
+//! `update-helper` that is really ngrok is reported with `original_file_name: ngrok`. The
+//! reading itself is `tunnelwatch-identify` (shared with the Windows sensor); this file
+//! decides which file to read and when.
 //!
-//! Each file is looked at once: the answer is cached per (device, inode, mtime), which the
-//! kernel sends with every exec, so repeated execs cost one hash lookup. Only the ELF headers
-//! and the small build-info section are read, never the whole file.
+//! - **Once per file content.** The answer is cached per (device, inode, mtime, ctime, size),
+//!   which the kernel sends with every exec, so repeated execs cost one hash lookup. A file
+//!   rewritten in place changes its ctime (which, unlike the mtime, no user can set back), so
+//!   it is read again.
+//! - **The file that ran.** It is opened as `/proc/PID/exe` (which also works for deleted
+//!   files and memfds), else by its path, without blocking (`O_NONBLOCK`: a FIFO swapped in at
+//!   the path cannot stall the sensor), and read only if it is a regular file with the inode,
+//!   size, mtime and ctime of the record: a process that has exec'd again since, or a path
+//!   that now names another file, is not read, and nothing is cached for it.
+//! - **Bounded.** At most 2 MiB and 100 ms per file ([`Limits::DEFAULT`]), whatever its headers
+//!   claim; a file over the limits is reported as unidentified and counted.
 //!
-//! Covered: Go-built tools (ngrok v3 and v1, cloudflared, frpc/frps, chisel, zrok). Tools
-//! written in other languages (bore, playit, VS Code's CLI) are known by name only.
+//! Covered: Go-built tools (ngrok v3, v2 and v1, cloudflared, frpc/frps, chisel, zrok), built
+//! with any Go since 1.13. Tools written in other languages (bore, playit, VS Code's CLI) are
+//! known by name only.
 
-use std::{collections::HashMap, fs::File, sync::Arc};
+use std::{
+    fs::{File, OpenOptions},
+    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
+    sync::Arc,
+};
 
-use object::{Object as _, ObjectSection as _, read::ReadCache};
+use nix::fcntl::OFlag;
+use tunnelwatch_identify::{Error, Limits};
 
 /// Most files remembered before the cache starts over.
 const CACHE_MAX: usize = 65_536;
-/// Largest build-info section read (the real ones are a few KiB).
-const BUILDINFO_MAX: u64 = 1 << 20;
 
-/// Go main package import paths (without `/vN` major-version elements) and the name of the
-/// tool they build.
-const GO_MAIN_PACKAGES: &[(&str, &str)] = &[
-    ("go.ngrok.com/cmd/ngrok", "ngrok"),
-    ("github.com/inconshreveable/ngrok/main/ngrok", "ngrok"),
-    (
-        "github.com/cloudflare/cloudflared/cmd/cloudflared",
-        "cloudflared",
-    ),
-    ("github.com/fatedier/frp/cmd/frpc", "frpc"),
-    ("github.com/fatedier/frp/cmd/frps", "frps"),
-    ("github.com/jpillora/chisel", "chisel"),
-    ("github.com/openziti/zrok/cmd/zrok", "zrok"),
-];
-
-/// Identity of a file's content as the kernel reports it.
+/// Identity of a file's content as the kernel reports it at exec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FileKey {
     pub dev: u32,
     pub ino: u64,
     pub mtime: u64,
+    pub ctime: u64,
+    pub ctime_nsec: u32,
+    pub size: u64,
+}
+
+impl FileKey {
+    /// Whether the open file `f` is the one this key describes (device numbers aside: on
+    /// overlayfs the device `stat` reports is not the kernel's).
+    fn matches(&self, f: &File) -> bool {
+        let Ok(m) = f.metadata() else {
+            return false;
+        };
+        m.file_type().is_file()
+            && m.ino() == self.ino
+            && m.size() == self.size
+            && m.mtime() as u64 == self.mtime
+            && m.ctime() as u64 == self.ctime
+            && m.ctime_nsec() as u64 == u64::from(self.ctime_nsec)
+    }
+}
+
+/// Counters of [`Identifier`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdentifyCounters {
+    /// Files read (cache misses).
+    pub files_read: u64,
+    /// Files not read: gone, or no longer the file that ran.
+    pub files_unread: u64,
+    /// Files whose reading went over the byte or time limit.
+    pub files_over_limit: u64,
 }
 
 #[derive(Default)]
 pub struct Identifier {
-    cache: HashMap<FileKey, Option<Arc<str>>>,
-    /// Files actually read (cache misses).
-    pub files_read: u64,
+    /// foldhash (seeded per process), like the sensor's other tables.
+    cache: foldhash::HashMap<FileKey, Option<Arc<str>>>,
+    pub counters: IdentifyCounters,
 }
 
 impl Identifier {
-    /// What the file `key` is, opening it with `open` on a cache miss.
-    pub fn identify(
-        &mut self,
-        key: FileKey,
-        open: impl FnOnce() -> Option<File>,
-    ) -> Option<Arc<str>> {
+    /// What the executable `key` (run by process `tgid` from `path`) is.
+    pub fn identify(&mut self, key: FileKey, tgid: u32, path: &str) -> Option<Arc<str>> {
         if let Some(known) = self.cache.get(&key) {
             return known.clone();
         }
-        self.files_read += 1;
-        let found: Option<Arc<str>> = open().and_then(|f| identify_file(&f)).map(Arc::from);
+        let Some(file) = [format!("/proc/{tgid}/exe").as_str(), path]
+            .into_iter()
+            .filter_map(open)
+            .find(|f| key.matches(f))
+        else {
+            self.counters.files_unread += 1;
+            return None;
+        };
+        self.counters.files_read += 1;
+        let found = match tunnelwatch_identify::identify(&file, Limits::DEFAULT) {
+            Ok(tool) => tool.map(Arc::from),
+            // Over the byte budget now, so next time too: remembered as unidentified.
+            Err(Error::Budget) => {
+                log::debug!("{path}: not identified: over the byte budget");
+                self.counters.files_over_limit += 1;
+                None
+            }
+            // Over time, or an I/O error: may pass next time, so not remembered.
+            Err(e) => {
+                log::debug!("{path}: not identified: {e}");
+                if e.is_limit() {
+                    self.counters.files_over_limit += 1;
+                }
+                return None;
+            }
+        };
         if self.cache.len() >= CACHE_MAX {
             self.cache.clear();
         }
@@ -70,203 +118,136 @@ impl Identifier {
     }
 }
 
-/// The tool `file` is, if it is one we know.
-pub fn identify_file(file: &File) -> Option<&'static str> {
-    let data = ReadCache::new(file);
-    let obj = object::File::parse(&data).ok()?;
-    let section = obj.section_by_name(".go.buildinfo")?;
-    if section.size() > BUILDINFO_MAX {
-        return None;
-    }
-    let bytes = section.data().ok()?;
-    let info = go_buildinfo(bytes)?;
-    classify_go(&info.path)
-}
-
-/// The parts of Go build information used here.
-#[derive(Debug, PartialEq, Eq)]
-pub struct GoBuildInfo {
-    /// Go version, e.g. `go1.22.4`.
-    pub go_version: String,
-    /// Import path of the main package.
-    pub path: String,
-    /// Main module path.
-    pub module: String,
-}
-
-const GO_MAGIC: &[u8] = b"\xff Go buildinf:";
-/// Size of the header before the inline strings.
-const GO_HEADER: usize = 32;
-/// Set in the flags byte when the strings follow the header inline (Go 1.18 and later).
-const GO_INLINE_STRINGS: u8 = 0x2;
-
-/// Parses the `.go.buildinfo` section of Go 1.18+ binaries (the format of Go's
-/// `debug/buildinfo`: magic, pointer size, flags, then two varint-prefixed strings, the Go
-/// version and the module information text). Older layouts (pointers into the data segment)
-/// are not read.
-pub fn go_buildinfo(section: &[u8]) -> Option<GoBuildInfo> {
-    if section.len() < GO_HEADER || !section.starts_with(GO_MAGIC) {
-        return None;
-    }
-    let flags = section[GO_MAGIC.len() + 1];
-    if flags & GO_INLINE_STRINGS == 0 {
-        return None;
-    }
-    let mut rest = &section[GO_HEADER..];
-    let go_version = read_go_string(&mut rest)?;
-    let modinfo = read_go_string(&mut rest)?;
-    let mut info = GoBuildInfo {
-        go_version: String::from_utf8_lossy(go_version).into_owned(),
-        path: String::new(),
-        module: String::new(),
-    };
-    // The module text is framed by 16-byte sentinels (as Go's debug/buildinfo strips them);
-    // its lines are tab-separated.
-    let modinfo = if modinfo.len() >= 33 && modinfo[modinfo.len() - 17] == b'\n' {
-        &modinfo[16..modinfo.len() - 16]
-    } else {
-        modinfo
-    };
-    let text = String::from_utf8_lossy(modinfo);
-    for line in text.lines() {
-        let mut fields = line.split('\t');
-        match (fields.next(), fields.next()) {
-            (Some("path"), Some(p)) => info.path = p.to_string(),
-            (Some("mod"), Some(m)) => info.module = m.to_string(),
-            _ => {}
-        }
-    }
-    Some(info)
-}
-
-/// Reads a uvarint length and that many bytes.
-fn read_go_string<'a>(data: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let mut len: u64 = 0;
-    let mut shift = 0;
-    loop {
-        let (&b, rest) = data.split_first()?;
-        *data = rest;
-        len |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
-    let len = usize::try_from(len).ok()?;
-    if len > data.len() {
-        return None;
-    }
-    let (s, rest) = data.split_at(len);
-    *data = rest;
-    Some(s)
-}
-
-/// The tool a Go main package path builds, ignoring `/vN` major-version elements.
-pub fn classify_go(path: &str) -> Option<&'static str> {
-    let normalized: Vec<&str> = path
-        .split('/')
-        .filter(|e| {
-            !(e.len() > 1 && e.starts_with('v') && e[1..].bytes().all(|b| b.is_ascii_digit()))
-        })
-        .collect();
-    let normalized = normalized.join("/");
-    GO_MAIN_PACKAGES
-        .iter()
-        .find(|(p, _)| *p == normalized)
-        .map(|(_, name)| *name)
-}
-
-/// A `.go.buildinfo` section as the Go 1.18+ linker writes it (for tests: the end-to-end
-/// tests add one to a copy of /bin/true to make a "renamed ngrok").
-#[doc(hidden)]
-pub fn buildinfo_section(go_version: &str, path: &str, module: &str) -> Vec<u8> {
-    let mut s = GO_MAGIC.to_vec();
-    s.push(8); // pointer size
-    s.push(GO_INLINE_STRINGS);
-    s.resize(GO_HEADER, 0);
-    // The sentinels Go puts around the module text.
-    let mut modinfo = b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6".to_vec();
-    modinfo.extend_from_slice(
-        format!("path\t{path}\nmod\t{module}\t(devel)\t\nbuild\t-compiler=gc\n").as_bytes(),
-    );
-    modinfo.extend_from_slice(b"\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2");
-    for part in [go_version.as_bytes(), &modinfo[..]] {
-        let mut n = part.len();
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                s.push(b);
-                break;
-            }
-            s.push(b | 0x80);
-        }
-        s.extend_from_slice(part);
-    }
-    s
+/// Opens `path` for reading without blocking on it (a FIFO) or making it our terminal.
+fn open(path: &str) -> Option<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .open(path)
+        .ok()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::{io::Write as _, os::unix::fs::PermissionsExt as _};
+
+    use tunnelwatch_identify::testing::GoFile;
+
     use super::*;
 
-    #[test]
-    fn parses_inline_buildinfo() {
-        let sec = buildinfo_section("go1.22.4", "go.ngrok.com/cmd/ngrok", "go.ngrok.com");
-        let info = go_buildinfo(&sec).unwrap();
-        assert_eq!(info.go_version, "go1.22.4");
-        assert_eq!(&*info.path, "go.ngrok.com/cmd/ngrok");
-        assert_eq!(info.module, "go.ngrok.com");
-    }
-
-    #[test]
-    fn classifies_known_tools_and_versions() {
-        assert_eq!(classify_go("go.ngrok.com/cmd/ngrok"), Some("ngrok"));
-        assert_eq!(
-            classify_go("github.com/fatedier/frp/cmd/frpc"),
-            Some("frpc")
-        );
-        assert_eq!(
-            classify_go("github.com/openziti/zrok/v2/cmd/zrok"),
-            Some("zrok")
-        );
-        assert_eq!(classify_go("github.com/jpillora/chisel"), Some("chisel"));
-        assert_eq!(classify_go("github.com/example/ngrok-lookalike"), None);
-        assert_eq!(classify_go(""), None);
-    }
-
-    #[test]
-    fn hostile_sections_are_refused_not_panicked_on() {
-        let good = buildinfo_section("go1.21", "go.ngrok.com/cmd/ngrok", "m");
-        for n in 0..good.len() {
-            // Every prefix: either a clean None or a parse of what is there.
-            let _ = go_buildinfo(&good[..n]);
+    fn key_of(path: &std::path::Path) -> FileKey {
+        let m = std::fs::metadata(path).unwrap();
+        FileKey {
+            dev: 1,
+            ino: m.ino(),
+            mtime: m.mtime() as u64,
+            ctime: m.ctime() as u64,
+            ctime_nsec: m.ctime_nsec() as u32,
+            size: m.size(),
         }
-        let mut huge_len = good[..GO_HEADER].to_vec();
-        huge_len.extend_from_slice(&[0xff; 12]);
-        assert_eq!(go_buildinfo(&huge_len), None);
-        let mut old_layout = good.clone();
-        old_layout[GO_MAGIC.len() + 1] = 0;
-        assert_eq!(go_buildinfo(&old_layout), None);
-        assert_eq!(go_buildinfo(b"not a go binary at all, no magic here"), None);
+    }
+
+    fn no_pid() -> u32 {
+        // Above any pid_max: /proc/<it>/exe never exists.
+        1 << 30
     }
 
     #[test]
-    fn non_go_and_missing_files() {
-        let f = File::open("/bin/true").unwrap();
-        assert_eq!(identify_file(&f), None);
+    fn a_go_tool_is_read_once_then_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("update-helper");
+        std::fs::write(
+            &path,
+            GoFile::new("go1.16.15", "go.ngrok.com/cmd/ngrok").elf(),
+        )
+        .unwrap();
+        let key = key_of(&path);
+        let p = path.to_str().unwrap();
         let mut id = Identifier::default();
+        assert_eq!(id.identify(key, no_pid(), p).as_deref(), Some("ngrok"));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(id.identify(key, no_pid(), p).as_deref(), Some("ngrok"));
+        assert_eq!(id.counters.files_read, 1);
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_with_its_mtime_restored_is_read_again() {
+        // The red team's finding: rewrite in place, `touch -r` the old mtime back.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("helper");
+        let benign = GoFile::new("go1.22.4", "example.com/cmd/helper").elf();
+        let ngrok = GoFile::new("go1.22.4", "go.ngrok.com/cmd/ngrok").elf();
+        assert_eq!(benign.len(), ngrok.len(), "same size: only the ctime tells");
+        std::fs::write(&path, &benign).unwrap();
+        let before = key_of(&path);
+        let p = path.to_str().unwrap();
+        let mut id = Identifier::default();
+        assert_eq!(id.identify(before, no_pid(), p), None);
+        std::thread::sleep(std::time::Duration::from_millis(20)); // a later clock tick
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let mut f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all(&ngrok).unwrap();
+        f.set_modified(mtime).unwrap(); // touch -r
+        let after = key_of(&path);
+        assert_eq!(
+            (after.ino, after.mtime, after.size),
+            (before.ino, before.mtime, before.size)
+        );
+        assert_eq!(id.identify(after, no_pid(), p).as_deref(), Some("ngrok"));
+    }
+
+    #[test]
+    fn another_file_at_the_path_is_not_read_nor_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        std::fs::write(
+            &path,
+            GoFile::new("go1.22.4", "go.ngrok.com/cmd/ngrok").elf(),
+        )
+        .unwrap();
+        let ran = key_of(&path);
+        // Replaced (a new inode) before the sensor got to it.
+        let other = dir.path().join("y");
+        std::fs::write(&other, b"#!/bin/sh\n").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let p = path.to_str().unwrap();
+        let mut id = Identifier::default();
+        assert_eq!(id.identify(ran, no_pid(), p), None);
+        assert_eq!(id.counters.files_unread, 1);
+        assert!(id.cache.is_empty());
+    }
+
+    #[test]
+    fn a_fifo_at_the_path_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         let key = FileKey {
             dev: 1,
-            ino: 2,
-            mtime: 3,
+            ino: 1,
+            mtime: 0,
+            ctime: 0,
+            ctime_nsec: 0,
+            size: 0,
         };
-        assert_eq!(id.identify(key, || None), None);
-        // Cached: the opener is not called again.
-        assert_eq!(id.identify(key, || panic!("cache miss")), None);
-        assert_eq!(id.files_read, 1);
+        let mut id = Identifier::default();
+        assert_eq!(id.identify(key, no_pid(), path.to_str().unwrap()), None);
+        assert_eq!(id.counters.files_unread, 1);
+    }
+
+    #[test]
+    fn the_running_process_is_read_through_proc() {
+        // This test binary is running: /proc/self/exe is its file.
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let key = key_of(&exe);
+        let mut id = Identifier::default();
+        assert_eq!(id.identify(key, std::process::id(), "/nonexistent"), None);
+        assert_eq!(id.counters.files_read, 1);
+        // Another process's key does not match this one's file.
+        let mut other = key;
+        other.ctime_nsec ^= 1;
+        assert_eq!(id.identify(other, std::process::id(), "/nonexistent"), None);
+        assert_eq!(id.counters.files_unread, 1);
     }
 }

@@ -1,5 +1,7 @@
 //! What runs inside the matrix's VM and what it says: the init script (PID 1) that starts the
-//! sensor, makes both seed rules fire (an exec of `ngrok`, a DNS query for an ngrok domain),
+//! sensor, makes both seed rules fire (an exec of `ngrok`, a DNS query for an ngrok domain) and
+//! the renamed-ngrok rule (an exec of `update-helper`, identified by its Go build information,
+//! which checks the exec record's inode, size and times against the file on each kernel),
 //! stops it with SIGINT and prints a report between two markers on the serial console; and
 //! the reading of that report back from the console.
 //!
@@ -9,6 +11,9 @@ use std::collections::BTreeMap;
 
 /// The rule that fires on `ngrok http ...` (Linux Ngrok Reverse Proxy Usage).
 const EXEC_RULE: &str = "bc84d574-708c-467d-b78a-4c1e20171f97";
+/// The rule that fires on an executable identified as ngrok under another name (Renamed Ngrok
+/// Agent).
+const RENAMED_RULE: &str = "fe647c01-2e4b-4f5a-8611-6e0fab46fa0a";
 /// The rule that fires on a DNS query for `*.ngrok.io` (Ngrok Reverse Proxy on Network).
 const DNS_RULE: &str = "5790a766-53b8-40d3-a696-3547b978fcf0";
 
@@ -17,9 +22,10 @@ const BEGIN: &str = "===== tunnelwatch kernel test: begin =====";
 const END: &str = "===== tunnelwatch kernel test: end =====";
 
 /// The checks every kernel must pass (the report's `TW-RESULT` names).
-pub const CHECKS: [&str; 4] = ["loaded", "exec_alert", "dns_alert", "exit"];
+pub const CHECKS: [&str; 5] = ["loaded", "exec_alert", "dns_alert", "identified", "exit"];
 
-/// The guest's PID 1. `@EXEC_RULE@`, `@DNS_RULE@`, `@BEGIN@` and `@END@` are filled in.
+/// The guest's PID 1. `@EXEC_RULE@`, `@RENAMED_RULE@`, `@DNS_RULE@`, `@BEGIN@` and `@END@` are
+/// filled in.
 const INIT: &str = r#"#!/bin/busybox sh
 # PID 1 of the kernel-matrix VM (cargo xtask kernels): runs the sensor, makes both seed rules
 # fire, prints a report between markers on the serial console and powers off.
@@ -55,11 +61,13 @@ done
 
 if [ $loaded = PASS ]; then
     /ngrok http 8080
+    /update-helper http 8080
     # No server answers on the VM's loopback: the query leaves, nothing comes back.
     timeout 2 nslookup vmtest.ngrok.io 127.0.0.1 >/dev/null 2>&1
     i=0
     while [ $i -lt 100 ]; do
-        grep -q '"rule_id":"@EXEC_RULE@"' /tmp/out && grep -q '"rule_id":"@DNS_RULE@"' /tmp/out && break
+        grep -q '"rule_id":"@EXEC_RULE@"' /tmp/out && grep -q '"rule_id":"@DNS_RULE@"' /tmp/out \
+            && grep -q '"rule_id":"@RENAMED_RULE@"' /tmp/out && break
         sleep 0.1
         i=$((i + 1))
     done
@@ -74,6 +82,8 @@ kill $watchdog 2>/dev/null
 
 grep -q '"rule_id":"@EXEC_RULE@"' /tmp/out && exec_alert=PASS || exec_alert=FAIL
 grep -q '"rule_id":"@DNS_RULE@"' /tmp/out && dns_alert=PASS || dns_alert=FAIL
+grep '"rule_id":"@RENAMED_RULE@"' /tmp/out | grep -q '"original_file_name":"ngrok"' \
+    && identified=PASS || identified=FAIL
 [ $loaded = PASS ] && [ $code = 0 ] && exited=PASS || exited=FAIL
 
 echo
@@ -91,6 +101,7 @@ echo "TW-RESULT btf $btf"
 echo "TW-RESULT loaded $loaded"
 echo "TW-RESULT exec_alert $exec_alert"
 echo "TW-RESULT dns_alert $dns_alert"
+echo "TW-RESULT identified $identified"
 echo "TW-RESULT exit $exited code=$code"
 echo '@END@'
 poweroff -f
@@ -99,6 +110,7 @@ poweroff -f
 /// The init script, rule ids and markers filled in.
 pub fn init_script() -> String {
     INIT.replace("@EXEC_RULE@", EXEC_RULE)
+        .replace("@RENAMED_RULE@", RENAMED_RULE)
         .replace("@DNS_RULE@", DNS_RULE)
         .replace("@BEGIN@", BEGIN)
         .replace("@END@", END)

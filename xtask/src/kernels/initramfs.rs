@@ -1,8 +1,9 @@
 //! The matrix's initramfs: a "newc" cpio archive, gzipped, with busybox (static), the
 //! stripped release sensor and the shared libraries it needs, a copy of `true` named `ngrok`,
-//! /etc/passwd and the guest's init script.
+//! `update-helper` (a static x86-64 program that exits, carrying Go 1.16 build information
+//! naming ngrok), /etc/passwd and the guest's init script.
 //!
-//! May use: shell, kernels/guest (the init script).
+//! May use: shell, kernels/guest (the init script), tunnelwatch-identify (its test builder).
 
 use std::{
     collections::BTreeMap,
@@ -16,7 +17,8 @@ use super::guest;
 use crate::shell::{output, path_str, sh};
 
 /// Builds `dir/initrd.gz`: busybox, the stripped release sensor and its libraries, `ngrok`
-/// (a copy of `true`), /etc/passwd and the init script.
+/// (a copy of `true`), `update-helper` (a renamed Go-built ngrok), /etc/passwd and the init
+/// script.
 pub fn build(dir: &Path) -> Result<PathBuf> {
     let mut cpio = Cpio::default();
     for d in ["dev", "proc", "sys", "tmp", "root", "etc"] {
@@ -44,6 +46,8 @@ pub fn build(dir: &Path) -> Result<PathBuf> {
     cpio.file("usr/bin/tunnelwatch", 0o755, fs::read(&stripped)?);
     let true_path = Path::new("/bin/true");
     cpio.file("ngrok", 0o755, fs::read(true_path)?);
+    let renamed = tunnelwatch_identify::testing::GoFile::new("go1.16.15", "go.ngrok.com/cmd/ngrok");
+    cpio.file("update-helper", 0o755, renamed.elf());
     for program in [Path::new("target/release/tunnelwatch"), true_path] {
         for lib in shared_libraries(program)? {
             let data = fs::read(&lib).with_context(|| format!("cannot read {lib}"))?;
