@@ -243,8 +243,7 @@ fn report<W: Write>(pipeline: &Pipeline<WindowsHost, W>, losses: &Losses, which:
     let written = pipeline.counts();
     let activity = Activity {
         counters: pipeline.enricher.counters,
-        lines: written.lines,
-        alerts: written.alerts,
+        written,
         suppressed: pipeline.engine().suppressed(),
         processes: pipeline.enricher.procs().len(),
         mode: pipeline.enricher.mode().name(),

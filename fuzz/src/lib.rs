@@ -18,10 +18,14 @@ use tunnelwatch::{
 };
 use tunnelwatch_common::limits::{DNS_CAPTURE_MAX, EXEC_DATA_SIZE, FLIGHT_CAPTURE_MAX};
 use tunnelwatch_engine::{
+    allowlist::Allowlist,
     config::Config,
+    correlation::Limits as CorrelationLimits,
     dns::{self, DnsError, DnsMessage, MAX_ANSWERS, MAX_DATA_LEN, MAX_QUESTIONS, MAX_TCP_MESSAGES},
-    event::Event,
+    engine::Engine,
+    event::{DnsEvent, DnsMessageType, Event, Platform, Process, ProcessEvent},
     ruleset::RuleSet,
+    step::Step,
 };
 use tunnelwatch_identify::{
     Error as IdentifyError, Limits, buildinfo, identify, read_build_info, testing::SparseFile,
@@ -325,7 +329,9 @@ pub fn rule_loader(data: &[u8]) {
     match RuleSet::from_str(NAME, &text) {
         Ok(set) => {
             assert_eq!(set.len(), set.rules().len());
-            assert_eq!(set.list().len(), set.len());
+            assert_eq!(set.list().len(), set.len() + set.correlations().len());
+            assert_eq!(set.resolved().len(), set.correlations().len());
+            run_correlations(set);
         }
         Err(e) => {
             assert!(!e.errors.is_empty(), "a failed load without errors");
@@ -354,6 +360,64 @@ pub fn rule_loader(data: &[u8]) {
             let _ = e.to_string();
         }
     }
+}
+
+/// Runs a few events through the step with `set`'s rules, so that whatever correlations the
+/// input defined keep their windows under small limits (times going forward, back and far).
+fn run_correlations(set: RuleSet) {
+    if set.correlations().is_empty() {
+        return;
+    }
+    let engine = Engine::new(set, Allowlist::default());
+    let limits = CorrelationLimits {
+        max_groups: 4,
+        max_entries: 16,
+    };
+    let mut step = Step::with_limits(std::io::sink(), true, limits);
+    let process = |name: &str| Process {
+        pid: 7,
+        name: name.into(),
+        path: format!("/usr/bin/{name}").into(),
+        command_line: format!("{name} -R 1:a:1 x").into(),
+        user: "u".into(),
+        ..Process::default()
+    };
+    let base = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    for (i, offset) in [0u64, 1, 1, 30, 2, 7_200, 7_201, 86_400 * 400].iter().enumerate() {
+        let time = base + Duration::from_secs(*offset);
+        let name = ["ssh", "sshd", "x"][i % 3];
+        let exec = Event::Process(ProcessEvent {
+            time,
+            host: Arc::from(["h1", "h2"][i % 2]),
+            platform: Platform::Linux,
+            process: process(name),
+            parent: process("bash"),
+            args_truncated: false,
+            fileless: "".into(),
+        });
+        let dns = Event::Dns(DnsEvent {
+            time,
+            host: Arc::from("h1"),
+            platform: Platform::Linux,
+            message_type: DnsMessageType::Query,
+            query: format!("a{i}b.example.com"),
+            query_type: "TXT".into(),
+            transaction_id: 1,
+            reply_code: String::new(),
+            reply_code_id: None,
+            answers: Vec::new(),
+            src: None,
+            dest: None,
+            transport: "udp",
+            process: Some(process(name)),
+            parent: None,
+            inferred_from_response: false,
+        });
+        step.run(&engine, &exec).expect("a sink takes every line");
+        step.run(&engine, &dns).expect("a sink takes every line");
+    }
+    let counts = step.counts();
+    assert!(counts.alerts <= counts.lines);
 }
 
 /// `go_buildinfo`: the input as an executable file. Its first 8 bytes (little endian) are the

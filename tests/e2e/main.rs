@@ -22,3 +22,4 @@ mod identify;
 mod lifecycle;
 mod rules;
 mod tamper;
+mod tunnels;

@@ -44,6 +44,17 @@ const APT_PACKAGES: &[&str] = &[
     "binutils", // objcopy: the tests build a "renamed ngrok"; strip: the kernel matrix's initramfs
     "g++",      // libfuzzer-sys builds libFuzzer
     "golang-go", // the identification tests build real Go binaries (Debian's Go 1.19)
+    // The tunnel tools the end-to-end tests run for real (tests/e2e/tunnels.rs):
+    "openssh-client", // ssh: reverse, local, dynamic and tun forwards
+    "autossh",
+    "socat",
+    "sshuttle",
+    "ptunnel-ng",
+    "httptunnel", // htc, hts
+    "corkscrew",
+    "proxytunnel",
+    "stunnel4",
+    "iodine", // iodine and iodined, DNS mode in network namespaces
     // The kernel matrix (`cargo xtask kernels`, run by `cargo xtask test`):
     "qemu-system-x86",        // qemu-system-x86_64, TCG
     "busybox-static",         // the guest's shell and tools

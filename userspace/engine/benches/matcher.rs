@@ -2,12 +2,15 @@
 //! prefilter, then only the candidate rules' conditions) and, side by side in the same run,
 //! rule-by-rule evaluation (every rule that applies to the event evaluated in turn, the same
 //! condition code without the prefilter: `Engine::evaluate_rule_by_rule`), over the same event
-//! mix, for the shipped pack and for synthetic rule sets of 3, 50 and 500 rules.
+//! mix, for the shipped pack and for synthetic rule sets of 3, 50 and 500 rules. One more row,
+//! the shipped pack with its correlations, runs what the evaluate-and-emit step runs per event
+//! (`Engine::evaluate_feeding`, then the correlator's windows), compiled only.
 //!
 //! `cargo bench -p tunnelwatch-engine --bench matcher` (plain std timing, no harness). Options
 //! after `--`: `--quick` (shorter runs, for a smoke test), `--markdown` (the table only),
 //! `--profile [N]` (only the compiled matcher on process events, with the shipped pack or N
-//! synthetic rules, for a profiler), `--rules DIR` (one more row: the rules of DIR that load,
+//! synthetic rules, for a profiler; `--profile step`: the shipped pack with its correlations,
+//! as the step runs them), `--rules DIR` (one more row: the rules of DIR that load,
 //! e.g. a SigmaHQ checkout's process_creation, dns_query and network_connection rules).
 
 use std::{
@@ -20,6 +23,7 @@ use tunnelwatch_engine::{
     alert::Alert,
     allowlist::Allowlist,
     builtin,
+    correlation::Correlator,
     engine::Engine,
     event::{DnsEvent, DnsMessageType, Event, Platform, Process, ProcessEvent},
     ruleset::RuleSet,
@@ -392,10 +396,21 @@ fn main() {
         } else {
             200
         };
+        let step = arg.is_some_and(|a| a == "step");
+        let mut correlator = Correlator::default();
+        let (mut feeds, mut fired) = (Vec::new(), Vec::new());
         for _ in 0..passes {
             for e in &process_events {
                 out.clear();
-                engine.evaluate(black_box(e), &mut out);
+                if step {
+                    feeds.clear();
+                    fired.clear();
+                    correlator.advance(&engine, e.time(), &mut fired);
+                    engine.evaluate_feeding(black_box(e), &mut out, &mut feeds);
+                    correlator.observe(&engine, e, &feeds, &mut fired);
+                } else {
+                    engine.evaluate(black_box(e), &mut out);
+                }
             }
         }
         let n = passes * process_events.len();
@@ -490,6 +505,38 @@ fn main() {
             fmt_rate(fast_proc),
             fmt_rate(slow_proc),
             fast_proc / slow_proc,
+        );
+    }
+    {
+        // The shipped pack with its correlations, as the step runs it.
+        let engine = Engine::new(
+            builtin::rules().expect("the shipped rules load"),
+            Allowlist::default(),
+        );
+        let (gated, total) = engine.gated_rules();
+        let mut correlator = Correlator::default();
+        let (mut out, mut feeds, mut fired) = (Vec::with_capacity(8), Vec::new(), Vec::new());
+        let mut best = [0.0f64; 2];
+        for _ in 0..rounds {
+            for (k, evs) in [&events, &process_events].into_iter().enumerate() {
+                let (rate, _) = throughput(evs, min, |e| {
+                    out.clear();
+                    feeds.clear();
+                    fired.clear();
+                    correlator.advance(&engine, e.time(), &mut fired);
+                    engine.evaluate_feeding(e, &mut out, &mut feeds);
+                    correlator.observe(&engine, e, &feeds, &mut fired);
+                    out.len() + fired.len()
+                });
+                best[k] = best[k].max(rate);
+            }
+        }
+        println!(
+            "| shipped pack with its {} correlations (step) | {} | {gated}/{total} | {} | - | - | {} | - | - |",
+            engine.rules().correlations().len(),
+            engine.rules().len(),
+            fmt_rate(best[0]),
+            fmt_rate(best[1]),
         );
     }
     if !args.iter().any(|a| a == "--markdown") {

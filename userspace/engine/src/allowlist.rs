@@ -2,7 +2,8 @@
 //! the configuration that suppress an alert when every field they list matches the event
 //! (any of the globs given for a field; case-insensitive, Sigma wildcards). An entry applies to
 //! the rules it names (by id, or by a glob on the title) or, naming none, to every rule. Fields
-//! are named as in the alert lines and read through the line schema (`line/`).
+//! are named as in the alert lines and read through the line schema (`line/`). An entry that
+//! names a correlation keeps the events it matches out of that correlation's count.
 //!
 //! Floor 6 (rule sets, filters, allowlists): may use `ruleset`, `rule`, `pattern`, `line`,
 //! `yaml` and `error`.
@@ -66,10 +67,12 @@ impl RuleRef {
     }
 
     fn covers(&self, rule: &Rule) -> bool {
-        rule.id
-            .as_deref()
-            .is_some_and(|id| id.eq_ignore_ascii_case(&self.text))
-            || self.title.matches(&rule.title)
+        self.names(rule.id.as_deref(), &rule.title)
+    }
+
+    /// Whether it names what has this id and title (a rule or a correlation).
+    fn names(&self, id: Option<&str>, title: &str) -> bool {
+        id.is_some_and(|id| id.eq_ignore_ascii_case(&self.text)) || self.title.matches(title)
     }
 }
 
@@ -167,6 +170,15 @@ impl Allowlist {
             .collect()
     }
 
+    /// Indices of the entries that name the correlation with this id and title (entries that
+    /// name no rule cover the rules it refers to already).
+    pub(crate) fn entries_naming(&self, id: Option<&str>, title: &str) -> Vec<u32> {
+        (0..self.entries.len())
+            .filter(|&i| self.entries[i].rules.iter().any(|r| r.names(id, title)))
+            .map(|i| i as u32)
+            .collect()
+    }
+
     /// Whether entry `i` matches `event`.
     pub(crate) fn entry_matches(&self, i: u32, event: &Event) -> bool {
         self.entries[i as usize].matches(event)
@@ -178,7 +190,11 @@ impl Allowlist {
         let mut out = Vec::new();
         for e in &self.entries {
             for r in &e.rules {
-                if !rules.rules().iter().any(|rule| r.covers(rule)) {
+                let correlation = rules
+                    .correlations()
+                    .iter()
+                    .any(|c| r.names(c.meta.id.as_deref(), &c.meta.title));
+                if !correlation && !rules.rules().iter().any(|rule| r.covers(rule)) {
                     out.push(SourceError::new(
                         &e.file,
                         e.line,

@@ -87,6 +87,18 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../rules/devtunnels_renamed_binary.yml"),
     ),
     (
+        "rules/dns_tunnel_data_in_names.yml",
+        include_str!("../../../rules/dns_tunnel_data_in_names.yml"),
+    ),
+    (
+        "rules/dns_tunnel_tools.yml",
+        include_str!("../../../rules/dns_tunnel_tools.yml"),
+    ),
+    (
+        "rules/dns_tunnel_uncommon_record_types.yml",
+        include_str!("../../../rules/dns_tunnel_uncommon_record_types.yml"),
+    ),
+    (
         "rules/fileless_tunnel_arguments.yml",
         include_str!("../../../rules/fileless_tunnel_arguments.yml"),
     ),
@@ -105,6 +117,18 @@ pub const SOURCES: &[(&str, &str)] = &[
     (
         "rules/frp_renamed_binary.yml",
         include_str!("../../../rules/frp_renamed_binary.yml"),
+    ),
+    (
+        "rules/gost_tunnel.yml",
+        include_str!("../../../rules/gost_tunnel.yml"),
+    ),
+    (
+        "rules/http_tunnel.yml",
+        include_str!("../../../rules/http_tunnel.yml"),
+    ),
+    (
+        "rules/icmp_tunnel.yml",
+        include_str!("../../../rules/icmp_tunnel.yml"),
     ),
     (
         "rules/localhost_run_dns.yml",
@@ -183,6 +207,30 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../rules/serveo_ssh_tunnel.yml"),
     ),
     (
+        "rules/socat_relay.yml",
+        include_str!("../../../rules/socat_relay.yml"),
+    ),
+    (
+        "rules/ssh_local_or_dynamic_port_forward.yml",
+        include_str!("../../../rules/ssh_local_or_dynamic_port_forward.yml"),
+    ),
+    (
+        "rules/ssh_reverse_port_forward.yml",
+        include_str!("../../../rules/ssh_reverse_port_forward.yml"),
+    ),
+    (
+        "rules/ssh_tun_device_tunnel.yml",
+        include_str!("../../../rules/ssh_tun_device_tunnel.yml"),
+    ),
+    (
+        "rules/sshuttle_vpn.yml",
+        include_str!("../../../rules/sshuttle_vpn.yml"),
+    ),
+    (
+        "rules/stunnel_client_mode.yml",
+        include_str!("../../../rules/stunnel_client_mode.yml"),
+    ),
+    (
         "rules/tailscale_funnel.yml",
         include_str!("../../../rules/tailscale_funnel.yml"),
     ),
@@ -193,6 +241,10 @@ pub const SOURCES: &[(&str, &str)] = &[
     (
         "rules/vscode_tunnel.yml",
         include_str!("../../../rules/vscode_tunnel.yml"),
+    ),
+    (
+        "rules/wstunnel_tunnel.yml",
+        include_str!("../../../rules/wstunnel_tunnel.yml"),
     ),
     (
         "rules/zrok_dns.yml",

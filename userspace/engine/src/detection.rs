@@ -4,7 +4,8 @@
 //!
 //! Supported: selections as a mapping (AND) or a list of mappings (OR); field keys
 //! `Field|mod|mod` (the field names of `field.rs`, the modifiers of `modifier.rs`); values
-//! string, integer, boolean or null, alone or in a list (OR, or AND with `all`). Anything else
+//! string, integer, boolean or null (and floating-point numbers for the numeric comparisons),
+//! alone or in a list (OR, or AND with `all`). Anything else
 //! is refused with its line.
 //!
 //! Floor 3 (detection and conditions): may use `condition`, and the floors below: `modifier`,
@@ -45,6 +46,9 @@ pub(crate) struct FieldTest {
     pub values: Values,
     /// Whether the test holds when the event lacks the field (precomputed).
     pub matches_absent: bool,
+    /// Whether every test is a numeric comparison, so that a number is compared as one
+    /// (precomputed).
+    pub numeric: bool,
 }
 
 /// The values of a field test.
@@ -86,7 +90,7 @@ impl Detection {
         let universal = |t: &Test| match t {
             Test::Present => true,
             Test::Pattern(p) => p.matches_any_value(),
-            Test::Absent | Test::Regex(_) | Test::Cidr(_) => false,
+            Test::Absent | Test::Regex(_) | Test::Cidr(_) | Test::Compare(..) => false,
         };
         let always: Vec<bool> = self
             .selections
@@ -138,7 +142,10 @@ pub(crate) fn parse(
             "condition" => condition_node = Some(v),
             _ if reserved.contains(&name) => {}
             "timeframe" => {
-                return Err(r.err(k, "'timeframe' is not supported (no correlation yet)"));
+                return Err(r.err(
+                    k,
+                    "'timeframe' (Sigma 1 aggregations) is not supported: write a Sigma correlation rule",
+                ));
             }
             _ => selections.push(Selection {
                 name: name.to_owned(),
@@ -290,9 +297,7 @@ fn parse_field_test(
                 wildcards: false,
             },
             YamlData::Value(Scalar::Null) => RuleValue::Null,
-            YamlData::Value(Scalar::FloatingPoint(_)) => {
-                return Err(bad("floating-point numbers are not supported"));
-            }
+            YamlData::Value(Scalar::FloatingPoint(x)) => RuleValue::Float(x.0),
             YamlData::Sequence(_) => return Err(bad("a list inside a list")),
             YamlData::Mapping(_) => return Err(bad("a mapping")),
             _ => return Err(bad("not a scalar")),
@@ -330,9 +335,15 @@ fn field_test(field: Field, values: Values) -> FieldTest {
         Values::Any(tests) => absent(tests),
         Values::All(groups) => groups.iter().all(absent),
     };
+    let compare = |t: &Test| matches!(t, Test::Compare(..));
+    let numeric = match &values {
+        Values::Any(tests) => tests.iter().all(compare),
+        Values::All(groups) => groups.iter().flatten().all(compare),
+    };
     FieldTest {
         field,
         values,
         matches_absent,
+        numeric,
     }
 }

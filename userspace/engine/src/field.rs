@@ -7,14 +7,17 @@
 //! rules match a new event field: a [`Field`] variant, its names in the vocabularies, and its
 //! arm in [`Field::value`].
 //!
-//! Floor 1 (events, fields and lines): may use `event`.
+//! Floor 1 (events, fields and lines): may use `event` and `query_name`.
 
 use std::{
     fmt::{self, Write as _},
     net::IpAddr,
 };
 
-use crate::event::{ConnectionEvent, DnsMessageType, Event, Process};
+use crate::{
+    event::{ConnectionEvent, DnsMessageType, Event, Process},
+    query_name,
+};
 
 /// A Sigma `logsource.category` the engine evaluates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -86,6 +89,16 @@ pub enum Field {
     Query,
     /// The record type asked for (Sigma `record_type`, CIM `query_type`).
     QueryType,
+    /// The registered domain of the name looked up (`query_registered_domain`: the public
+    /// suffix plus one label), absent when the name is a public suffix.
+    QueryRegisteredDomain,
+    /// How many labels the name looked up has (`query_label_count`).
+    QueryLabelCount,
+    /// The length of its longest label (`query_longest_label`).
+    QueryLongestLabel,
+    /// The Shannon entropy, in bits per byte, of the longest label of the name looked up
+    /// (`query_entropy`); absent for the empty name.
+    QueryEntropy,
     /// `Query` or `Response` (CIM `message_type`).
     MessageType,
     /// DNS transaction id (CIM `transaction_id`).
@@ -226,6 +239,11 @@ const DNS_RULE_FIELDS: &[(&str, Field)] = &[
     ("user_id", UserId),
     ("parent_process_name", ParentName),
     ("parent_process_path", ParentPath),
+    // The shape of the name (`query_name.rs`).
+    ("query_registered_domain", QueryRegisteredDomain),
+    ("query_label_count", QueryLabelCount),
+    ("query_longest_label", QueryLongestLabel),
+    ("query_entropy", QueryEntropy),
 ];
 
 /// Names rules of category `network_connection` may use: the Sigma taxonomy (Sysmon event 3)
@@ -340,6 +358,7 @@ impl Field {
                 | Host
                 | Query
                 | QueryType
+                | QueryRegisteredDomain
                 | MessageType
                 | ReplyCode
                 | Answer
@@ -387,6 +406,14 @@ impl Field {
                     Host => Value::str(&e.host),
                     Query => Value::str(&e.query),
                     QueryType => Value::str(&e.query_type),
+                    QueryRegisteredDomain => {
+                        query_name::registered_domain(&e.query).map_or(Value::Absent, Value::str)
+                    }
+                    QueryLabelCount => Value::Int(query_name::label_count(&e.query) as u64),
+                    QueryLongestLabel => Value::Int(query_name::longest_label(&e.query) as u64),
+                    QueryEntropy => {
+                        query_name::entropy(&e.query).map_or(Value::Absent, Value::Float)
+                    }
                     MessageType => Value::Str(e.message_type.as_str()),
                     TransactionId => Value::Int(e.transaction_id.into()),
                     ReplyCode => Value::str(&e.reply_code),
@@ -516,7 +543,7 @@ pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
 }
 
 /// A field's value in one event, borrowed from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Value<'a> {
     /// Unknown or empty.
     Absent,
@@ -524,6 +551,8 @@ pub(crate) enum Value<'a> {
     Str(&'a str),
     /// A number.
     Int(u64),
+    /// A number with a fraction (an entropy).
+    Float(f64),
     /// An address.
     Ip(IpAddr),
     /// Several strings (DNS answers), at least one non-empty.

@@ -52,6 +52,12 @@ pub(crate) enum Modifier {
     /// The value is a network (`10.0.0.0/8`, `2001:db8::/32`, or one address): the field's
     /// address must lie in it.
     Cidr,
+    /// Numeric comparisons: the field's value, a number, is greater than (or equal to), or
+    /// less than (or equal to), the rule's.
+    Gt,
+    Gte,
+    Lt,
+    Lte,
 }
 
 use Modifier::*;
@@ -77,12 +83,15 @@ pub(crate) const NAMES: &[(&str, Modifier)] = &[
     ("s", ReS),
     ("exists", Exists),
     ("cidr", Cidr),
+    ("gt", Gt),
+    ("gte", Gte),
+    ("lt", Lt),
+    ("lte", Lte),
 ];
 
 /// Sigma modifiers known but not supported yet: refused as such, not as unknown.
 const UNSUPPORTED: &[&str] = &[
-    "expand", "fieldref", "gt", "gte", "lt", "lte", "neq", "minute", "hour", "day", "week",
-    "month", "year",
+    "expand", "fieldref", "neq", "minute", "hour", "day", "week", "month", "year",
 ];
 
 /// What a modifier does, which decides what it combines with.
@@ -108,6 +117,8 @@ pub(crate) enum Kind {
     Exists,
     /// A network: nothing else but `all`.
     Cidr,
+    /// A numeric comparison: nothing else.
+    Compare,
 }
 
 impl Modifier {
@@ -137,6 +148,7 @@ impl Modifier {
             All => Kind::All,
             Exists => Kind::Exists,
             Cidr => Kind::Cidr,
+            Gt | Gte | Lt | Lte => Kind::Compare,
         }
     }
 
@@ -209,14 +221,40 @@ pub(crate) enum Test {
     Regex(Regex),
     /// A network (`cidr`): the value, an address, lies in it.
     Cidr(IpNet),
+    /// A numeric comparison (`gt`, `gte`, `lt`, `lte`) with the rule's number: the field's
+    /// value (a number, or text that reads as one) on the left.
+    Compare(Compare, f64),
+}
+
+/// How a numeric comparison compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Compare {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl Compare {
+    /// Whether `value` compares so with `limit`.
+    pub(crate) fn holds(self, value: f64, limit: f64) -> bool {
+        match self {
+            Compare::Gt => value > limit,
+            Compare::Gte => value >= limit,
+            Compare::Lt => value < limit,
+            Compare::Lte => value <= limit,
+        }
+    }
 }
 
 /// A rule value, as YAML gave it.
 pub(crate) enum RuleValue {
     /// `null`.
     Null,
-    /// A string (with wildcards) or a number or boolean (literal text).
+    /// A string (with wildcards) or an integer or boolean (literal text).
     Text { text: String, wildcards: bool },
+    /// A floating-point number (only numeric comparisons take one).
+    Float(f64),
 }
 
 /// The modifiers written on one field, checked.
@@ -272,10 +310,13 @@ impl<'k> Modifiers<'k> {
                 "modifier 'cidr' on field '{field}' cannot be combined with '{other}'"
             ));
         }
-        if m.has(Exists) {
-            if let Some((other, _)) = m.written.iter().find(|(_, x)| *x != Exists) {
+        for lone in [Kind::Exists, Kind::Compare] {
+            let Some((name, _)) = m.written.iter().find(|(_, x)| x.kind() == lone) else {
+                continue;
+            };
+            if let Some((other, _)) = m.written.iter().find(|(n, _)| n != name) {
                 return Err(format!(
-                    "modifier 'exists' on field '{field}' cannot be combined with '{other}'"
+                    "modifier '{name}' on field '{field}' cannot be combined with '{other}'"
                 ));
             }
             return Ok(m);
@@ -328,7 +369,25 @@ impl<'k> Modifiers<'k> {
     /// (`windash`, `base64offset`), one of which must match.
     pub(crate) fn tests(&self, value: RuleValue) -> Result<Vec<Test>, String> {
         let field = self.field;
+        if let Some(op) = self.compare() {
+            let number = match &value {
+                RuleValue::Float(x) => Some(*x),
+                RuleValue::Text { text, .. } => text.trim().parse::<f64>().ok(),
+                RuleValue::Null => None,
+            };
+            return match number {
+                Some(x) if x.is_finite() => Ok(vec![Test::Compare(op, x)]),
+                _ => Err(format!(
+                    "a numeric comparison on field '{field}' needs a number"
+                )),
+            };
+        }
         let (text, wildcards) = match value {
+            RuleValue::Float(_) => {
+                return Err(format!(
+                    "bad value for field '{field}': floating-point numbers are only supported by 'gt', 'gte', 'lt' and 'lte'"
+                ));
+            }
             RuleValue::Null => {
                 if let Some((name, _)) = self.written.iter().find(|(_, m)| *m != All) {
                     return Err(format!(
@@ -397,6 +456,17 @@ impl<'k> Modifiers<'k> {
                 Test::Pattern(Pattern::new(&toks, cased))
             })
             .collect())
+    }
+
+    /// The numeric comparison written, if any.
+    fn compare(&self) -> Option<Compare> {
+        self.written.iter().find_map(|(_, m)| match m {
+            Gt => Some(Compare::Gt),
+            Gte => Some(Compare::Gte),
+            Lt => Some(Compare::Lt),
+            Lte => Some(Compare::Lte),
+            _ => None,
+        })
     }
 
     /// Whether every value must match (`all`) rather than any.
@@ -565,14 +635,22 @@ mod tests {
             assert_eq!(Modifier::parse(name, "F"), Ok(m));
         }
         assert_eq!(
-            Modifier::parse("gte", "F").unwrap_err(),
-            "modifier 'gte' on field 'F' is not supported"
+            Modifier::parse("neq", "F").unwrap_err(),
+            "modifier 'neq' on field 'F' is not supported"
         );
         assert_eq!(
             Modifier::parse("nope", "F").unwrap_err(),
             "unknown modifier 'nope' on field 'F'"
         );
         let chain = |s: &'static str| Modifiers::parse("F", s.split('|')).map(|_| ());
+        assert_eq!(
+            chain("gte|contains").unwrap_err(),
+            "modifier 'gte' on field 'F' cannot be combined with 'contains'"
+        );
+        assert_eq!(
+            chain("all|lt").unwrap_err(),
+            "modifier 'lt' on field 'F' cannot be combined with 'all'"
+        );
         assert!(chain("windash|base64offset|contains").is_ok());
         assert!(chain("utf16le|base64").is_ok());
         assert!(chain("re|i|m|s|all").is_ok());

@@ -9,7 +9,10 @@
 //!
 //! The sensor writes an event either as one event line (no alert) or as one alert line per
 //! alert, the event repeated on each. [`Replay`] reads such a stream and yields each event
-//! once. What a line may hold and how each field reads is the line schema's (`line/`).
+//! once. A correlation's alert line stands for several events and carries none: it is
+//! skipped (a correlation is raised again by the events it stands for, which an
+//! `--all-events` recording holds; an alerts-only recording lacks those of a correlation's
+//! rules that raise no alert of their own). What a line may hold and how each field reads is the line schema's (`line/`).
 //!
 //! Floor 1 (events, fields and lines): may use `line`, `field` and `event`.
 
@@ -22,7 +25,8 @@ use crate::{
     event::{Event, Platform},
     field::Category,
     line::{
-        AlertFields, Body, Context, Head, JsonMap, Part, READ_ONLY_KEYS, Source, value::FieldValue,
+        AlertFields, Body, CORRELATION_TYPE, Context, Head, JsonMap, Part, READ_ONLY_KEYS, Source,
+        value::FieldValue,
     },
 };
 
@@ -54,13 +58,16 @@ pub enum LineKind {
     Event,
     /// An alert line (`"kind":"alert"`), with the id of the rule that raised it.
     Alert { rule_id: Option<String> },
+    /// A correlation's alert line (it has `correlation_type`), which stands for several
+    /// events and carries none.
+    Correlation { rule_id: Option<String> },
 }
 
-/// A parsed line: its kind and its event.
+/// A parsed line: its kind and its event (none for a correlation's line).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recorded {
     pub kind: LineKind,
-    pub event: Event,
+    pub event: Option<Event>,
 }
 
 /// One recorded line: its kind and its event.
@@ -71,19 +78,28 @@ pub fn parse_line(line: &str) -> Result<Recorded, ReplayError> {
     let Value::Object(map) = value else {
         return Err(err("not a JSON object".into()));
     };
+    let rule_id = || {
+        map.get("rule_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let kind = match map.get("kind").and_then(Value::as_str) {
         Some("event") => LineKind::Event,
-        Some("alert") => LineKind::Alert {
-            rule_id: map
-                .get("rule_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        },
+        Some("alert") if map.contains_key(CORRELATION_TYPE) => {
+            return Ok(Recorded {
+                kind: LineKind::Correlation { rule_id: rule_id() },
+                event: None,
+            });
+        }
+        Some("alert") => LineKind::Alert { rule_id: rule_id() },
         Some(other) => return Err(err(format!("unknown kind '{other}' (event or alert)"))),
         None => return Err(err("no 'kind' (event or alert)".into())),
     };
     let event = build_event(&map, &BuildOptions::default()).map_err(err)?;
-    Ok(Recorded { kind, event })
+    Ok(Recorded {
+        kind,
+        event: Some(event),
+    })
 }
 
 /// Reads recorded lines and yields each event once: an event line, or the first of the
@@ -132,17 +148,21 @@ impl<R: BufRead> Iterator for Replay<R> {
                     return Some(Err(e));
                 }
             };
+            let Some(event) = rec.event else {
+                // A correlation's line: its events come (or came) on their own lines.
+                continue;
+            };
             match rec.kind {
-                LineKind::Event => {
-                    self.last_alert = None;
-                    return Some(Ok(rec.event));
-                }
                 LineKind::Alert { .. } => {
-                    if self.last_alert.as_ref() == Some(&rec.event) {
+                    if self.last_alert.as_ref() == Some(&event) {
                         continue;
                     }
-                    self.last_alert = Some(rec.event.clone());
-                    return Some(Ok(rec.event));
+                    self.last_alert = Some(event.clone());
+                    return Some(Ok(event));
+                }
+                _ => {
+                    self.last_alert = None;
+                    return Some(Ok(event));
                 }
             }
         }

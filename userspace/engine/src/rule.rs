@@ -107,6 +107,8 @@ pub struct Rule {
     pub title: String,
     /// Sigma `id` (the alert's `rule_id`).
     pub id: Option<String>,
+    /// Sigma `name`: how correlation rules may refer to it.
+    pub name: Option<String>,
     /// `stable`, `test`, `experimental`, `deprecated` or `unsupported`.
     pub status: Option<String>,
     /// Sigma `description`.
@@ -233,65 +235,14 @@ impl Rule {
     pub(crate) fn parse(file: &str, doc: &Node<'_>) -> Result<Rule, SourceError> {
         let r = Reader::new(file);
         let map = r.map(doc, "a rule")?;
-        let get = |key: &str| {
-            map.iter()
-                .find(|(k, _)| matches!(&k.data, YamlData::Value(Scalar::String(s)) if s == key))
-        };
-        for refused in ["correlation", "action"] {
-            if let Some((k, _)) = get(refused) {
-                return Err(r.err(
-                    k,
-                    format!("'{refused}' documents (Sigma correlations and collections) are not supported"),
-                ));
-            }
-        }
-        let opt_str = |key: &str| -> Result<Option<String>, SourceError> {
-            get(key)
-                .map(|(_, v)| r.string(v, key).map(str::to_owned))
-                .transpose()
-        };
-        let opt_strings = |key: &str| -> Result<Vec<String>, SourceError> {
-            Ok(get(key)
-                .map(|(_, v)| r.strings(v, key))
-                .transpose()?
-                .unwrap_or_default())
-        };
-
-        let title = opt_str("title")?.ok_or_else(|| r.err(doc, "rule has no 'title'"))?;
-        let id = opt_str("id")?;
-        if let (Some(id), Some((_, v))) = (&id, get("id"))
-            && id.trim().is_empty()
-        {
-            return Err(r.err(v, "'id' is empty"));
-        }
-        let status = opt_str("status")?;
-        if let (Some(s), Some((_, v))) = (&status, get("status"))
-            && !STATUSES.contains(&s.as_str())
-        {
+        let get = |key: &str| find(map, key);
+        if let Some((k, _)) = get("action") {
             return Err(r.err(
-                v,
-                format!("unknown status '{s}' (one of {})", STATUSES.join(", ")),
+                k,
+                "'action' documents (Sigma collections) are not supported",
             ));
         }
-        let level = match get("level") {
-            None => None,
-            Some((_, v)) => {
-                let s = r.string(v, "level")?;
-                Some(Level::parse(s).ok_or_else(|| {
-                    r.err(
-                        v,
-                        format!(
-                            "unknown level '{s}' (informational, low, medium, high or critical)"
-                        ),
-                    )
-                })?)
-            }
-        };
-        let tags = opt_strings("tags")?;
-        let related = match get("related") {
-            None => Vec::new(),
-            Some((_, v)) => parse_related(&r, v)?,
-        };
+        let meta = Meta::parse(&r, doc)?;
 
         // Where the rule applies.
         let (lsk, lsv) = get("logsource").ok_or_else(|| r.err(doc, "rule has no 'logsource'"))?;
@@ -323,64 +274,146 @@ impl Rule {
             }
         }
 
-        // Our extension block.
-        let mut analytic_type = None;
-        let (mut impact, mut confidence, mut risk_score) = (None, None, None);
-        let mut message = None;
-        let mut family = None;
-        let mut tests_node = None;
-        if let Some((_, tv)) = get("tunnelwatch") {
-            for (k, v) in r.map(tv, "tunnelwatch")? {
-                let key = r.key(k)?;
-                match key {
-                    "type" => analytic_type = Some(r.string(v, "tunnelwatch.type")?.to_owned()),
-                    "impact" => impact = Some(r.int(v, "tunnelwatch.impact", 0, 100)? as u32),
-                    "confidence" => {
-                        confidence = Some(r.int(v, "tunnelwatch.confidence", 0, 100)? as u32)
-                    }
-                    "risk_score" => {
-                        risk_score =
-                            Some(r.int(v, "tunnelwatch.risk_score", 0, u32::MAX.into())? as u32)
-                    }
-                    "message" => {
-                        let text = r.string(v, "tunnelwatch.message")?;
-                        let t = Template::parse(text, category).map_err(|e| r.err(v, e))?;
-                        message = Some((text.to_owned(), t));
-                    }
-                    "family" => {
-                        let f = r.string(v, "tunnelwatch.family")?;
-                        if f.trim().is_empty() {
-                            return Err(r.err(v, "tunnelwatch.family is empty"));
-                        }
-                        family = Some(f.to_owned());
-                    }
-                    "tests" => tests_node = Some(v),
-                    _ => {
-                        return Err(r.err(
-                            k,
-                            format!(
-                                "unknown key '{key}' in 'tunnelwatch' (type, impact, confidence, risk_score, message, family, tests)"
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        let risk_score = risk_score.or_else(|| match (impact, confidence) {
-            (Some(i), Some(c)) => Some(i * c / 100),
-            _ => level.map(Level::risk_score),
-        });
-        let (message, template) = match message {
-            Some(m) => m,
-            None => (title.clone(), Template::literal(&title)),
+        let ext = Extension::parse(&r, doc)?;
+        let (message, template) = match &ext.message {
+            Some((text, node)) => (
+                text.clone(),
+                Template::parse(text, category).map_err(|e| r.err(node, e))?,
+            ),
+            None => (meta.title.clone(), Template::literal(&meta.title)),
         };
-        let tests = match tests_node {
+        let tests = match ext.tests {
             None => Vec::new(),
             Some(node) => test_case::parse(&r, node, category, &platforms)?,
         };
 
         Ok(Rule {
+            risk_score: ext.risk_score(meta.level),
+            id: meta.id,
+            name: meta.name,
+            status: meta.status,
+            description: meta.description,
+            references: meta.references,
+            author: meta.author,
+            date: meta.date,
+            modified: meta.modified,
+            mitre_technique_ids: meta.mitre_technique_ids,
+            tags: meta.tags,
+            logsource,
+            falsepositives: meta.falsepositives,
+            level: meta.level,
+            fields: meta.fields,
+            related: meta.related,
+            analytic_type: ext.analytic_type,
+            impact: ext.impact,
+            confidence: ext.confidence,
+            message,
+            file: file.to_owned(),
+            line: yaml::line(doc),
+            category,
+            platforms,
+            dns_phase,
+            family: ext.family,
+            tests,
+            unreported_fields,
+            template,
+            detection,
+            title: meta.title,
+        })
+    }
+}
+
+/// The value of `key` in a document's mapping, with its key node.
+pub(crate) fn find<'m, 'a>(
+    map: &'m crate::yaml::Map<'a>,
+    key: &str,
+) -> Option<(&'m Node<'a>, &'m Node<'a>)> {
+    map.iter()
+        .find(|(k, _)| matches!(&k.data, YamlData::Value(Scalar::String(s)) if s == key))
+}
+
+/// What every Sigma document that raises alerts says about itself: a rule's or a
+/// correlation's metadata, as written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Sigma `title` (the alert's `rule_name`).
+    pub title: String,
+    /// Sigma `id` (the alert's `rule_id`).
+    pub id: Option<String>,
+    /// Sigma `name`: how correlations refer to it.
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub description: Option<String>,
+    pub references: Vec<String>,
+    pub author: Option<String>,
+    pub date: Option<String>,
+    pub modified: Option<String>,
+    pub tags: Vec<String>,
+    pub falsepositives: Vec<String>,
+    pub level: Option<Level>,
+    pub fields: Vec<String>,
+    pub related: Vec<Related>,
+    /// MITRE ATT&CK technique ids from the tags.
+    pub mitre_technique_ids: Vec<String>,
+}
+
+impl Meta {
+    /// Reads the metadata keys of document `doc` (a mapping); other keys are not looked at.
+    pub(crate) fn parse(r: &Reader<'_>, doc: &Node<'_>) -> Result<Meta, SourceError> {
+        let map = r.map(doc, "a rule")?;
+        let get = |key: &str| find(map, key);
+        let opt_str = |key: &str| -> Result<Option<String>, SourceError> {
+            get(key)
+                .map(|(_, v)| r.string(v, key).map(str::to_owned))
+                .transpose()
+        };
+        let opt_strings = |key: &str| -> Result<Vec<String>, SourceError> {
+            Ok(get(key)
+                .map(|(_, v)| r.strings(v, key))
+                .transpose()?
+                .unwrap_or_default())
+        };
+        let title = opt_str("title")?.ok_or_else(|| r.err(doc, "rule has no 'title'"))?;
+        let id = opt_str("id")?;
+        for key in ["id", "name"] {
+            if let Some((_, v)) = get(key)
+                && r.string(v, key)?.trim().is_empty()
+            {
+                return Err(r.err(v, format!("'{key}' is empty")));
+            }
+        }
+        let status = opt_str("status")?;
+        if let (Some(s), Some((_, v))) = (&status, get("status"))
+            && !STATUSES.contains(&s.as_str())
+        {
+            return Err(r.err(
+                v,
+                format!("unknown status '{s}' (one of {})", STATUSES.join(", ")),
+            ));
+        }
+        let level = match get("level") {
+            None => None,
+            Some((_, v)) => {
+                let s = r.string(v, "level")?;
+                Some(Level::parse(s).ok_or_else(|| {
+                    r.err(
+                        v,
+                        format!(
+                            "unknown level '{s}' (informational, low, medium, high or critical)"
+                        ),
+                    )
+                })?)
+            }
+        };
+        let tags = opt_strings("tags")?;
+        let related = match get("related") {
+            None => Vec::new(),
+            Some((_, v)) => parse_related(r, v)?,
+        };
+        Ok(Meta {
+            title,
             id,
+            name: opt_str("name")?,
             status,
             description: opt_str("description")?,
             references: opt_strings("references")?,
@@ -389,28 +422,79 @@ impl Rule {
             modified: opt_str("modified")?,
             mitre_technique_ids: mitre_techniques(&tags),
             tags,
-            logsource,
             falsepositives: opt_strings("falsepositives")?,
             level,
             fields: opt_strings("fields")?,
             related,
-            analytic_type,
-            impact,
-            confidence,
-            risk_score,
-            message,
-            file: file.to_owned(),
-            line: yaml::line(doc),
-            category,
-            platforms,
-            dns_phase,
-            family,
-            tests,
-            unreported_fields,
-            template,
-            detection,
-            title,
         })
+    }
+}
+
+/// Our extension block, `tunnelwatch:`, as written: the message and the test cases are left
+/// to the document's kind to read.
+#[derive(Default)]
+pub(crate) struct Extension<'a> {
+    pub analytic_type: Option<String>,
+    pub impact: Option<u32>,
+    pub confidence: Option<u32>,
+    pub risk_score: Option<u32>,
+    /// The message template's text and its node.
+    pub message: Option<(String, &'a Node<'a>)>,
+    pub family: Option<String>,
+    /// The `tests` node.
+    pub tests: Option<&'a Node<'a>>,
+}
+
+impl<'a> Extension<'a> {
+    /// Reads the `tunnelwatch` block of `doc`, if any.
+    pub(crate) fn parse(r: &Reader<'_>, doc: &'a Node<'a>) -> Result<Extension<'a>, SourceError> {
+        let mut ext = Extension::default();
+        let Some((_, tv)) = find(r.map(doc, "a rule")?, "tunnelwatch") else {
+            return Ok(ext);
+        };
+        for (k, v) in r.map(tv, "tunnelwatch")? {
+            let key = r.key(k)?;
+            match key {
+                "type" => ext.analytic_type = Some(r.string(v, "tunnelwatch.type")?.to_owned()),
+                "impact" => ext.impact = Some(r.int(v, "tunnelwatch.impact", 0, 100)? as u32),
+                "confidence" => {
+                    ext.confidence = Some(r.int(v, "tunnelwatch.confidence", 0, 100)? as u32)
+                }
+                "risk_score" => {
+                    ext.risk_score =
+                        Some(r.int(v, "tunnelwatch.risk_score", 0, u32::MAX.into())? as u32)
+                }
+                "message" => {
+                    ext.message = Some((r.string(v, "tunnelwatch.message")?.to_owned(), v))
+                }
+                "family" => {
+                    let f = r.string(v, "tunnelwatch.family")?;
+                    if f.trim().is_empty() {
+                        return Err(r.err(v, "tunnelwatch.family is empty"));
+                    }
+                    ext.family = Some(f.to_owned());
+                }
+                "tests" => ext.tests = Some(v),
+                _ => {
+                    return Err(r.err(
+                        k,
+                        format!(
+                            "unknown key '{key}' in 'tunnelwatch' (type, impact, confidence, risk_score, message, family, tests)"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(ext)
+    }
+
+    /// The risk score: given, else impact × confidence / 100, else from the level.
+    pub(crate) fn risk_score(&self, level: Option<Level>) -> Option<u32> {
+        self.risk_score
+            .or_else(|| match (self.impact, self.confidence) {
+                (Some(i), Some(c)) => Some(i * c / 100),
+                _ => level.map(Level::risk_score),
+            })
     }
 }
 

@@ -6,6 +6,11 @@
 //! differs, or when the event raises more than one alert of the same `tunnelwatch.family`
 //! (an event should raise at most one alert per tunnel family).
 //!
+//! A correlation's test cases run their events in order through the engine and a fresh
+//! correlator (`correlation/state.rs`), as the evaluate-and-emit step does; a test fails when
+//! the correlation fires and should not or the other way round, or when its first alert's
+//! message or count differs.
+//!
 //! Floor 8 (the top): may use the engine and everything below it.
 
 use std::{fmt, path::Path};
@@ -13,6 +18,7 @@ use std::{fmt, path::Path};
 use crate::{
     alert::Alert,
     allowlist::Allowlist,
+    correlation::{Correlator, Fired},
     engine::Engine,
     field::Category,
     ruleset::{LoadOptions, Loaded, RuleSet, RuleSetError},
@@ -124,7 +130,7 @@ impl fmt::Display for TestReport {
 
 /// Runs the test cases of every rule of `rules` (see the module documentation).
 pub fn run_tests(rules: &RuleSet) -> TestReport {
-    let engine = Engine::without_filters(rules.clone(), Allowlist::default());
+    let engine = Engine::for_tests(rules.clone(), Allowlist::default());
     let all = engine.rules().rules();
     let mut report = TestReport::default();
     for rule in all {
@@ -210,7 +216,72 @@ pub fn run_tests(rules: &RuleSet) -> TestReport {
             failures,
         });
     }
+    for (c, corr) in engine.rules().correlations().iter().enumerate() {
+        let mut failures = Vec::new();
+        for t in &corr.tests {
+            let fail = |reason: String| TestFailure {
+                file: corr.file.clone(),
+                line: t.line,
+                test: t.name.clone(),
+                reason,
+            };
+            let fired = run_correlation(&engine, &t.events);
+            let mine: Vec<&Fired> = fired.iter().filter(|f| f.correlation == c).collect();
+            match (t.alert, mine.first()) {
+                (true, None) => failures.push(fail(format!(
+                    "expected the correlation to fire, it did not ({} events)",
+                    t.events.len()
+                ))),
+                (false, Some(f)) => failures.push(fail(format!(
+                    "expected no alert, the correlation fired (count {}{})",
+                    f.count,
+                    f.distinct
+                        .map(|d| format!(", {d} distinct"))
+                        .unwrap_or_default()
+                ))),
+                (true, Some(f)) => {
+                    if let Some(want) = &t.message
+                        && *want != f.message
+                    {
+                        failures.push(fail(format!(
+                            "message is {:?}, expected {:?}",
+                            f.message, want
+                        )));
+                    }
+                    if let Some(want) = t.count
+                        && want != f.count
+                    {
+                        failures.push(fail(format!("count is {}, expected {want}", f.count)));
+                    }
+                }
+                (false, None) => {}
+            }
+        }
+        report.rules.push(RuleTestResult {
+            id: corr.meta.id.clone(),
+            title: corr.meta.title.clone(),
+            file: corr.file.clone(),
+            line: corr.line,
+            tests: corr.tests.len(),
+            failures,
+        });
+    }
     report
+}
+
+/// Runs `events` through `engine` and a fresh correlator, as the step does: what fired.
+fn run_correlation(engine: &Engine, events: &[crate::event::Event]) -> Vec<Fired> {
+    let mut correlator = Correlator::default();
+    let mut fired = Vec::new();
+    let (mut alerts, mut feeds) = (Vec::new(), Vec::new());
+    for e in events {
+        correlator.advance(engine, e.time(), &mut fired);
+        alerts.clear();
+        feeds.clear();
+        engine.evaluate_feeding(e, &mut alerts, &mut feeds);
+        correlator.observe(engine, e, &feeds, &mut fired);
+    }
+    fired
 }
 
 fn names(rules: &[crate::rule::Rule], idx: &[usize]) -> String {

@@ -7,7 +7,12 @@
 //! user's: a user rule with the id of a shipped rule replaces it (in its place, with a
 //! notice); two user rules with the same id are an error naming both.
 //!
-//! Floor 6 (rule sets, filters, allowlists): may use `filter`, `rule`, `yaml` and `error`.
+//! Sigma correlation rules load with them (a document with a `correlation` block): each is
+//! tied to the rules and correlations it refers to once everything is loaded
+//! (`correlation/resolve.rs`), so a correlation may sit in another file than its rules.
+//!
+//! Floor 6 (rule sets, filters, allowlists): may use `filter`, `correlation`, `rule`, `yaml`
+//! and `error`.
 
 use std::{
     fmt,
@@ -15,6 +20,10 @@ use std::{
 };
 
 use crate::{
+    correlation::{
+        Correlation, Resolved, Source,
+        resolve::{self, Ties},
+    },
     error::SourceError,
     filter::Filter,
     rule::{Level, Rule},
@@ -66,6 +75,9 @@ pub struct Loaded {
 pub struct RuleSet {
     rules: Vec<Rule>,
     filters: Vec<Filter>,
+    correlations: Vec<Correlation>,
+    /// Each correlation's sources, in the same order.
+    resolved: Vec<Resolved>,
 }
 
 /// What `tunnelwatch rules list` shows of a rule.
@@ -170,22 +182,42 @@ impl RuleSet {
         &self.filters
     }
 
-    /// What `tunnelwatch rules list` shows, rule by rule in load order.
+    /// The correlation rules, in load order.
+    pub fn correlations(&self) -> &[Correlation] {
+        &self.correlations
+    }
+
+    /// What each correlation refers to, in the order of [`RuleSet::correlations`].
+    pub fn resolved(&self) -> &[Resolved] {
+        &self.resolved
+    }
+
+    /// What `tunnelwatch rules list` shows, rule by rule in load order, then the correlations
+    /// (their category is `correlation`).
     pub fn list(&self) -> Vec<RuleSummary> {
-        self.rules
-            .iter()
-            .map(|r| RuleSummary {
-                id: r.id.clone(),
-                title: r.title.clone(),
-                level: r.level,
-                category: r.logsource.category.clone().unwrap_or_default(),
-                product: r.logsource.product.clone(),
-                family: r.family.clone(),
-                tests: r.tests.len(),
-                file: r.file.clone(),
-                line: r.line,
-            })
-            .collect()
+        let rules = self.rules.iter().map(|r| RuleSummary {
+            id: r.id.clone(),
+            title: r.title.clone(),
+            level: r.level,
+            category: r.logsource.category.clone().unwrap_or_default(),
+            product: r.logsource.product.clone(),
+            family: r.family.clone(),
+            tests: r.tests.len(),
+            file: r.file.clone(),
+            line: r.line,
+        });
+        let correlations = self.correlations.iter().map(|c| RuleSummary {
+            id: c.meta.id.clone(),
+            title: c.meta.title.clone(),
+            level: c.meta.level,
+            category: "correlation".into(),
+            product: None,
+            family: c.family.clone(),
+            tests: c.tests.len(),
+            file: c.file.clone(),
+            line: c.line,
+        });
+        rules.chain(correlations).collect()
     }
 }
 
@@ -209,6 +241,9 @@ struct Builder {
     /// Where each rule came from.
     origins: Vec<Origin>,
     filters: Vec<Filter>,
+    correlations: Vec<Correlation>,
+    /// Where each correlation came from.
+    correlation_origins: Vec<Origin>,
     errors: Vec<SourceError>,
     notices: Vec<SourceError>,
     /// The origin of the sources added now.
@@ -221,6 +256,8 @@ impl Default for Builder {
             rules: Vec::new(),
             origins: Vec::new(),
             filters: Vec::new(),
+            correlations: Vec::new(),
+            correlation_origins: Vec::new(),
             errors: Vec::new(),
             notices: Vec::new(),
             origin: Origin::User,
@@ -272,6 +309,13 @@ impl Builder {
                 }
                 continue;
             }
+            if Correlation::is_correlation(doc) {
+                match Correlation::parse(name, doc) {
+                    Ok(c) => self.add_correlation(c),
+                    Err(e) => self.errors.push(e),
+                }
+                continue;
+            }
             match Rule::parse(name, doc) {
                 Ok(rule) => self.add_rule(rule),
                 Err(e) => self.errors.push(e),
@@ -281,6 +325,53 @@ impl Builder {
             self.errors
                 .push(SourceError::new(name, 0, "the file holds no rule"));
         }
+    }
+
+    /// Where an id is already used, by a rule or a correlation: `(file, line, title)`.
+    fn id_user(&self, id: &str) -> Option<(String, usize)> {
+        let same = |other: Option<&str>| other.is_some_and(|o| o.eq_ignore_ascii_case(id));
+        self.rules
+            .iter()
+            .find(|r| same(r.id.as_deref()))
+            .map(|r| (r.file.clone(), r.line))
+            .or_else(|| {
+                self.correlations
+                    .iter()
+                    .find(|c| same(c.meta.id.as_deref()))
+                    .map(|c| (c.file.clone(), c.line))
+            })
+    }
+
+    fn add_correlation(&mut self, c: Correlation) {
+        if let Some(id) = &c.meta.id {
+            if let Some(pos) = self.correlations.iter().position(|o| {
+                o.meta
+                    .id
+                    .as_deref()
+                    .is_some_and(|other| other.eq_ignore_ascii_case(id))
+            }) && self.correlation_origins[pos] == Origin::Builtin
+                && self.origin == Origin::User
+            {
+                let first = &self.correlations[pos];
+                self.notices.push(SourceError::new(
+                    &c.file,
+                    c.line,
+                    format!(
+                        "correlation id '{id}' replaces the shipped correlation '{}' ({}:{})",
+                        first.meta.title, first.file, first.line
+                    ),
+                ));
+                self.correlations[pos] = c;
+                self.correlation_origins[pos] = Origin::User;
+                return;
+            }
+            if let Some((file, line)) = self.id_user(id) {
+                let reason = format!("duplicate rule id '{id}' (first used in {file}:{line})");
+                return self.errors.push(SourceError::new(&c.file, c.line, reason));
+            }
+        }
+        self.correlations.push(c);
+        self.correlation_origins.push(self.origin);
     }
 
     fn add_rule(&mut self, rule: Rule) {
@@ -322,6 +413,14 @@ impl Builder {
                 .errors
                 .push(SourceError::new(&rule.file, rule.line, reason));
         }
+        if let Some(id) = &rule.id
+            && let Some((file, line)) = self.id_user(id)
+        {
+            let reason = format!("duplicate rule id '{id}' (first used in {file}:{line})");
+            return self
+                .errors
+                .push(SourceError::new(&rule.file, rule.line, reason));
+        }
         self.rules.push(rule);
         self.origins.push(self.origin);
     }
@@ -344,7 +443,36 @@ impl Builder {
         self.filters.push(filter);
     }
 
+    /// Ties the correlations; those that do not tie are errors, and are left out.
+    fn tie_correlations(&mut self) -> Vec<Resolved> {
+        let Ties { resolved, errors } = resolve::tie(&self.rules, &self.correlations);
+        self.errors.extend(errors);
+        // Keep the tied ones, renumbering their references to correlations.
+        let mut new_index = vec![usize::MAX; resolved.len()];
+        let mut kept = 0;
+        for (i, r) in resolved.iter().enumerate() {
+            if r.is_some() {
+                new_index[i] = kept;
+                kept += 1;
+            }
+        }
+        let correlations = std::mem::take(&mut self.correlations);
+        let mut out = Vec::with_capacity(kept);
+        for (c, r) in correlations.into_iter().zip(resolved) {
+            let Some(mut r) = r else { continue };
+            for s in &mut r.sources {
+                if let Source::Correlation(j) = s {
+                    *j = new_index[*j];
+                }
+            }
+            self.correlations.push(c);
+            out.push(r);
+        }
+        out
+    }
+
     fn finish(mut self, options: LoadOptions) -> Result<Loaded, RuleSetError> {
+        let resolved = self.tie_correlations();
         if self.errors.is_empty() || options.skip_invalid {
             for f in &self.filters {
                 for r in f.unmatched_references(&self.rules) {
@@ -372,6 +500,8 @@ impl Builder {
                 rules: RuleSet {
                     rules: self.rules,
                     filters: self.filters,
+                    correlations: self.correlations,
+                    resolved,
                 },
                 warnings: self.errors,
                 notices: self.notices,

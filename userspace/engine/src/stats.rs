@@ -43,12 +43,23 @@ impl Stats {
         self
     }
 
-    /// The counters every sensor reports: `lines` and `alerts` written (by the step) and
-    /// `suppressed` (alerts the allowlist let through no line).
+    /// The counters every sensor reports: `lines` and `alerts` written (by the step),
+    /// `suppressed` (alerts the allowlist let through no line), and what the correlations
+    /// dropped (`correlation_groups_dropped`, `correlation_values_dropped`,
+    /// `correlation_late`).
     pub fn output(&mut self, written: Counts, suppressed: u64) -> &mut Stats {
         self.set("lines", written.lines)
             .set("alerts", written.alerts)
             .set("suppressed", suppressed)
+            .set(
+                "correlation_groups_dropped",
+                written.correlation_groups_dropped,
+            )
+            .set(
+                "correlation_values_dropped",
+                written.correlation_values_dropped,
+            )
+            .set("correlation_late", written.correlation_late)
     }
 
     /// The JSON object.
@@ -83,12 +94,14 @@ mod tests {
             Counts {
                 lines: 2,
                 alerts: 1,
+                correlation_values_dropped: 5,
+                ..Counts::default()
             },
             4,
         );
         assert_eq!(
             s.to_string(),
-            r#"tunnelwatch: stats {"alerts":1,"lines":2,"records":3,"stats":"final","suppressed":4}"#
+            r#"tunnelwatch: stats {"alerts":1,"correlation_groups_dropped":0,"correlation_late":0,"correlation_values_dropped":5,"lines":2,"records":3,"stats":"final","suppressed":4}"#
         );
     }
 }

@@ -20,7 +20,7 @@ enum Piece {
 }
 
 /// Text a placeholder becomes when the event does not know the field.
-const UNKNOWN: &str = "unknown";
+pub(crate) const UNKNOWN: &str = "unknown";
 
 impl Template {
     /// Parses `text`. A `$name$` whose name is an identifier (letters, digits, `_`, not starting
@@ -28,39 +28,18 @@ impl Template {
     /// field of `category`; any other `$` is plain text.
     pub(crate) fn parse(text: &str, category: Category) -> Result<Template, String> {
         let mut pieces = Vec::new();
-        let mut lit = String::new();
-        let mut rest = text;
-        while let Some(start) = rest.find('$') {
-            let after = &rest[start + 1..];
-            let name_end = after.find('$');
-            let name = name_end.map(|e| &after[..e]);
-            match name {
-                Some(name)
-                    if name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-                {
-                    let field = line::message_key(category, name).ok_or_else(|| {
+        for segment in segments(text) {
+            pieces.push(match segment {
+                Segment::Text(t) => Piece::Text(t),
+                Segment::Name(name) => {
+                    Piece::Field(line::message_key(category, name).ok_or_else(|| {
                         format!(
                             "message names unknown field '${name}$' (not an output field of {} events)",
                             category.datamodel()
                         )
-                    })?;
-                    lit.push_str(&rest[..start]);
-                    if !lit.is_empty() {
-                        pieces.push(Piece::Text(std::mem::take(&mut lit)));
-                    }
-                    pieces.push(Piece::Field(field));
-                    rest = &after[name.len() + 1..];
+                    })?)
                 }
-                _ => {
-                    lit.push_str(&rest[..=start]);
-                    rest = after;
-                }
-            }
-        }
-        lit.push_str(rest);
-        if !lit.is_empty() {
-            pieces.push(Piece::Text(lit));
+            });
         }
         Ok(Template { pieces })
     }
@@ -94,6 +73,50 @@ impl Template {
         }
         out
     }
+}
+
+/// A piece of a message template's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Segment<'t> {
+    /// Text as it is (`$` that does not open a placeholder included).
+    Text(String),
+    /// A `$name$` placeholder's name.
+    Name(&'t str),
+}
+
+/// Splits a template into text and placeholders. A `$name$` whose name is an identifier
+/// (letters, digits, `_`, not starting with a digit) is a placeholder; any other `$` is plain
+/// text.
+pub(crate) fn segments(text: &str) -> Vec<Segment<'_>> {
+    let mut out = Vec::new();
+    let mut lit = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('$') {
+        let after = &rest[start + 1..];
+        let name = after.find('$').map(|e| &after[..e]);
+        match name {
+            Some(name)
+                if name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                lit.push_str(&rest[..start]);
+                if !lit.is_empty() {
+                    out.push(Segment::Text(std::mem::take(&mut lit)));
+                }
+                out.push(Segment::Name(name));
+                rest = &after[name.len() + 1..];
+            }
+            _ => {
+                lit.push_str(&rest[..=start]);
+                rest = after;
+            }
+        }
+    }
+    lit.push_str(rest);
+    if !lit.is_empty() {
+        out.push(Segment::Text(lit));
+    }
+    out
 }
 
 /// Appends the value of line field `key`: several values joined by `", "`, nothing when

@@ -132,7 +132,10 @@ pub(crate) fn parse(
 }
 
 /// A YAML mapping of scalars and lists of scalars as JSON, for the event builder.
-fn to_json_map(r: &Reader<'_>, node: &Node<'_>) -> Result<Map<String, Value>, SourceError> {
+pub(crate) fn to_json_map(
+    r: &Reader<'_>,
+    node: &Node<'_>,
+) -> Result<Map<String, Value>, SourceError> {
     let scalar = |v: &Node<'_>| -> Result<Value, SourceError> {
         Ok(match &r.untagged(v)?.data {
             YamlData::Value(Scalar::String(s)) => Value::String(s.to_string()),

@@ -403,8 +403,8 @@ const DETECTION_REFUSALS: &[(&str, &str)] = &[
         "rules/x.yml:7: modifier 'cidr' on field 'CommandLine' cannot be combined with 'contains'",
     ),
     (
-        "  s:\n    ProcessId|gt: 5\n  condition: s\n",
-        "rules/x.yml:7: modifier 'gt' on field 'ProcessId' is not supported",
+        "  s:\n    ProcessId|gt: five\n  condition: s\n",
+        "rules/x.yml:7: a numeric comparison on field 'ProcessId' needs a number",
     ),
     (
         "  s:\n    Commandline: x\n  condition: s\n",
@@ -460,7 +460,7 @@ const DETECTION_REFUSALS: &[(&str, &str)] = &[
     ),
     (
         "  s:\n    CommandLine: 1.5\n  condition: s\n",
-        "rules/x.yml:7: bad value for field 'CommandLine': floating-point numbers are not supported",
+        "rules/x.yml:7: bad value for field 'CommandLine': floating-point numbers are only supported by 'gt', 'gte', 'lt' and 'lte'",
     ),
     (
         "  s:\n    CommandLine:\n      a: b\n  condition: s\n",
@@ -520,7 +520,7 @@ const DETECTION_REFUSALS: &[(&str, &str)] = &[
     ),
     (
         "  s:\n    CommandLine: x\n  timeframe: 5m\n  condition: s\n",
-        "rules/x.yml:8: 'timeframe' is not supported (no correlation yet)",
+        "rules/x.yml:8: 'timeframe' (Sigma 1 aggregations) is not supported: write a Sigma correlation rule",
     ),
     (
         "  s:\n    CommandLine: x\n  condition: 5\n",
@@ -605,7 +605,7 @@ fn rule_refusals_name_file_line_and_reason() {
         ),
         (
             "title: T\ncorrelation:\n  type: event_count\n".to_string(),
-            "rules/x.yml:2: 'correlation' documents (Sigma correlations and collections) are not supported",
+            "rules/x.yml:3: correlation has no 'rules'",
         ),
         (
             format!("title: T\ntitle: U\nlogsource:\n  category: process_creation\n{det}"),

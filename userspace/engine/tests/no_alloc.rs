@@ -44,12 +44,13 @@ fn no_allocation_without_a_match() {
         dns_query("ngrok.io"),
         dns_response("abc.ngrok.io", &["1.2.3.4"], 0),
         // Prefilter candidates whose conditions fail: a node server with a port (the
-        // localtunnel rule), ssh to an ordinary host (the SSH tunnel rules), cloudflared listing
+        // localtunnel rule), ssh to an ordinary host (the SSH rules' regular expressions), a
+        // long name under one domain (the DNS tunnel rules' shape fields), cloudflared listing
         // tunnels, a Windows command line in capitals.
         exec("/usr/bin/node", "node /srv/app/server.js --port 3000"),
         exec(
             "/usr/bin/ssh",
-            "ssh -R 8080:localhost:80 bastion.example.com",
+            "ssh -p 2222 -l admin bastion.example.com uptime",
         ),
         exec("/usr/bin/cloudflared", "cloudflared tunnel list"),
         exec_on(
@@ -67,6 +68,7 @@ fn no_allocation_without_a_match() {
             &format!("PYTHON3 -C 'PRINT(1)' {}", "X".repeat(2000)),
         ),
         dns_query("UPDATES.EXAMPLE.COM"),
+        dns_query("a-rather-long-but-ordinary-host-name-of-forty-chars.example.co.uk"),
     ];
     let hit = exec("/usr/local/bin/ngrok", "ngrok http 80");
     let mut out = Vec::new();

@@ -72,7 +72,7 @@ fn emit_parse_emit_is_identical() {
     for e in events() {
         let line = event_line(&e);
         let parsed = replay::parse_line(line.trim_end())
-            .map(|r| r.event)
+            .map(|r| r.event.unwrap())
             .unwrap_or_else(|err| panic!("{err}: {line}"));
         assert_eq!(event_line(&parsed), line);
         assert_eq!(parsed.platform(), e.platform(), "{line}");
@@ -95,7 +95,7 @@ fn alert_lines_carry_the_event() {
             rule_id: Some(LINUX.into())
         }
     );
-    assert_eq!(event_line(&rec.event), event_line(&e));
+    assert_eq!(event_line(&rec.event.unwrap()), event_line(&e));
 }
 
 /// What the sensor does with `--all-events`: an event line when no rule fires, else one alert
@@ -156,12 +156,12 @@ fn a_platform_key_overrides_the_inference() {
     // A Windows DNS event without a process has nothing to infer from.
     let line = r#"{"time":"2026-11-23T01:02:03.123456Z","host":"ws7","kind":"event","datamodel":"Network_Resolution","vendor_product":"tunnelwatch","query":"x.ngrok.io","message_type":"Query","transaction_id":1}"#;
     assert_eq!(
-        replay::parse_line(line).unwrap().event.platform(),
+        replay::parse_line(line).unwrap().event.unwrap().platform(),
         Platform::Linux
     );
     let with = line.replace("\"kind\"", "\"platform\":\"windows\",\"kind\"");
     assert_eq!(
-        replay::parse_line(&with).unwrap().event.platform(),
+        replay::parse_line(&with).unwrap().event.unwrap().platform(),
         Platform::Windows
     );
 }

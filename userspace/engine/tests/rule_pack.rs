@@ -1,8 +1,22 @@
 //! The shipped rule pack: every rule loads, has test cases, and they all pass (events in,
 //! alert or no alert out, at most one alert per tunnel family); metadata every pack rule must
-//! carry.
+//! carry. A rule that only feeds a correlation raises no alert of its own: the correlation
+//! carries the metadata and the test cases.
 
-use tunnelwatch_engine::{builtin, rule_tests};
+use tunnelwatch_engine::{
+    allowlist::Allowlist, builtin, correlation::Source, engine::Engine, rule_tests,
+    ruleset::RuleSet,
+};
+
+/// Whether rule `i` of `rules` only feeds correlations.
+fn feeds_only(rules: &RuleSet, i: usize) -> bool {
+    let referred = rules
+        .resolved()
+        .iter()
+        .any(|r| r.sources.contains(&Source::Rule(i)));
+    let engine = Engine::new(rules.clone(), Allowlist::default());
+    referred && engine.rule_is_silent(i)
+}
 
 #[test]
 fn every_shipped_test_case_passes() {
@@ -10,7 +24,10 @@ fn every_shipped_test_case_passes() {
     let report = rule_tests::run_tests(&rules);
     assert!(report.passed(), "{report}");
     // Every rule has a positive and a negative case.
-    for (rule, result) in rules.rules().iter().zip(&report.rules) {
+    for (i, (rule, result)) in rules.rules().iter().zip(&report.rules).enumerate() {
+        if feeds_only(&rules, i) {
+            continue;
+        }
         assert!(
             rule.tests.iter().any(|t| t.alert) && rule.tests.iter().any(|t| !t.alert),
             "{}:{}: {} needs a positive and a negative test case",
@@ -20,6 +37,16 @@ fn every_shipped_test_case_passes() {
         );
         assert_eq!(result.tests, rule.tests.len());
     }
+    // So does every correlation.
+    for c in rules.correlations() {
+        assert!(
+            c.tests.iter().any(|t| t.alert) && c.tests.iter().any(|t| !t.alert),
+            "{}:{}: {} needs a positive and a negative test case",
+            c.file,
+            c.line,
+            c.meta.title
+        );
+    }
     assert!(report.tests() >= 3 * rules.len(), "{}", report.tests());
 }
 
@@ -27,10 +54,17 @@ fn every_shipped_test_case_passes() {
 fn every_shipped_rule_carries_its_metadata() {
     let rules = builtin::rules().unwrap();
     let mut ids = std::collections::HashSet::new();
-    for r in rules.rules() {
+    for (i, r) in rules.rules().iter().enumerate() {
         let at = format!("{}:{}", r.file, r.line);
         let id = r.id.as_deref().unwrap_or_else(|| panic!("{at}: no id"));
         assert!(ids.insert(id.to_ascii_lowercase()), "{at}: id {id} twice");
+        if feeds_only(&rules, i) {
+            assert!(
+                r.name.is_some(),
+                "{at}: a rule a correlation names needs a name"
+            );
+            continue;
+        }
         assert!(!r.references.is_empty(), "{at}: no references");
         assert!(r.level.is_some(), "{at}: no level");
         assert!(!r.falsepositives.is_empty(), "{at}: no falsepositives");
@@ -45,6 +79,26 @@ fn every_shipped_rule_carries_its_metadata() {
             "{at}: no T1572/T1090/T1102 tag"
         );
         assert!(r.unreported_fields.is_empty(), "{at}: unreported fields");
+    }
+    for c in rules.correlations() {
+        let at = format!("{}:{}", c.file, c.line);
+        let id = c
+            .meta
+            .id
+            .as_deref()
+            .unwrap_or_else(|| panic!("{at}: no id"));
+        assert!(ids.insert(id.to_ascii_lowercase()), "{at}: id {id} twice");
+        assert!(!c.meta.references.is_empty(), "{at}: no references");
+        assert!(c.meta.level.is_some(), "{at}: no level");
+        assert!(!c.meta.falsepositives.is_empty(), "{at}: no falsepositives");
+        assert!(c.family.is_some(), "{at}: no tunnelwatch.family");
+        assert!(c.analytic_type.is_some(), "{at}: no tunnelwatch.type");
+        assert!(c.risk_score.is_some(), "{at}: no risk score");
+        assert!(c.message != c.meta.title, "{at}: no tunnelwatch.message");
+        assert!(
+            c.meta.mitre_technique_ids.iter().any(|t| t == "T1572"),
+            "{at}: no T1572 tag"
+        );
     }
     assert!(rules.len() >= 40, "{}", rules.len());
 }

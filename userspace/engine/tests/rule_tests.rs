@@ -213,7 +213,11 @@ fn check_loads_a_directory_and_runs_its_tests() {
 fn list_shows_what_is_loaded() {
     let set = builtin::rules().unwrap();
     let list = set.list();
-    assert_eq!(list.len(), set.len());
+    // The rules, then the correlations.
+    assert_eq!(list.len(), set.len() + set.correlations().len());
+    assert!(set.correlations().len() >= 2);
+    let last = list.last().unwrap();
+    assert_eq!(last.category, "correlation");
     let seed = &list[0];
     assert_eq!(
         seed.id.as_deref(),

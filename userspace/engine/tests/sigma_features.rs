@@ -312,3 +312,76 @@ fn sigmahq_style_conditions_and_selections() {
     }
     assert!(!hits(d, &named));
 }
+
+fn dns_rule(detection: &str) -> String {
+    format!(
+        "title: D\nid: 33333333-3333-3333-3333-333333333333\nlogsource:\n  category: dns_query\ndetection:\n{detection}"
+    )
+}
+
+#[test]
+fn numeric_comparisons_on_the_shape_of_a_query_name() {
+    let fires = |detection: &str, name: &str| {
+        !fired(&engine_of(&dns_rule(detection)), &dns_query(name)).is_empty()
+    };
+    let long = "aaaabbbbccccddddeeeeffffgggghhhhiiiijjjj.t.example.co.uk";
+    // query_longest_label: 40; query_label_count: 5.
+    for (detection, name, want) in [
+        ("query_longest_label|gte: 40", long, true),
+        ("query_longest_label|gt: 40", long, false),
+        ("query_longest_label|lte: 40", long, true),
+        ("query_longest_label|lt: 40", long, false),
+        ("query_label_count|gte: 5", long, true),
+        ("query_label_count|gte: 6", long, false),
+        // The longest label: 10 letters four times each, log2(10) = 3.322 bits.
+        ("query_entropy|gte: 3.322", long, true),
+        ("query_entropy|gt: 3.322", long, false),
+        // A number written as a string compares as a number.
+        ("query_longest_label|gte: '40'", long, true),
+        ("query_registered_domain: example.co.uk", long, true),
+        ("query_registered_domain|endswith: .uk", long, true),
+        // "example": 2.522 bits.
+        ("query_entropy|lt: 2.6", "example.com", true),
+        ("query_entropy|gt: 2.6", "example.com", false),
+        // A public suffix has no registered domain.
+        ("query_registered_domain|exists: true", "co.uk", false),
+    ] {
+        let d = format!("  s:\n    {detection}\n  condition: s\n");
+        assert_eq!(fires(&d, name), want, "{detection} on {name}");
+    }
+    // Any of several limits; with all, every one.
+    let d = "  s:\n    query_longest_label|gte:\n      - 100\n      - 30\n  condition: s\n";
+    assert!(fires(d, long));
+    // Process ids are numbers too (the test process is 4242).
+    assert!(hits(
+        "  s:\n    ProcessId|gt: 4000\n  condition: s\n",
+        &cmd("x")
+    ));
+    assert!(!hits(
+        "  s:\n    ProcessId|lt: 4000\n  condition: s\n",
+        &cmd("x")
+    ));
+}
+
+#[test]
+fn numeric_comparisons_are_refused_where_they_mean_nothing() {
+    for (detection, reason) in [
+        (
+            "query_longest_label|gte: abc",
+            "a numeric comparison on field 'query_longest_label' needs a number",
+        ),
+        (
+            "query_longest_label|gte|contains: 3",
+            "modifier 'gte' on field 'query_longest_label' cannot be combined with 'contains'",
+        ),
+        (
+            "query: 3.5",
+            "bad value for field 'query': floating-point numbers are only supported by 'gt', 'gte', 'lt' and 'lte'",
+        ),
+    ] {
+        let e = load_err(&dns_rule(&format!(
+            "  s:\n    {detection}\n  condition: s\n"
+        )));
+        assert!(e.contains(reason), "{detection}: {e}");
+    }
+}

@@ -2,7 +2,9 @@
 //! field names, and reads back (`replay`, rule test cases). A [`Line`] is a [`Head`] (`time`,
 //! `host`, `kind`), an alert's [`AlertFields`] on alert lines, the [`Source`] (`datamodel`,
 //! `vendor_product`) and the event's [`Body`]: a [`ProcessLine`] (Endpoint.Processes), a
-//! [`DnsLine`] (Network_Resolution) or a [`ConnectionLine`] (Network_Traffic).
+//! [`DnsLine`] (Network_Resolution) or a [`ConnectionLine`] (Network_Traffic). A correlation
+//! alert stands for several events: its [`CorrelationLine`] carries the group's values and a
+//! [`Summary`] instead of a body.
 //!
 //! Each part is declared once, with `line_fields!`: one line per field, its key and its type.
 //! From that come the struct, its keys (what `replay` accepts, in the order lines are written),
@@ -29,11 +31,13 @@ use crate::{
 };
 
 mod connection;
+mod correlation;
 mod dns;
 mod process;
 pub(crate) mod value;
 
 pub use connection::ConnectionLine;
+pub use correlation::{CORRELATION_TYPE, CorrelationLine, Summary};
 pub use dns::DnsLine;
 pub use process::ProcessLine;
 pub use value::{Required, Transport};
@@ -295,6 +299,12 @@ pub(crate) fn message_key(category: Category, name: &str) -> Option<&'static str
         .iter()
         .find(|k| **k == name && Body::is_text(category, k))
         .copied()
+}
+
+/// Whether every line of its kind has `key` from its head, alert fields or source
+/// (`time`, `host`, `rule_id`, `vendor_product`, ...), whatever its body.
+pub(crate) fn is_own_key(key: &str) -> bool {
+    Head::KEYS.contains(&key) || AlertFields::KEYS.contains(&key) || Source::KEYS.contains(&key)
 }
 
 /// A pid, or `None` for 0 (unknown).

@@ -271,7 +271,10 @@ fn eval_field(t: &FieldTest, cx: &mut EventCtx<'_>) -> bool {
     match value {
         Value::Absent => t.matches_absent,
         Value::Str(s) => eval_one(t, s, 0, cx),
+        Value::Int(n) if t.numeric => eval_number(t, n as f64),
+        Value::Float(x) if t.numeric => eval_number(t, x),
         Value::Int(n) => eval_one(t, StackStr::render(n).as_str(), 0, cx),
+        Value::Float(x) => eval_one(t, StackStr::render(x).as_str(), 0, cx),
         Value::Ip(ip) => eval_one(t, StackStr::render(ip).as_str(), 0, cx),
         Value::Strs(list) => {
             let mut items = list.iter().enumerate().filter(|(_, s)| !s.is_empty());
@@ -287,6 +290,15 @@ fn eval_field(t: &FieldTest, cx: &mut EventCtx<'_>) -> bool {
                 }),
             }
         }
+    }
+}
+
+/// A number against a field test whose tests are all numeric comparisons.
+fn eval_number(t: &FieldTest, x: f64) -> bool {
+    let holds = |test: &Test| matches!(test, Test::Compare(op, limit) if op.holds(x, *limit));
+    match &t.values {
+        Values::Any(tests) => tests.iter().any(holds),
+        Values::All(groups) => groups.iter().all(|g| g.iter().any(holds)),
     }
 }
 
@@ -309,6 +321,7 @@ fn test_str(t: &Test, s: &str, field: Field, idx: usize, cx: &mut EventCtx<'_>) 
         Test::Cidr(net) => s
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| net.contains(&super::super::field::canonical_ip(ip))),
+        Test::Compare(op, limit) => s.trim().parse::<f64>().is_ok_and(|x| op.holds(x, *limit)),
         Test::Pattern(p) => {
             if p.cased() || !needs_lowering(s.as_bytes()) {
                 // Case-sensitive, or already lower case: compared as it is (substrings with

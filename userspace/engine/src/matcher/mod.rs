@@ -207,11 +207,13 @@ pub(super) mod tests {
     use crate::event::{DnsEvent, ProcessEvent};
     use std::{sync::Arc, time::SystemTime};
 
-    /// The rules of a YAML text, one per document, parsed as a rule set does.
+    /// The rules of a YAML text, one per document, parsed as a rule set does (correlation
+    /// documents, which the matcher does not see, are left out).
     pub(crate) fn rules_of(name: &str, text: &str) -> Vec<Rule> {
         crate::yaml::parse(name, text)
             .unwrap()
             .iter()
+            .filter(|doc| !crate::correlation::Correlation::is_correlation(doc))
             .map(|doc| Rule::parse(name, doc).unwrap())
             .collect()
     }
