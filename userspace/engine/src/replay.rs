@@ -22,7 +22,8 @@ use crate::{
     event::{Event, Platform},
     field::Category,
     line::{
-        AlertFields, Body, Context, Head, JsonMap, Part, READ_ONLY_KEYS, Source, value::FieldValue,
+        AlertFields, Body, ContainerLine, Context, Head, JsonMap, Part, READ_ONLY_KEYS, Source,
+        value::FieldValue,
     },
 };
 
@@ -175,7 +176,10 @@ pub(crate) fn build_event(map: &JsonMap, opts: &BuildOptions) -> Result<Event, S
     };
     let body = Body::keys(category);
     let common = |k: &str| {
-        Head::KEYS.contains(&k) || Source::KEYS.contains(&k) || READ_ONLY_KEYS.contains(&k)
+        Head::KEYS.contains(&k)
+            || Source::KEYS.contains(&k)
+            || READ_ONLY_KEYS.contains(&k)
+            || ContainerLine::KEYS.contains(&k)
     };
     if opts.strict
         && let Some(k) = map
@@ -188,7 +192,11 @@ pub(crate) fn build_event(map: &JsonMap, opts: &BuildOptions) -> Result<Event, S
         };
         return Err(format!(
             "unknown field '{k}' for a {kind} event (one of {})",
-            body.join(", ")
+            body.iter()
+                .chain(ContainerLine::KEYS)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if !opts.strict
@@ -215,7 +223,12 @@ pub(crate) fn build_event(map: &JsonMap, opts: &BuildOptions) -> Result<Event, S
         platform,
         strict: opts.strict,
     };
-    Body::read(category, map)?.into_event(&context)
+    let mut event = Body::read(category, map)?.into_event(&context)?;
+    let container = ContainerLine::read(map)?;
+    if !container.is_empty() {
+        container.apply(event.process_mut());
+    }
+    Ok(event)
 }
 
 fn unknown_datamodel(d: &str) -> String {

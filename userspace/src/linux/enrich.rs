@@ -331,6 +331,7 @@ fn process_of(users: &mut Users, info: &ProcInfo, uid: u32) -> Process {
         user,
         user_id,
         original_file_name: info.original_file_name.clone().unwrap_or_default(),
+        ..Default::default()
     }
 }
 

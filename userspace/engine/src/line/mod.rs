@@ -2,7 +2,8 @@
 //! field names, and reads back (`replay`, rule test cases). A [`Line`] is a [`Head`] (`time`,
 //! `host`, `kind`), an alert's [`AlertFields`] on alert lines, the [`Source`] (`datamodel`,
 //! `vendor_product`) and the event's [`Body`]: a [`ProcessLine`] (Endpoint.Processes) or a
-//! [`DnsLine`] (Network_Resolution).
+//! [`DnsLine`] (Network_Resolution), then where its process runs ([`ContainerLine`]: the
+//! container and namespaces, on every line whose event has a process).
 //!
 //! Each part is declared once, with `line_fields!`: one line per field, its key and its type.
 //! From that come the struct, its keys (what `replay` accepts, in the order lines are written),
@@ -27,10 +28,12 @@ use crate::{
     field::Category,
 };
 
+mod container;
 mod dns;
 mod process;
 pub(crate) mod value;
 
+pub use container::ContainerLine;
 pub use dns::DnsLine;
 pub use process::ProcessLine;
 pub use value::{Required, Transport};
@@ -229,6 +232,8 @@ pub struct Line<'a> {
     pub alert: Option<AlertFields<'a>>,
     pub source: Source<'a>,
     pub body: Body<'a>,
+    /// The container and namespaces of the event's process (all unknown for a host process).
+    pub container: ContainerLine<'a>,
 }
 
 impl<'a> Line<'a> {
@@ -246,6 +251,7 @@ impl<'a> Line<'a> {
                 vendor_product: Required(VENDOR_PRODUCT),
             },
             body: Body::of(event),
+            container: ContainerLine::of(event.process()),
         }
     }
 }
@@ -259,6 +265,7 @@ impl Serialize for Line<'_> {
         }
         self.source.write(&mut map)?;
         self.body.write(&mut map)?;
+        self.container.write(&mut map)?;
         map.end()
     }
 }
@@ -271,7 +278,7 @@ pub(crate) fn visit(event: &Event, key: &str, f: &mut dyn FnMut(&str)) -> bool {
         value::FieldValue::visit(&event.host(), f);
         return true;
     }
-    Body::of(event).visit(key, f)
+    Body::of(event).visit(key, f) || ContainerLine::of(event.process()).visit(key, f)
 }
 
 /// The field `name` of `category` lines as a message template may name it: `host`, or a text
@@ -283,6 +290,11 @@ pub(crate) fn message_key(category: Category, name: &str) -> Option<&'static str
     Body::keys(category)
         .iter()
         .find(|k| **k == name && Body::is_text(category, k))
+        .or_else(|| {
+            ContainerLine::KEYS
+                .iter()
+                .find(|k| **k == name && ContainerLine::is_text(k))
+        })
         .copied()
 }
 
