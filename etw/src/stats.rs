@@ -32,8 +32,8 @@ impl Losses {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Activity {
     pub counters: Counters,
-    pub lines: u64,
-    pub alerts: u64,
+    /// What the step wrote and folded.
+    pub written: Counts,
     pub suppressed: u64,
     pub processes: usize,
     /// Which events make process starts: "kernel" or "kernel-process" (see `enrich::Mode`).
@@ -56,13 +56,7 @@ pub fn stats(which: &str, losses: &Losses, a: &Activity) -> Stats {
         .set("dns_unmatched", a.counters.dns_unmatched)
         .set("live_command_lines", a.counters.live_command_lines)
         .set("missing_command_lines", a.counters.missing_command_lines)
-        .output(
-            Counts {
-                lines: a.lines,
-                alerts: a.alerts,
-            },
-            a.suppressed,
-        )
+        .output(a.written, a.suppressed)
         .set("processes", a.processes as u64);
     line
 }
@@ -104,8 +98,13 @@ mod tests {
                 live_command_lines: 0,
                 missing_command_lines: 0,
             },
-            lines: 2,
-            alerts: 1,
+            written: Counts {
+                lines: 3,
+                alerts: 1,
+                summaries: 1,
+                folded: 4,
+                fold_untracked: 0,
+            },
             suppressed: 0,
             processes: 120,
             mode: "kernel",
@@ -115,7 +114,8 @@ mod tests {
             r#""channel_dropped":3,"decode_errors":4,"records":10,"unmapped":1,"process_starts":5,"#,
             r#""dns_messages":4,"dns_held":2,"dns_unmatched":1,"live_command_lines":0,"#,
             r#""missing_command_lines":0,"#,
-            r#""lines":2,"alerts":1,"suppressed":0,"processes":120}"#
+            r#""lines":3,"alerts":1,"suppressed":0,"summaries":1,"folded":4,"fold_untracked":0,"#,
+            r#""processes":120}"#
         ))
         .unwrap();
         assert_eq!(stats("final", &losses, &a).to_json(), expected);

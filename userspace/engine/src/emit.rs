@@ -3,7 +3,7 @@
 //! sinks can use it too. What a line holds, in which order, and which unknown fields it leaves
 //! out is the line schema's (`line/`); the emitter fills an alert's part from its rule.
 //!
-//! Floor 7 (the engine and its output): may use `alert`, `rule` and the floors below.
+//! Floor 7 (the engine and its output): may use `alert`, `rule`, `fold` and the floors below.
 
 use std::{
     borrow::Cow,
@@ -13,6 +13,7 @@ use std::{
 use crate::{
     alert::Alert,
     event::Event,
+    fold::Summary,
     line::{AlertFields, Line, Required},
 };
 
@@ -47,6 +48,15 @@ impl<W: Write> Emitter<W> {
             falsepositives: Cow::Borrowed(&rule.falsepositives),
         };
         self.write_line(&Line::new(event, Some(fields)))
+    }
+
+    /// Writes and flushes the summary line of folded repeats.
+    pub fn write_summary(&mut self, summary: &Summary) -> io::Result<()> {
+        self.write_line(&Line::summary(
+            &summary.event,
+            summary.alert.fields(),
+            summary.repeats(),
+        ))
     }
 
     /// Writes and flushes the line of `event` (for `--all-events`).

@@ -13,7 +13,8 @@
 //! 5. the compiled matcher: `matcher/` (`gate`, `scan`, `eval`);
 //! 6. rule sets, filters, allowlists, configuration: `filter`, `ruleset`, `builtin`,
 //!    `allowlist`, `config`;
-//! 7. the engine and its output: `alert`, `engine`, `emit`, `step`, `stats`;
+//! 7. the engine and its output: `alert`, `engine`, `fold` (folded repeats), `emit`, `step`,
+//!    `stats`;
 //! 8. running rule test cases: `rule_tests`.
 //!
 //! `dns` (DNS wire decoding) stands apart: it uses none of them.
@@ -31,6 +32,7 @@ pub mod error;
 pub mod event;
 pub mod field;
 pub mod filter;
+pub mod fold;
 pub mod line;
 mod matcher;
 mod modifier;

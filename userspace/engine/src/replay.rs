@@ -9,7 +9,11 @@
 //!
 //! The sensor writes an event either as one event line (no alert) or as one alert line per
 //! alert, the event repeated on each. [`Replay`] reads such a stream and yields each event
-//! once. What a line may hold and how each field reads is the line schema's (`line/`).
+//! once. A summary line (`"kind":"summary"`, repeats of an alert folded by the step) stands
+//! for `count` alerts of its event that were not printed: [`Replay::next_recorded`] yields it
+//! so that the replay command folds them again (`Step::run_summary`); iterated as events,
+//! summary lines are skipped and counted ([`Replay::summaries`]). What a line may hold and how
+//! each field reads is the line schema's (`line/`).
 //!
 //! Floor 1 (events, fields and lines): may use `line`, `field` and `event`.
 
@@ -22,8 +26,8 @@ use crate::{
     event::{Event, Platform},
     field::Category,
     line::{
-        AlertFields, Body, ContainerLine, Context, Head, JsonMap, Part, READ_ONLY_KEYS, Source,
-        value::FieldValue,
+        AlertFields, Body, ContainerLine, Context, Head, JsonMap, Part, READ_ONLY_KEYS, Repeats,
+        Source, value::FieldValue,
     },
 };
 
@@ -55,6 +59,14 @@ pub enum LineKind {
     Event,
     /// An alert line (`"kind":"alert"`), with the id of the rule that raised it.
     Alert { rule_id: Option<String> },
+    /// A summary line (`"kind":"summary"`): `count` more alerts of the rule on events like
+    /// this one, the first at `first`, the last at `last`.
+    Summary {
+        rule_id: Option<String>,
+        count: u64,
+        first: SystemTime,
+        last: SystemTime,
+    },
 }
 
 /// A parsed line: its kind and its event.
@@ -72,16 +84,34 @@ pub fn parse_line(line: &str) -> Result<Recorded, ReplayError> {
     let Value::Object(map) = value else {
         return Err(err("not a JSON object".into()));
     };
+    let rule_id = || {
+        map.get("rule_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let kind = match map.get("kind").and_then(Value::as_str) {
         Some("event") => LineKind::Event,
-        Some("alert") => LineKind::Alert {
-            rule_id: map
-                .get("rule_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        },
-        Some(other) => return Err(err(format!("unknown kind '{other}' (event or alert)"))),
-        None => return Err(err("no 'kind' (event or alert)".into())),
+        Some("alert") => LineKind::Alert { rule_id: rule_id() },
+        Some("summary") => {
+            let r = Repeats::read(&map).map_err(err)?;
+            let (Some(count), Some(first), Some(last)) = (r.count, r.firstTime, r.lastTime) else {
+                return Err(err(
+                    "a summary line needs 'count', 'firstTime' and 'lastTime'".into(),
+                ));
+            };
+            LineKind::Summary {
+                rule_id: rule_id(),
+                count,
+                first,
+                last,
+            }
+        }
+        Some(other) => {
+            return Err(err(format!(
+                "unknown kind '{other}' (event, alert or summary)"
+            )));
+        }
+        None => return Err(err("no 'kind' (event, alert or summary)".into())),
     };
     let event = build_event(&map, &BuildOptions::default()).map_err(err)?;
     Ok(Recorded { kind, event })
@@ -94,6 +124,8 @@ pub struct Replay<R> {
     line: usize,
     /// The event of the last alert line, whose repeats are skipped.
     last_alert: Option<Event>,
+    /// Summary lines skipped when iterating events, and the alerts they stood for.
+    summaries: (u64, u64),
 }
 
 impl<R: BufRead> Replay<R> {
@@ -103,14 +135,19 @@ impl<R: BufRead> Replay<R> {
             lines: input.lines(),
             line: 0,
             last_alert: None,
+            summaries: (0, 0),
         }
     }
-}
 
-impl<R: BufRead> Iterator for Replay<R> {
-    type Item = Result<Event, ReplayError>;
+    /// Summary lines skipped so far by the iterator of events, and the alerts they stood for
+    /// (the sum of their counts).
+    pub fn summaries(&self) -> (u64, u64) {
+        self.summaries
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next line as recorded: an event once (an event line, or the first of the alert
+    /// lines of one event), or a summary line.
+    pub fn next_recorded(&mut self) -> Option<Result<Recorded, ReplayError>> {
         loop {
             let text = match self.lines.next()? {
                 Ok(t) => t,
@@ -134,17 +171,34 @@ impl<R: BufRead> Iterator for Replay<R> {
                 }
             };
             match rec.kind {
-                LineKind::Event => {
-                    self.last_alert = None;
-                    return Some(Ok(rec.event));
-                }
                 LineKind::Alert { .. } => {
                     if self.last_alert.as_ref() == Some(&rec.event) {
                         continue;
                     }
                     self.last_alert = Some(rec.event.clone());
-                    return Some(Ok(rec.event));
                 }
+                _ => self.last_alert = None,
+            }
+            return Some(Ok(rec));
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for Replay<R> {
+    type Item = Result<Event, ReplayError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_recorded()? {
+                Ok(Recorded {
+                    kind: LineKind::Summary { count, .. },
+                    ..
+                }) => {
+                    self.summaries.0 += 1;
+                    self.summaries.1 = self.summaries.1.saturating_add(count);
+                }
+                Ok(rec) => return Some(Ok(rec.event)),
+                Err(e) => return Some(Err(e)),
             }
         }
     }
@@ -201,7 +255,10 @@ pub(crate) fn build_event(map: &JsonMap, opts: &BuildOptions) -> Result<Event, S
     }
     if !opts.strict
         && let Some(k) = map.keys().find(|k| {
-            !common(k) && !AlertFields::KEYS.contains(&k.as_str()) && !body.contains(&k.as_str())
+            !common(k)
+                && !AlertFields::KEYS.contains(&k.as_str())
+                && !Repeats::KEYS.contains(&k.as_str())
+                && !body.contains(&k.as_str())
         })
     {
         return Err(format!("unknown field '{k}'"));
@@ -253,7 +310,7 @@ mod tests {
             ("[1]", "not a JSON object"),
             (
                 r#"{"time":"2026-01-01T00:00:00Z"}"#,
-                "no 'kind' (event or alert)",
+                "no 'kind' (event, alert or summary)",
             ),
             (
                 r#"{"kind":"event","datamodel":"Endpoint.Processes"}"#,
@@ -281,7 +338,7 @@ mod tests {
             ),
             (
                 r#"{"kind":"warning","time":"2026-01-01T00:00:00Z"}"#,
-                "unknown kind 'warning' (event or alert)",
+                "unknown kind 'warning' (event, alert or summary)",
             ),
         ];
         for (line, want) in cases {

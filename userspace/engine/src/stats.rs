@@ -43,12 +43,17 @@ impl Stats {
         self
     }
 
-    /// The counters every sensor reports: `lines` and `alerts` written (by the step) and
-    /// `suppressed` (alerts the allowlist let through no line).
+    /// The counters every sensor reports: `lines` and `alerts` written (by the step),
+    /// `suppressed` (alerts the allowlist let through no line), and the folded repeats:
+    /// `summaries` (summary lines), `folded` (alerts counted into a window instead of
+    /// printed), `fold_untracked` (alerts printed unfolded: too many windows open).
     pub fn output(&mut self, written: Counts, suppressed: u64) -> &mut Stats {
         self.set("lines", written.lines)
             .set("alerts", written.alerts)
             .set("suppressed", suppressed)
+            .set("summaries", written.summaries)
+            .set("folded", written.folded)
+            .set("fold_untracked", written.fold_untracked)
     }
 
     /// The JSON object.
@@ -83,12 +88,13 @@ mod tests {
             Counts {
                 lines: 2,
                 alerts: 1,
+                ..Counts::default()
             },
             4,
         );
         assert_eq!(
             s.to_string(),
-            r#"tunnelwatch: stats {"alerts":1,"lines":2,"records":3,"stats":"final","suppressed":4}"#
+            r#"tunnelwatch: stats {"alerts":1,"fold_untracked":0,"folded":0,"lines":2,"records":3,"stats":"final","summaries":0,"suppressed":4}"#
         );
     }
 }

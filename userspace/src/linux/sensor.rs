@@ -9,7 +9,7 @@
 use std::{
     io,
     sync::{Arc, atomic::Ordering},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{Context as _, Result};
@@ -46,6 +46,8 @@ pub struct Options {
     pub kernel_log_level: u8,
     /// Lines queued for stdout at most (see `output`).
     pub output_queue: usize,
+    /// Repeats of an alert within it are folded into a summary line (zero: never).
+    pub fold_window: Duration,
 }
 
 /// Why the sensor stopped (all are clean exits).
@@ -128,7 +130,8 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
                 output: Output::start(io::stdout(), opts.output_queue),
             },
             opts.all_events,
-        ),
+        )
+        .with_fold_window(opts.fold_window),
         events: Vec::new(),
     };
     let result = runtime.block_on(event_loop(
@@ -143,6 +146,10 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
     ));
     // Detach everything before the final report: the programs are gone once this returns.
     drop(probes);
+    // Folded repeats still counting are written (nothing folded is lost at exit).
+    if let Err(e) = state.step.finish() {
+        log::warn!("cannot write the last summary lines: {e}");
+    }
     // What is already queued is written before the final report (unless stdout is stuck).
     state.step.get_mut().output.finish(Duration::from_secs(2));
     report(&kstats, &state, "final");
@@ -354,6 +361,11 @@ async fn event_loop(
                 // fork/exit ring's records.
                 drain_main(state, ring.get_mut(), lazy.get_mut())?;
                 state.enricher.tick();
+                // Folded repeats whose window the clock has closed.
+                state
+                    .step
+                    .tick(SystemTime::now())
+                    .context("cannot format an output line")?;
                 if watching {
                     let now = source.fingerprint();
                     if now != fingerprint {

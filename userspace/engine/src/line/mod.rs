@@ -3,7 +3,9 @@
 //! `host`, `kind`), an alert's [`AlertFields`] on alert lines, the [`Source`] (`datamodel`,
 //! `vendor_product`) and the event's [`Body`]: a [`ProcessLine`] (Endpoint.Processes) or a
 //! [`DnsLine`] (Network_Resolution), then where its process runs ([`ContainerLine`]: the
-//! container and namespaces, on every line whose event has a process).
+//! container and namespaces, on every line whose event has a process). A summary line
+//! (`"kind":"summary"`, folded repeats of an alert) is an alert line whose alert fields are
+//! followed by its [`Repeats`].
 //!
 //! Each part is declared once, with `line_fields!`: one line per field, its key and its type.
 //! From that come the struct, its keys (what `replay` accepts, in the order lines are written),
@@ -146,6 +148,21 @@ line_fields! {
 }
 
 line_fields! {
+    /// What a summary line adds to its alert's fields: the alerts it folds (repeats of the
+    /// alert printed first, with the same rule, process and key) and Splunk's `tstats` names
+    /// for the time of the first and the last of them.
+    #[allow(non_snake_case)]
+    pub struct Repeats<'a> {
+        /// What the repeats have in common besides the rule and the process: the command
+        /// line, the registered domain of the query, or the destination.
+        fold_key: &'a str,
+        count: Option<u64>,
+        firstTime: Option<SystemTime>,
+        lastTime: Option<SystemTime>,
+    }
+}
+
+line_fields! {
     /// Where the event's fields come from.
     pub struct Source<'a> {
         /// The CIM data model of the body.
@@ -228,8 +245,10 @@ impl<'a> Body<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Line<'a> {
     pub head: Head<'a>,
-    /// On alert lines.
+    /// On alert and summary lines.
     pub alert: Option<AlertFields<'a>>,
+    /// On summary lines.
+    pub repeats: Option<Repeats<'a>>,
     pub source: Source<'a>,
     pub body: Body<'a>,
     /// The container and namespaces of the event's process (all unknown for a host process).
@@ -246,6 +265,7 @@ impl<'a> Line<'a> {
                 kind: Required(if alert.is_some() { "alert" } else { "event" }),
             },
             alert,
+            repeats: None,
             source: Source {
                 datamodel: Required(Category::of(event).datamodel()),
                 vendor_product: Required(VENDOR_PRODUCT),
@@ -253,6 +273,16 @@ impl<'a> Line<'a> {
             body: Body::of(event),
             container: ContainerLine::of(event.process()),
         }
+    }
+
+    /// The summary line of the repeats of `alert`, first raised on `event`: timed at the
+    /// last repeat.
+    pub fn summary(event: &'a Event, alert: AlertFields<'a>, repeats: Repeats<'a>) -> Line<'a> {
+        let mut line = Line::new(event, Some(alert));
+        line.head.time = repeats.lastTime;
+        line.head.kind = Required("summary");
+        line.repeats = Some(repeats);
+        line
     }
 }
 
@@ -262,6 +292,9 @@ impl Serialize for Line<'_> {
         self.head.write(&mut map)?;
         if let Some(alert) = &self.alert {
             alert.write(&mut map)?;
+        }
+        if let Some(repeats) = &self.repeats {
+            repeats.write(&mut map)?;
         }
         self.source.write(&mut map)?;
         self.body.write(&mut map)?;

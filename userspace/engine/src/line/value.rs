@@ -155,7 +155,7 @@ macro_rules! optional_number {
         }
     )*};
 }
-optional_number!(u16, u32);
+optional_number!(u16, u32, u64);
 
 /// An address: left out when unknown.
 impl<'a> FieldValue<'a> for Option<IpAddr> {
