@@ -14,6 +14,8 @@ pub mod cgroup;
 #[cfg(target_os = "linux")]
 pub mod clock;
 #[cfg(target_os = "linux")]
+pub mod container_path;
+#[cfg(target_os = "linux")]
 pub mod decode;
 #[cfg(target_os = "linux")]
 pub mod enrich;
