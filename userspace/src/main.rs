@@ -346,6 +346,19 @@ fn options(
         dns_ports: settings.dns_ports,
         stats_interval: (interval > 0).then(|| Duration::from_secs(interval)),
         fold_window: fold_window(cli, config),
+        container_sockets: {
+            use tunnelwatch::linux::runtime_api::Sockets;
+            let d = Sockets::default();
+            let paths = |v: &Option<Vec<String>>, d: Vec<std::path::PathBuf>| {
+                v.as_ref()
+                    .map_or(d, |v| v.iter().map(std::path::PathBuf::from).collect())
+            };
+            Sockets {
+                docker: paths(&config.sensor.docker_sockets, d.docker),
+                podman: paths(&config.sensor.podman_sockets, d.podman),
+                cri: paths(&config.sensor.cri_sockets, d.cri),
+            }
+        },
         kernel_log_level: if cli.verbose >= 2 { 4 } else { 0 },
         output_queue: cli.output_queue.max(1),
     })

@@ -77,7 +77,7 @@ fn refusals_name_file_line_and_reason() {
     let cases: Vec<(&str, String)> = vec![
         (
             "dns_ports: [53]\nbuffer: 1\n",
-            "tw.yml:2: unknown key 'buffer' in configuration (dns_ports, ring_buffer_size, stats_interval, fold_window, allowlist)".into(),
+            "tw.yml:2: unknown key 'buffer' in configuration (dns_ports, ring_buffer_size, docker_sockets, podman_sockets, cri_sockets, stats_interval, fold_window, allowlist)".into(),
         ),
         ("dns_ports: [53, 0]\n", "tw.yml:1: each DNS port must be between 1 and 65535, not 0".into()),
         (

@@ -17,7 +17,7 @@ use tunnelwatch_common::{
 };
 use tunnelwatch_engine::{
     dns,
-    event::{DnsEvent, DnsMessageType, Event, Platform, Process, ProcessEvent},
+    event::{DnsEvent, DnsMessageType, Event, Namespaces, Platform, Process, ProcessEvent},
 };
 
 use crate::linux::{
@@ -154,6 +154,16 @@ impl Enricher {
             size: e.exe_size,
         };
         let original_file_name = self.identifier.identify(key, e.task.tgid, &path);
+        let place = self.procs.containers().of_exec(
+            e.task.tgid,
+            e.task.cgroup_id,
+            e.cgroup_names,
+            Namespaces {
+                pid: e.pid_ns,
+                mnt: e.mnt_ns,
+                net: e.net_ns,
+            },
+        );
         let path: Arc<str> = path.into();
         let comm: Arc<str> = comm.into();
         let info = ProcInfo {
@@ -167,6 +177,7 @@ impl Enricher {
             start_ns: e.task.start_ns,
             args_truncated,
             original_file_name,
+            place,
         };
         let process = self.process_of(&info);
         self.procs.exec(info);
@@ -205,7 +216,7 @@ impl Enricher {
             Some(p) => (process_of(users, p, task.uid), p.ppid),
             None => {
                 let comm: Arc<str> = decode::comm(&task.comm).into();
-                let info = ProcInfo {
+                let mut info = ProcInfo {
                     pid: task.tgid,
                     ppid: task.ppid,
                     uid: task.uid,
@@ -214,6 +225,8 @@ impl Enricher {
                     comm,
                     ..Default::default()
                 };
+                // The socket's cgroup, if its container is known already.
+                info.place.container = procs.containers_ref().cached(task.cgroup_id);
                 (process_of(users, &info, task.uid), task.ppid)
             }
         };
@@ -331,7 +344,8 @@ fn process_of(users: &mut Users, info: &ProcInfo, uid: u32) -> Process {
         user,
         user_id,
         original_file_name: info.original_file_name.clone().unwrap_or_default(),
-        ..Default::default()
+        container: info.place.container.as_ref().map(|s| s.current()),
+        namespaces: info.place.namespaces,
     }
 }
 

@@ -16,6 +16,8 @@ pub mod clock;
 #[cfg(target_os = "linux")]
 pub mod container_path;
 #[cfg(target_os = "linux")]
+pub mod containers;
+#[cfg(target_os = "linux")]
 pub mod decode;
 #[cfg(target_os = "linux")]
 pub mod enrich;
@@ -29,6 +31,8 @@ pub mod preflight;
 pub mod proc_table;
 #[cfg(target_os = "linux")]
 pub mod procfs;
+#[cfg(target_os = "linux")]
+pub mod runtime_api;
 #[cfg(target_os = "linux")]
 pub mod sensor;
 pub mod settings;

@@ -24,10 +24,12 @@ use tunnelwatch_engine::{engine::Engine, event::Event, stats::Stats, step::Step}
 use crate::{
     linux::{
         btf_offsets,
+        containers::Containers,
         enrich::{Counters, Enricher},
         loader::{self, KernelStats, LoadOptions},
         preflight,
         proc_table::ProcTable,
+        runtime_api::{Lookups, Sockets},
     },
     output::Output,
     rule_source::RuleSource,
@@ -48,6 +50,8 @@ pub struct Options {
     pub output_queue: usize,
     /// Repeats of an alert within it are folded into a summary line (zero: never).
     pub fold_window: Duration,
+    /// The runtimes' API sockets asked for container names.
+    pub container_sockets: Sockets,
 }
 
 /// Why the sensor stopped (all are clean exits).
@@ -101,7 +105,15 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
     let kstats = probes.take_stats().map_err(RunError::Run)?;
     let logger = probes.logger.take();
 
-    let mut procs = ProcTable::new();
+    // Container names from the runtimes' APIs, on a thread of their own.
+    let lookups = match Lookups::start(opts.container_sockets.clone()) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            log::warn!("container names: cannot start the lookup thread ({e}): ids only");
+            None
+        }
+    };
+    let mut procs = ProcTable::new(Containers::new(lookups));
     procs.seed_from_proc();
     let hostname: Arc<str> = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
@@ -434,5 +446,20 @@ fn report(kstats: &KernelStats, state: &State, which: &str) {
         .set("files_identified", files.files_read)
         .set("files_unread", files.files_unread)
         .set("files_over_limit", files.files_over_limit);
+    let containers = state.enricher.procs().containers_ref();
+    line.set("container_v1_reads", containers.v1_reads);
+    if let Some(l) = containers.lookups() {
+        let c = &l.counters;
+        line.set("container_lookups", c.asked.load(Ordering::Relaxed))
+            .set("container_names", c.named.load(Ordering::Relaxed))
+            .set(
+                "container_lookup_failures",
+                c.failed.load(Ordering::Relaxed),
+            )
+            .set(
+                "container_lookups_dropped",
+                c.dropped.load(Ordering::Relaxed),
+            );
+    }
     eprintln!("{line}");
 }
