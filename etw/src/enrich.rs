@@ -342,6 +342,8 @@ impl<H: Host> Enricher<H> {
             parent,
             // ETW reports the whole command line.
             args_truncated: false,
+            fileless: "".into(),
+            loader: "".into(),
         })
     }
 
@@ -429,6 +431,8 @@ impl<H: Host> Enricher<H> {
             process,
             parent,
             args_truncated: false,
+            fileless: "".into(),
+            loader: "".into(),
         }
     }
 
