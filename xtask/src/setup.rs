@@ -38,7 +38,7 @@ const APT_PACKAGES: &[&str] = &[
     "g++",      // libfuzzer-sys builds libFuzzer
     "golang-go", // the identification tests build real Go binaries (Debian's Go 1.19)
     "protobuf-compiler", // protoc: k8s-cri's build generates the CRI client
-    "podman",            // the container tests (with runc: crun refuses hybrid cgroups)
+    "podman",   // the container tests (with runc: crun refuses hybrid cgroups)
     "runc",
     // The kernel matrix (`cargo xtask kernels`, run by `cargo xtask test`):
     "qemu-system-x86",        // qemu-system-x86_64, TCG
