@@ -363,6 +363,7 @@ mod tests {
             transport: "udp",
             process: None,
             parent: None,
+            inferred_from_response: false,
         })
     }
 
