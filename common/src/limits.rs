@@ -16,8 +16,17 @@ pub const NAME_MAX: usize = 256;
 /// Path components walked from the executable towards the root before giving up.
 pub const PATH_DEPTH_MAX: usize = 40;
 
+/// Bytes reserved for the names of the task's cgroup (default hierarchy) and its ancestors,
+/// leaf first: enough for the deepest container layouts (a Kubernetes container under its pod
+/// and QoS slices, in a kind node's container), so that a container gone before user space
+/// looks still has its id.
+pub const CGROUP_PATH_MAX: usize = 1024;
+
+/// Cgroups walked from the task's towards the root before giving up.
+pub const CGROUP_DEPTH_MAX: usize = 12;
+
 /// Size of the variable area of an exec record: arguments, then filename, then path
-/// components. It is a power of two so that the kernel side can bound offsets with a mask.
+/// components, then cgroup names. It is a power of two so that the kernel side can bound offsets with a mask.
 pub const EXEC_DATA_SIZE: usize = 16384;
 
 /// Slack after [`EXEC_DATA_SIZE`]: the largest single write that may start just below it.
@@ -72,4 +81,4 @@ pub const COMM_LEN: usize = 16;
 const _: () = assert!(EXEC_DATA_SIZE.is_power_of_two());
 const _: () = assert!(DNS_CAPTURE_MAX.is_power_of_two());
 const _: () = assert!(FLIGHT_CAPTURE_MAX.is_power_of_two());
-const _: () = assert!(ARGS_MAX + FILENAME_MAX + PATH_MAX <= EXEC_DATA_SIZE);
+const _: () = assert!(ARGS_MAX + FILENAME_MAX + PATH_MAX + CGROUP_PATH_MAX <= EXEC_DATA_SIZE);

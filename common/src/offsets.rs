@@ -66,6 +66,33 @@ pub struct KernelOffsets {
     pub signal_live: u32,
 
     pub binprm_filename: u32,
+
+    /// Namespaces: `task_struct.nsproxy`, its `mnt_ns` and `net_ns`, and the `ns.inum` of a
+    /// `mnt_namespace` and a `net`; the task's own pid namespace through `thread_pid`
+    /// (`pid.numbers[pid.level].ns`) and a `pid_namespace`'s `ns.inum`. [`ABSENT`] when the
+    /// kernel lacks one: the namespace is then sent as 0.
+    pub task_nsproxy: u32,
+    pub nsproxy_mnt_ns: u32,
+    pub nsproxy_net_ns: u32,
+    pub mnt_ns_inum: u32,
+    pub net_ns_inum: u32,
+    pub task_thread_pid: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    /// Size of a `struct upid` and the offset of its `ns`.
+    pub upid_size: u32,
+    pub upid_ns: u32,
+    pub pid_ns_inum: u32,
+
+    /// The task's cgroup in the default hierarchy: `task_struct.cgroups` (a `css_set`), its
+    /// `dfl_cgrp`, the cgroup's `kn` (a `kernfs_node`) and the node's `name` and parent
+    /// (`__parent` since 6.15, `parent` before). [`ABSENT`] when the kernel lacks one: no
+    /// names are sent.
+    pub task_cgroups: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_name: u32,
+    pub kernfs_node_parent: u32,
 }
 
 #[cfg(feature = "user")]

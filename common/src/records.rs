@@ -7,7 +7,7 @@ use crate::limits::{
 };
 
 /// Layout version of every record; bumped on any change.
-pub const RECORD_VERSION: u8 = 4;
+pub const RECORD_VERSION: u8 = 5;
 
 /// What a record is.
 #[repr(u8)]
@@ -85,14 +85,18 @@ pub mod exec_flags {
     pub const FILENAME_TRUNCATED: u32 = 1 << 3;
     /// The task had no mm or no exe_file (kernel threads, cannot normally happen on exec).
     pub const NO_EXE: u32 = 1 << 4;
+    /// The cgroup walk stopped before the root (too deep or too long): the names sent are
+    /// the innermost ones.
+    pub const CGROUP_TRUNCATED: u32 = 1 << 5;
 }
 
 /// A successful exec (`sched_process_exec`).
 ///
 /// `data` holds, back to back: `args_len` bytes of the argument area (NUL-separated),
-/// `filename_len` bytes of the filename given to exec (NUL-terminated), and `path_len` bytes
-/// of the executable's path components, leaf first, each NUL-terminated. The kernel side
-/// sends only the used part of `data`.
+/// `filename_len` bytes of the filename given to exec (NUL-terminated), `path_len` bytes
+/// of the executable's path components, leaf first, each NUL-terminated, and `cgroup_len`
+/// bytes of the names of the task's cgroup v2 and its ancestors below the root, leaf first,
+/// each NUL-terminated. The kernel side sends only the used part of `data`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ExecRecord {
@@ -119,6 +123,12 @@ pub struct ExecRecord {
     pub args_len: u32,
     pub filename_len: u32,
     pub path_len: u32,
+    pub cgroup_len: u32,
+    /// Inode numbers of the task's pid, mount and network namespaces (`/proc/PID/ns/*`);
+    /// 0 when this kernel's BTF lacks what leads to them.
+    pub pid_ns: u32,
+    pub mnt_ns: u32,
+    pub net_ns: u32,
     pub data: [u8; EXEC_DATA_SIZE + EXEC_DATA_SLACK],
 }
 

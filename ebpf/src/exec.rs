@@ -20,7 +20,7 @@ use tunnelwatch_common::{
 
 use aya_log_ebpf::{debug, error};
 
-use crate::{bounded::bounded, exe_path, globals::off, kread, maps, task};
+use crate::{bounded::bounded, cgroup_path, exe_path, globals::off, kread, maps, task};
 
 /// Page size of every architecture this runs on (x86_64, aarch64 with 4K pages).
 const PAGE_SIZE: usize = 4096;
@@ -128,7 +128,15 @@ fn handle(ctx: &RawTracePointContext, task: *const u8, bprm: *const u8) {
     }
     rec.path_len = walk.len;
 
-    let used = (args_len as u32 + filename_len + walk.len) as usize;
+    // Where it runs: namespaces and the cgroup's names (a container's id is among them).
+    (rec.pid_ns, rec.mnt_ns, rec.net_ns) = task::namespaces(task);
+    let cgroup = cgroup_path::walk(task, data, args_len as u32 + filename_len + walk.len);
+    if cgroup.truncated {
+        rec.flags |= exec_flags::CGROUP_TRUNCATED;
+    }
+    rec.cgroup_len = cgroup.len;
+
+    let used = (args_len as u32 + filename_len + walk.len + cgroup.len) as usize;
     let size = ExecRecord::DATA_OFFSET + (used & (EXEC_DATA_SIZE - 1));
     rec.header.size = size as u32;
     maps::submit((rec as *const ExecRecord).cast(), size, stats::EXEC_LOST);

@@ -41,6 +41,22 @@ pub(crate) static OFFSETS: KernelOffsets = KernelOffsets {
     super_block_s_dev: 0,
     signal_live: 0,
     binprm_filename: 0,
+    task_nsproxy: 0,
+    nsproxy_mnt_ns: 0,
+    nsproxy_net_ns: 0,
+    mnt_ns_inum: 0,
+    net_ns_inum: 0,
+    task_thread_pid: 0,
+    pid_level: 0,
+    pid_numbers: 0,
+    upid_size: 0,
+    upid_ns: 0,
+    pid_ns_inum: 0,
+    task_cgroups: 0,
+    css_set_dfl_cgrp: 0,
+    cgroup_kn: 0,
+    kernfs_node_name: 0,
+    kernfs_node_parent: 0,
 };
 
 #[unsafe(no_mangle)]

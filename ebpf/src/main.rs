@@ -1,7 +1,8 @@
 //! tunnelwatch's kernel side. It captures, bounds and drops: no rule is matched here.
 //!
 //! - `exec.rs`: `sched_process_exec` (raw tracepoint): every successful exec, with argv read
-//!   from the new process's own argument area and the executable's path from its dentries.
+//!   from the new process's own argument area, the executable's path from its dentries, the
+//!   task's namespaces and its cgroup's names (`cgroup_path.rs`).
 //! - `fork.rs`, `exit.rs`: `sched_process_fork` / `sched_process_exit`, so user space can keep a
 //!   process table that names the sender of a DNS packet after it is gone.
 //! - `dns.rs`: `cgroup_skb` egress and ingress on the cgroup v2 root: packets to or from a DNS
@@ -14,6 +15,7 @@
 #![no_main]
 
 mod bounded;
+mod cgroup_path;
 mod conn;
 mod dns;
 mod exe_path;

@@ -79,6 +79,44 @@ pub(crate) fn fill_lite(task: *const u8, tgid: u32, cgroup_id: u64, info: &mut T
     comm(task, &mut info.comm);
 }
 
+/// Inode numbers of `task`'s pid, mount and network namespaces (0 where the kernel lacks
+/// what leads to one). The pid namespace is the task's own (`thread_pid`'s deepest level),
+/// not `nsproxy->pid_ns_for_children`, which `unshare(CLONE_NEWPID)` changes for children
+/// only.
+#[inline(always)]
+pub(crate) fn namespaces(task: *const u8) -> (u32, u32, u32) {
+    let mut ids = (0, 0, 0);
+    if off!(task_nsproxy) != ABSENT
+        && off!(nsproxy_mnt_ns) != ABSENT
+        && off!(nsproxy_net_ns) != ABSENT
+    {
+        let nsproxy = kread::ptr(task, off!(task_nsproxy));
+        if off!(mnt_ns_inum) != ABSENT {
+            let mnt = kread::ptr(nsproxy, off!(nsproxy_mnt_ns));
+            ids.1 = kread::at::<u32>(mnt, off!(mnt_ns_inum));
+        }
+        if off!(net_ns_inum) != ABSENT {
+            let net = kread::ptr(nsproxy, off!(nsproxy_net_ns));
+            ids.2 = kread::at::<u32>(net, off!(net_ns_inum));
+        }
+    }
+    if off!(task_thread_pid) != ABSENT
+        && off!(pid_level) != ABSENT
+        && off!(pid_numbers) != ABSENT
+        && off!(upid_size) != ABSENT
+        && off!(upid_ns) != ABSENT
+        && off!(pid_ns_inum) != ABSENT
+    {
+        let pid = kread::ptr(task, off!(task_thread_pid));
+        // Namespaces nest at most 32 deep (MAX_PID_NS_LEVEL).
+        let level = kread::at::<u32>(pid, off!(pid_level)) & 31;
+        let at = off!(pid_numbers) + level * off!(upid_size) + off!(upid_ns);
+        let ns = kread::ptr(pid, at);
+        ids.0 = kread::at::<u32>(ns, off!(pid_ns_inum));
+    }
+    ids
+}
+
 /// The real parent of `task`.
 #[inline(always)]
 pub(crate) fn real_parent(task: *const u8) -> *const u8 {

@@ -307,6 +307,7 @@ impl<H: Host> Enricher<H> {
             user: user.into(),
             user_id: user_id.into(),
             original_file_name: Arc::default(),
+            ..Default::default()
         };
         let started = earlier.as_ref().map_or(k.time, |p| p.started.min(k.time));
         self.procs.insert(ProcInfo {
@@ -378,6 +379,7 @@ impl<H: Host> Enricher<H> {
             user: user.into(),
             user_id: user_id.into(),
             original_file_name: Arc::default(),
+            ..Default::default()
         }
     }
 

@@ -4,7 +4,10 @@
 //!
 //! Uses: `enrich`, `fields`, `host` (this crate) and the engine's step.
 
-use std::io::{self, Write};
+use std::{
+    io::{self, Write},
+    time::Duration,
+};
 
 use tunnelwatch_engine::{
     engine::Engine,
@@ -12,7 +15,11 @@ use tunnelwatch_engine::{
     step::{Counts, Step},
 };
 
-use crate::{enrich::Enricher, fields::RawEvent, host::Host};
+use crate::{
+    enrich::Enricher,
+    fields::{RawEvent, filetime_to_system_time},
+    host::Host,
+};
 
 pub struct Pipeline<H: Host, W: Write> {
     pub enricher: Enricher<H>,
@@ -32,6 +39,14 @@ impl<H: Host, W: Write> Pipeline<H, W> {
         }
     }
 
+    /// Folds repeats of an alert within `window` (zero: never), as the Linux sensor does.
+    pub fn with_fold_window(self, window: Duration) -> Self {
+        Pipeline {
+            step: self.step.with_fold_window(window),
+            ..self
+        }
+    }
+
     /// Maps `raw`, runs the rules on what it made and writes the lines, as the Linux sensor
     /// does: every alert, and with `all_events` also each event that raised none. `Err` only
     /// when the output fails.
@@ -44,13 +59,16 @@ impl<H: Host, W: Write> Pipeline<H, W> {
     /// process go out.
     pub fn tick(&mut self, now: i64) -> io::Result<()> {
         self.enricher.tick(now, &mut self.events);
-        self.write_events()
+        self.write_events()?;
+        // Folded repeats whose window the clock has closed.
+        self.step.tick(filetime_to_system_time(now))
     }
 
     /// Every DNS event still waiting goes out (at the end).
     pub fn flush(&mut self) -> io::Result<()> {
         self.enricher.flush(&mut self.events);
-        self.write_events()
+        self.write_events()?;
+        self.step.finish()
     }
 
     fn write_events(&mut self) -> io::Result<()> {

@@ -35,6 +35,8 @@ pub struct Options {
     pub all_events: bool,
     /// `None`: no periodic stats line (the final one is always printed).
     pub stats_interval: Option<Duration>,
+    /// Repeats of an alert within it are folded (zero: never).
+    pub fold_window: Duration,
     /// Polled every second: a new engine when the rule or config files changed (the binary's
     /// `RuleSource`, as on Linux); `None` when nothing is watched.
     pub reload: Option<Reload>,
@@ -148,7 +150,8 @@ pub fn run(opts: &Options, engine: Engine) -> Result<Stop, RunError> {
     );
     let enricher =
         Enricher::new(host_name, devices, WindowsHost::default()).with_mode(sessions.mode());
-    let mut pipeline = Pipeline::new(enricher, engine, io::stdout().lock(), opts.all_events);
+    let mut pipeline = Pipeline::new(enricher, engine, io::stdout().lock(), opts.all_events)
+        .with_fold_window(opts.fold_window);
 
     let result = event_loop(&mut pipeline, &rx, &sessions, opts);
     let losses = sessions.losses();

@@ -32,7 +32,7 @@ impl Losses {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Activity {
     pub counters: Counters,
-    /// What the step wrote (and what its correlations dropped).
+    /// What the step wrote and folded (and what its correlations dropped).
     pub written: Counts,
     pub suppressed: u64,
     pub processes: usize,
@@ -99,8 +99,10 @@ mod tests {
                 missing_command_lines: 0,
             },
             written: Counts {
-                lines: 2,
+                lines: 3,
                 alerts: 1,
+                summaries: 1,
+                folded: 4,
                 ..Counts::default()
             },
             suppressed: 0,
@@ -112,8 +114,9 @@ mod tests {
             r#""channel_dropped":3,"decode_errors":4,"records":10,"unmapped":1,"process_starts":5,"#,
             r#""dns_messages":4,"dns_held":2,"dns_unmatched":1,"live_command_lines":0,"#,
             r#""missing_command_lines":0,"#,
-            r#""lines":2,"alerts":1,"suppressed":0,"correlation_groups_dropped":0,"#,
-            r#""correlation_values_dropped":0,"correlation_late":0,"processes":120}"#
+            r#""lines":3,"alerts":1,"suppressed":0,"correlation_groups_dropped":0,"#,
+            r#""correlation_values_dropped":0,"correlation_late":0,"summaries":1,"folded":4,"#,
+            r#""fold_untracked":0,"processes":120}"#
         ))
         .unwrap();
         assert_eq!(stats("final", &losses, &a).to_json(), expected);

@@ -213,6 +213,7 @@ fn linux_lines() -> (Value, Value) {
         user: "alice".into(),
         user_id: "1000".into(),
         original_file_name: Default::default(),
+        ..Default::default()
     };
     let ngrok = proc_(
         5832,

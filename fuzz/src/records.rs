@@ -233,7 +233,7 @@ pub fn split(data: &[u8]) -> Vec<&[u8]> {
 /// The exec record `bytes` (which decoded as `e`) rewritten so that every path in it lies
 /// under `/`[`NO_SUCH_DIR`]: the filename gets that prefix, the path components that root
 /// component. Arguments are cut from the end if the data area would overflow. Everything
-/// else stays as it was.
+/// else (the cgroup names after the path included) stays as it was.
 pub fn jail_exec(bytes: &[u8], e: &Exec<'_>) -> Vec<u8> {
     let data_off = ExecRecord::DATA_OFFSET;
     let field = |name_off: usize| {
@@ -260,11 +260,11 @@ pub fn jail_exec(bytes: &[u8], e: &Exec<'_>) -> Vec<u8> {
         p.push(0);
         p
     };
-    let room = EXEC_DATA_SIZE.saturating_sub(filename.len() + path.len());
+    let room = EXEC_DATA_SIZE.saturating_sub(filename.len() + path.len() + e.cgroup_names.len());
     let args = &e.args[..e.args.len().min(room)];
 
     let mut out = bytes[..data_off].to_vec();
-    for part in [args, &filename[..], &path[..]] {
+    for part in [args, &filename[..], &path[..], e.cgroup_names] {
         out.extend_from_slice(part);
     }
     let size = out.len();

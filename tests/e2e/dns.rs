@@ -23,7 +23,8 @@ const NETWORK_RULE: &str = "5790a766-53b8-40d3-a696-3547b978fcf0";
 pub(crate) fn setup() -> (Responder, Sensor) {
     let responder = Responder::start(0);
     let port = responder.port.to_string();
-    let sensor = Sensor::start(&["--dns-port", &port]);
+    // Each message's own alert (these tests are about capture: repeats are not folded).
+    let sensor = Sensor::start(&["--dns-port", &port, "--fold-window", "0"]);
     (responder, sensor)
 }
 
@@ -240,7 +241,7 @@ fn glibc_resolver_through_getaddrinfo_on_port_53() {
     // in a private mount namespace whose /etc/resolv.conf names only 127.0.0.1: nothing is
     // sent to the host's real resolver.
     let dns = Responder::start(53);
-    let mut sensor = Sensor::start(&[]);
+    let mut sensor = Sensor::start(&["--fold-window", "0"]);
     let name = format!("{}.ngrok.io", unique("glibc"));
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("resolv.conf");

@@ -14,6 +14,7 @@
 mod harness;
 
 mod connections;
+mod container;
 mod dns;
 mod dns_evasion;
 mod evasion;

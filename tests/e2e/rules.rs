@@ -48,7 +48,13 @@ fn sighup_reloads_rules_and_a_bad_set_leaves_the_running_one() {
     write(&rule, &probe_rule("tw-probe-a"));
     let a = probe(&tools, "tw-probe-a");
     let b = probe(&tools, "tw-probe-b");
-    let mut sensor = Sensor::start(&["--rules", &dir.path().to_string_lossy()]);
+    // Every alert printed (the same exec is run before and after reloads).
+    let mut sensor = Sensor::start(&[
+        "--rules",
+        &dir.path().to_string_lossy(),
+        "--fold-window",
+        "0",
+    ]);
 
     programs::run(&mut Command::new(&a));
     sensor.wait_for("probe a", |v| {

@@ -80,6 +80,11 @@ struct Cli {
     #[arg(long, value_name = "SECONDS")]
     stats_interval: Option<u64>,
 
+    /// Seconds within which repeats of an alert (same rule, process and key) are folded into
+    /// one summary line (0: print every alert). Default: 60.
+    #[arg(long, value_name = "SECONDS", global = true)]
+    fold_window: Option<u64>,
+
     /// More logging on stderr (-v: info, -vv: debug, with the kernel side's aya-log; -vvv: all).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -185,11 +190,17 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
         } else {
             commands::replay::run
         };
-        let summary = replay(input, &engine, cli.all_events, std::io::stdout().lock())
-            .map_err(|e| (exit::USAGE, e))?;
+        let summary = replay(
+            input,
+            &engine,
+            cli.all_events,
+            fold_window(&cli, &config),
+            std::io::stdout().lock(),
+        )
+        .map_err(|e| (exit::USAGE, e))?;
         eprintln!(
-            "tunnelwatch: replayed {} events, {} alerts",
-            summary.events, summary.alerts
+            "tunnelwatch: replayed {} events, {} alerts, {} summaries",
+            summary.events, summary.alerts, summary.summaries
         );
         return Ok(());
     }
@@ -283,6 +294,7 @@ fn run_sensor(
     let opts = Options {
         all_events: cli.all_events,
         stats_interval: (interval > 0).then(|| Duration::from_secs(interval)),
+        fold_window: fold_window(cli, config),
         reload,
     };
     let result = match service::run(opts, engine) {
@@ -341,7 +353,27 @@ fn options(
         ring_buffer_bytes: settings.ring_buffer_size,
         dns_ports: settings.dns_ports,
         stats_interval: (interval > 0).then(|| Duration::from_secs(interval)),
+        fold_window: fold_window(cli, config),
+        container_sockets: {
+            use tunnelwatch::linux::runtime_api::Sockets;
+            let d = Sockets::default();
+            let paths = |v: &Option<Vec<String>>, d: Vec<std::path::PathBuf>| {
+                v.as_ref()
+                    .map_or(d, |v| v.iter().map(std::path::PathBuf::from).collect())
+            };
+            Sockets {
+                docker: paths(&config.sensor.docker_sockets, d.docker),
+                podman: paths(&config.sensor.podman_sockets, d.podman),
+                cri: paths(&config.sensor.cri_sockets, d.cri),
+            }
+        },
         kernel_log_level: if cli.verbose >= 2 { 4 } else { 0 },
         output_queue: cli.output_queue.max(1),
     })
+}
+
+/// The fold window: the flag, else the config file's (default a minute).
+fn fold_window(cli: &Cli, config: &Config<LinuxSettings>) -> std::time::Duration {
+    cli.fold_window
+        .map_or(config.fold_window, std::time::Duration::from_secs)
 }

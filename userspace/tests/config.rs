@@ -77,7 +77,7 @@ fn refusals_name_file_line_and_reason() {
     let cases: Vec<(&str, String)> = vec![
         (
             "dns_ports: [53]\nbuffer: 1\n",
-            "tw.yml:2: unknown key 'buffer' in configuration (dns_ports, ring_buffer_size, stats_interval, allowlist)".into(),
+            "tw.yml:2: unknown key 'buffer' in configuration (dns_ports, ring_buffer_size, docker_sockets, podman_sockets, cri_sockets, stats_interval, fold_window, allowlist)".into(),
         ),
         ("dns_ports: [53, 0]\n", "tw.yml:1: each DNS port must be between 1 and 65535, not 0".into()),
         (
@@ -117,11 +117,11 @@ fn refusals_name_file_line_and_reason() {
         ),
         (
             "allowlist:\n  - user: [x]\n    usr: [y]\n",
-            "tw.yml:3: unknown key 'usr' in allowlist entry (rules, user, user_id, process_name, process_path, parent_process_name, parent_process_path, query, host)".into(),
+            "tw.yml:3: unknown key 'usr' in allowlist entry (rules, user, user_id, process_name, process_path, parent_process_name, parent_process_path, query, host, container_id, container_name, container_image, pod_name, pod_namespace)".into(),
         ),
         (
             "allowlist:\n  - rules: [x]\n",
-            "tw.yml:2: allowlist entry lists no field to match (one of user, user_id, process_name, process_path, parent_process_name, parent_process_path, query, host); it would silence every alert".into(),
+            "tw.yml:2: allowlist entry lists no field to match (one of user, user_id, process_name, process_path, parent_process_name, parent_process_path, query, host, container_id, container_name, container_image, pod_name, pod_namespace); it would silence every alert".into(),
         ),
         (
             "allowlist:\n  - user: []\n",

@@ -1,7 +1,8 @@
 //! `cargo xtask setup`: installs what a fresh Debian machine lacks to build tunnelwatch and run
 //! every check CI runs (idempotent, quick when all is there): Debian packages (LLVM 22 for
 //! bpf-linker, mingw-w64 for the Windows build, the tools the end-to-end tests call, QEMU and
-//! busybox for the kernel matrix, a C++ compiler for libFuzzer), the pinned Rust toolchain's
+//! busybox for the kernel matrix, a C++ compiler for libFuzzer, protoc for the CRI client,
+//! Podman and runc for the container tests), the pinned Rust toolchain's
 //! components and Windows target, bpf-linker built against LLVM 22 (the LLVM major of rustc
 //! 1.95), cargo-fuzz, and a Python virtual environment (`target/e2e-venv`) with aioquic, the
 //! QUIC client of the connection tests. The versions pinned here are the project's.
@@ -54,7 +55,10 @@ const APT_PACKAGES: &[&str] = &[
     "corkscrew",
     "proxytunnel",
     "stunnel4",
-    "iodine", // iodine and iodined, DNS mode in network namespaces
+    "iodine",            // iodine and iodined, DNS mode in network namespaces
+    "protobuf-compiler", // protoc: k8s-cri's build generates the CRI client
+    "podman",            // the container tests (with runc: crun refuses hybrid cgroups)
+    "runc",
     // The kernel matrix (`cargo xtask kernels`, run by `cargo xtask test`):
     "qemu-system-x86",        // qemu-system-x86_64, TCG
     "busybox-static",         // the guest's shell and tools

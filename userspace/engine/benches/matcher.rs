@@ -200,6 +200,7 @@ fn process(pid: u32, path: &str, command_line: &str, user: &str) -> Process {
         user: user.into(),
         user_id: "1000".into(),
         original_file_name: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -20,8 +20,9 @@ use crate::{
     yaml::{self, Node, Reader},
 };
 
-/// The line fields an allowlist entry may name, for events of any kind: who ran what, and
-/// the name looked up.
+/// The line fields an allowlist entry may name, for events of any kind: who ran what, where
+/// (the container, its image, the Kubernetes namespace: a sanctioned tunnel in one image is
+/// an alert everywhere else), and the name looked up.
 pub const FIELDS: &[&str] = &[
     "user",
     "user_id",
@@ -31,6 +32,11 @@ pub const FIELDS: &[&str] = &[
     "parent_process_path",
     "query",
     "host",
+    "container_id",
+    "container_name",
+    "container_image",
+    "pod_name",
+    "pod_namespace",
 ];
 
 /// The allowlist entries of a configuration.
@@ -280,13 +286,18 @@ impl Allowlist {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{field::Category, line::Body};
+    use crate::{
+        field::Category,
+        line::{Body, ContainerLine, Part},
+    };
 
     #[test]
     fn allowlist_fields_are_line_fields() {
         for f in FIELDS {
             assert!(
-                *f == "host" || Category::ALL.iter().any(|c| Body::keys(*c).contains(f)),
+                *f == "host"
+                    || ContainerLine::KEYS.contains(f)
+                    || Category::ALL.iter().any(|c| Body::keys(*c).contains(f)),
                 "{f} is on no line"
             );
         }

@@ -6,6 +6,7 @@
 //!
 //! ```yaml
 //! stats_interval: 60s          # seconds, or a duration such as 60s, 5m; 0 disables
+//! fold_window: 60s             # repeats of an alert within it are folded; 0 disables
 //! allowlist:
 //!   - rules: ["bc84d574-708c-467d-b78a-4c1e20171f97"]
 //!     user: [ci-runner]
@@ -31,6 +32,9 @@ use crate::{
 pub struct Config<S = ()> {
     /// How often to log statistics; zero disables them.
     pub stats_interval: Duration,
+    /// Repeats of an alert within this window are folded into one summary line (`fold.rs`);
+    /// zero prints every alert.
+    pub fold_window: Duration,
     /// Alerts to suppress.
     pub allowlist: Allowlist,
     /// The sensor's own settings.
@@ -107,14 +111,18 @@ impl<S: Default> Default for Config<S> {
     fn default() -> Self {
         Config {
             stats_interval: Duration::from_secs(60),
+            fold_window: DEFAULT_FOLD_WINDOW,
             allowlist: Allowlist::default(),
             sensor: S::default(),
         }
     }
 }
 
+/// The fold window when neither flag nor file sets one: a minute.
+pub const DEFAULT_FOLD_WINDOW: Duration = Duration::from_secs(60);
+
 /// The keys every sensor reads.
-const SHARED_KEYS: &[&str] = &["stats_interval", "allowlist"];
+const SHARED_KEYS: &[&str] = &["stats_interval", "fold_window", "allowlist"];
 
 impl<S: SensorSettings> Config<S> {
     /// Reads and parses the file at `path`.
@@ -140,7 +148,8 @@ impl<S: SensorSettings> Config<S> {
         };
         for (k, v) in r.map(doc, "the configuration")? {
             match r.key(k)? {
-                "stats_interval" => cfg.stats_interval = parse_interval(&r, v)?,
+                "stats_interval" => cfg.stats_interval = parse_interval(&r, v, "stats_interval")?,
+                "fold_window" => cfg.fold_window = parse_interval(&r, v, "fold_window")?,
                 "allowlist" => cfg.allowlist = Allowlist::parse(&r, v)?,
                 key if S::KEYS.contains(&key) => {
                     cfg.sensor.set(key, Setting { r, node: v })?;
@@ -166,22 +175,23 @@ impl<S: SensorSettings> Config<S> {
     }
 }
 
-fn parse_interval(r: &Reader<'_>, node: &Node<'_>) -> Result<Duration, SourceError> {
+/// A duration: a number of seconds, or text such as `60s` or `5m`; `key` names it in errors.
+fn parse_interval(r: &Reader<'_>, node: &Node<'_>, key: &str) -> Result<Duration, SourceError> {
     match &r.untagged(node)?.data {
         YamlData::Value(saphyr::Scalar::Integer(n)) => u64::try_from(*n)
             .map(Duration::from_secs)
-            .map_err(|_| r.err(node, "stats_interval must not be negative")),
+            .map_err(|_| r.err(node, format!("{key} must not be negative"))),
         YamlData::Value(saphyr::Scalar::String(s)) => {
             humantime::parse_duration(s.trim()).map_err(|e| {
                 r.err(
                     node,
-                    format!("stats_interval '{s}' is not a duration such as 60s or 5m: {e}"),
+                    format!("{key} '{s}' is not a duration such as 60s or 5m: {e}"),
                 )
             })
         }
         _ => Err(r.err(
             node,
-            "stats_interval must be a number of seconds or a duration such as 60s",
+            format!("{key} must be a number of seconds or a duration such as 60s"),
         )),
     }
 }

@@ -3,8 +3,8 @@
 //! sinks can use it too. What a line holds, in which order, and which unknown fields it leaves
 //! out is the line schema's (`line/`); the emitter fills an alert's part from its rule.
 //!
-//! Floor 7 (the engine and its output): may use `alert`, `rule`, `correlation` and the floors
-//! below.
+//! Floor 7 (the engine and its output): may use `alert`, `rule`, `fold`, `correlation` and
+//! the floors below.
 
 use std::{
     borrow::Cow,
@@ -15,6 +15,7 @@ use crate::{
     alert::Alert,
     correlation::{Correlation, Fired},
     event::Event,
+    fold,
     line::{AlertFields, CorrelationLine, Head, Line, Required, Summary},
 };
 
@@ -87,6 +88,15 @@ impl<W: Write> Emitter<W> {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, &line).map_err(io::Error::other)?;
         self.finish_line()
+    }
+
+    /// Writes and flushes the summary line of folded repeats.
+    pub fn write_summary(&mut self, summary: &fold::Summary) -> io::Result<()> {
+        self.write_line(&Line::summary(
+            &summary.event,
+            summary.alert.fields(),
+            summary.repeats(),
+        ))
     }
 
     /// Writes and flushes the line of `event` (for `--all-events`).

@@ -41,6 +41,41 @@ pub struct Process {
     pub user_id: Arc<str>,
     /// What the image really is, whatever its name (PE `OriginalFilename` on Windows).
     pub original_file_name: Arc<str>,
+    /// The container it runs in; `None` for a host process (or where no sensor can tell).
+    pub container: Option<Arc<Container>>,
+    /// Its namespaces, when they are not all the host's; `None` for a host process.
+    pub namespaces: Option<Namespaces>,
+}
+
+/// The container a process runs in: its id and runtime (from the process's cgroup path), the
+/// pod's uid where the path carries one, and what the runtime's API says of it (name, image,
+/// pod name and namespace) once it has answered. Empty strings mean "unknown". One is shared
+/// by every process of the container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Container {
+    /// The runtime's id of the container (64 hex digits for Docker, Podman, containerd and
+    /// CRI-O; the container's name for LXC and systemd-nspawn).
+    pub id: Arc<str>,
+    /// `docker`, `podman`, `containerd`, `cri-o`, `cri` (a Kubernetes container whose runtime
+    /// the path does not name), `lxc` or `systemd-nspawn`.
+    pub runtime: Arc<str>,
+    pub name: Arc<str>,
+    /// The image as the container was created from it (`docker.io/library/nginx:1.27`).
+    pub image: Arc<str>,
+    /// Kubernetes pod uid, name and namespace.
+    pub pod_uid: Arc<str>,
+    pub pod_name: Arc<str>,
+    pub pod_namespace: Arc<str>,
+}
+
+/// The namespaces of a process (their inode numbers, as `/proc/PID/ns/*` shows them), carried
+/// when at least one is not the host's: a process in its own namespaces is marked even where
+/// no container runtime is known.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Namespaces {
+    pub pid: u32,
+    pub mnt: u32,
+    pub net: u32,
 }
 
 /// A process started (Endpoint.Processes).
@@ -202,6 +237,26 @@ impl Event {
             Event::Process(e) => e.platform,
             Event::Dns(e) => e.platform,
             Event::Connection(e) => e.platform,
+        }
+    }
+
+    /// The process the event is about (the one that started, made the DNS message, or
+    /// connected).
+    pub fn process(&self) -> Option<&Process> {
+        match self {
+            Event::Process(e) => Some(&e.process),
+            Event::Dns(e) => e.process.as_ref(),
+            Event::Connection(e) => e.process.as_ref(),
+        }
+    }
+
+    /// The process the event is about, to fill in; a DNS or connection event without one gets
+    /// one.
+    pub fn process_mut(&mut self) -> &mut Process {
+        match self {
+            Event::Process(e) => &mut e.process,
+            Event::Dns(e) => e.process.get_or_insert_with(Process::default),
+            Event::Connection(e) => e.process.get_or_insert_with(Process::default),
         }
     }
 }

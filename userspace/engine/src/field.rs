@@ -152,6 +152,15 @@ pub enum Field {
     /// How the program runs without a file on disk: `memfd` or `deleted` (tunnelwatch's
     /// `ProcessFileless`, CIM-style `process_fileless`); absent when it has a file.
     Fileless,
+    /// The container the process runs in: its id (CIM-style `container_id`), runtime, name,
+    /// image, and its Kubernetes pod's uid, name and namespace. Absent for host processes.
+    ContainerId,
+    ContainerRuntime,
+    ContainerName,
+    ContainerImage,
+    PodUid,
+    PodName,
+    PodNamespace,
     /// Parent's user name (Sysmon `ParentUser`). The sensors know it; the event lines do not
     /// carry it, so `replay` does not either.
     ParentUser,
@@ -209,6 +218,14 @@ const PROCESS_RULE_FIELDS: &[(&str, Field)] = &[
     ("process_id", ProcessId),
     ("parent_process_id", ParentId),
     ("dest", Host),
+    // Where the process runs (tunnelwatch's names, on every line with a process).
+    ("container_id", ContainerId),
+    ("container_runtime", ContainerRuntime),
+    ("container_name", ContainerName),
+    ("container_image", ContainerImage),
+    ("pod_uid", PodUid),
+    ("pod_name", PodName),
+    ("pod_namespace", PodNamespace),
 ];
 
 /// Names rules of categories `dns_query` and `dns` may use.
@@ -244,6 +261,14 @@ const DNS_RULE_FIELDS: &[(&str, Field)] = &[
     ("query_label_count", QueryLabelCount),
     ("query_longest_label", QueryLongestLabel),
     ("query_entropy", QueryEntropy),
+    // Where the process runs (tunnelwatch's names, on every line with a process).
+    ("container_id", ContainerId),
+    ("container_runtime", ContainerRuntime),
+    ("container_name", ContainerName),
+    ("container_image", ContainerImage),
+    ("pod_uid", PodUid),
+    ("pod_name", PodName),
+    ("pod_namespace", PodNamespace),
 ];
 
 /// Names rules of category `network_connection` may use: the Sigma taxonomy (Sysmon event 3)
@@ -285,6 +310,14 @@ const NETWORK_RULE_FIELDS: &[(&str, Field)] = &[
     ("user_id", UserId),
     ("parent_process_name", ParentName),
     ("parent_process_path", ParentPath),
+    // Where the process runs (tunnelwatch's names, on every line with a process).
+    ("container_id", ContainerId),
+    ("container_runtime", ContainerRuntime),
+    ("container_name", ContainerName),
+    ("container_image", ContainerImage),
+    ("pod_uid", PodUid),
+    ("pod_name", PodName),
+    ("pod_namespace", PodNamespace),
 ];
 
 /// `network_connection` fields no sensor reports: the reason a rule naming one is refused (the
@@ -372,6 +405,13 @@ impl Field {
                 | Alpn
                 | App
                 | DnsName
+                | ContainerId
+                | ContainerRuntime
+                | ContainerName
+                | ContainerImage
+                | PodUid
+                | PodName
+                | PodNamespace
         )
     }
 
@@ -391,7 +431,8 @@ impl Field {
             Event::Process(e) => match self {
                 Host => Value::str(&e.host),
                 ProcessName | ProcessPath | CommandLine | OriginalFileName | ProcessId | User
-                | UserId => process_value(self, &e.process),
+                | UserId | ContainerId | ContainerRuntime | ContainerName | ContainerImage
+                | PodUid | PodName | PodNamespace => process_value(self, &e.process),
                 ParentName => Value::str(&e.parent.name),
                 ParentPath => Value::str(&e.parent.path),
                 ParentCommandLine => Value::str(&e.parent.command_line),
@@ -435,7 +476,8 @@ impl Field {
                         .map_or(Value::Absent, |a| Value::Int(a.port().into())),
                     Transport => Value::str(e.transport),
                     ProcessName | ProcessPath | CommandLine | OriginalFileName | ProcessId
-                    | User | UserId => e
+                    | User | UserId | ContainerId | ContainerRuntime | ContainerName
+                    | ContainerImage | PodUid | PodName | PodNamespace => e
                         .process
                         .as_ref()
                         .map_or(Value::Absent, |p| process_value(self, p)),
@@ -529,6 +571,18 @@ fn process_value(field: Field, p: &Process) -> Value<'_> {
         ProcessId => Value::pid(p.pid),
         User => Value::str(&p.user),
         UserId => Value::str(&p.user_id),
+        ContainerId | ContainerRuntime | ContainerName | ContainerImage | PodUid | PodName
+        | PodNamespace => p.container.as_deref().map_or(Value::Absent, |c| {
+            Value::str(match field {
+                ContainerId => &c.id,
+                ContainerRuntime => &c.runtime,
+                ContainerName => &c.name,
+                ContainerImage => &c.image,
+                PodUid => &c.pod_uid,
+                PodName => &c.pod_name,
+                _ => &c.pod_namespace,
+            })
+        }),
         _ => Value::Absent,
     }
 }

@@ -15,8 +15,8 @@
 //! 5. the compiled matcher: `matcher/` (`gate`, `scan`, `eval`);
 //! 6. rule sets, filters, allowlists, configuration: `filter`, `ruleset`, `builtin`,
 //!    `allowlist`, `config`, `correlation::resolve` (correlations tied to their rules);
-//! 7. the engine and its output: `alert`, `engine`, `correlation::state` (the windows),
-//!    `emit`, `step`, `stats`;
+//! 7. the engine and its output: `alert`, `engine`, `correlation::state` (the windows), `fold`
+//!    (folded repeats), `emit`, `step`, `stats`;
 //! 8. running rule test cases: `rule_tests`.
 //!
 //! `dns` (DNS wire decoding) stands apart: it uses none of them.
@@ -35,6 +35,7 @@ pub mod error;
 pub mod event;
 pub mod field;
 pub mod filter;
+pub mod fold;
 pub mod line;
 mod matcher;
 mod modifier;

@@ -12,7 +12,12 @@
 //! once. A correlation's alert line stands for several events and carries none: it is
 //! skipped (a correlation is raised again by the events it stands for, which an
 //! `--all-events` recording holds; an alerts-only recording lacks those of a correlation's
-//! rules that raise no alert of their own). What a line may hold and how each field reads is the line schema's (`line/`).
+//! rules that raise no alert of their own). A summary line (`"kind":"summary"`, repeats of an
+//! alert folded by the step) stands for `count` alerts of its event that were not printed:
+//! [`Replay::next_recorded`] yields it so that the replay command folds them again
+//! (`Step::run_summary`); iterated as events, summary lines are skipped and counted
+//! ([`Replay::summaries`]). What a line may hold and how each field reads is the line
+//! schema's (`line/`).
 //!
 //! Floor 1 (events, fields and lines): may use `line`, `field` and `event`.
 
@@ -25,8 +30,8 @@ use crate::{
     event::{Event, Platform},
     field::Category,
     line::{
-        AlertFields, Body, CORRELATION_TYPE, Context, Head, JsonMap, Part, READ_ONLY_KEYS, Source,
-        value::FieldValue,
+        AlertFields, Body, CORRELATION_TYPE, ContainerLine, Context, Head, JsonMap, Part,
+        READ_ONLY_KEYS, Repeats, Source, value::FieldValue,
     },
 };
 
@@ -61,6 +66,14 @@ pub enum LineKind {
     /// A correlation's alert line (it has `correlation_type`), which stands for several
     /// events and carries none.
     Correlation { rule_id: Option<String> },
+    /// A summary line (`"kind":"summary"`): `count` more alerts of the rule on events like
+    /// this one, the first at `first`, the last at `last`.
+    Summary {
+        rule_id: Option<String>,
+        count: u64,
+        first: SystemTime,
+        last: SystemTime,
+    },
 }
 
 /// A parsed line: its kind and its event (none for a correlation's line).
@@ -92,8 +105,26 @@ pub fn parse_line(line: &str) -> Result<Recorded, ReplayError> {
             });
         }
         Some("alert") => LineKind::Alert { rule_id: rule_id() },
-        Some(other) => return Err(err(format!("unknown kind '{other}' (event or alert)"))),
-        None => return Err(err("no 'kind' (event or alert)".into())),
+        Some("summary") => {
+            let r = Repeats::read(&map).map_err(err)?;
+            let (Some(count), Some(first), Some(last)) = (r.count, r.firstTime, r.lastTime) else {
+                return Err(err(
+                    "a summary line needs 'count', 'firstTime' and 'lastTime'".into(),
+                ));
+            };
+            LineKind::Summary {
+                rule_id: rule_id(),
+                count,
+                first,
+                last,
+            }
+        }
+        Some(other) => {
+            return Err(err(format!(
+                "unknown kind '{other}' (event, alert or summary)"
+            )));
+        }
+        None => return Err(err("no 'kind' (event, alert or summary)".into())),
     };
     let event = build_event(&map, &BuildOptions::default()).map_err(err)?;
     Ok(Recorded {
@@ -109,6 +140,8 @@ pub struct Replay<R> {
     line: usize,
     /// The event of the last alert line, whose repeats are skipped.
     last_alert: Option<Event>,
+    /// Summary lines skipped when iterating events, and the alerts they stood for.
+    summaries: (u64, u64),
 }
 
 impl<R: BufRead> Replay<R> {
@@ -118,14 +151,19 @@ impl<R: BufRead> Replay<R> {
             lines: input.lines(),
             line: 0,
             last_alert: None,
+            summaries: (0, 0),
         }
     }
-}
 
-impl<R: BufRead> Iterator for Replay<R> {
-    type Item = Result<Event, ReplayError>;
+    /// Summary lines skipped so far by the iterator of events, and the alerts they stood for
+    /// (the sum of their counts).
+    pub fn summaries(&self) -> (u64, u64) {
+        self.summaries
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next line as recorded: an event once (an event line, or the first of the alert
+    /// lines of one event), or a summary line.
+    pub fn next_recorded(&mut self) -> Option<Result<Recorded, ReplayError>> {
         loop {
             let text = match self.lines.next()? {
                 Ok(t) => t,
@@ -148,22 +186,42 @@ impl<R: BufRead> Iterator for Replay<R> {
                     return Some(Err(e));
                 }
             };
-            let Some(event) = rec.event else {
+            if rec.event.is_none() {
                 // A correlation's line: its events come (or came) on their own lines.
                 continue;
-            };
+            }
             match rec.kind {
                 LineKind::Alert { .. } => {
-                    if self.last_alert.as_ref() == Some(&event) {
+                    if self.last_alert == rec.event {
                         continue;
                     }
-                    self.last_alert = Some(event.clone());
-                    return Some(Ok(event));
+                    self.last_alert = rec.event.clone();
                 }
-                _ => {
-                    self.last_alert = None;
-                    return Some(Ok(event));
+                _ => self.last_alert = None,
+            }
+            return Some(Ok(rec));
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for Replay<R> {
+    type Item = Result<Event, ReplayError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_recorded()? {
+                Ok(Recorded {
+                    kind: LineKind::Summary { count, .. },
+                    ..
+                }) => {
+                    self.summaries.0 += 1;
+                    self.summaries.1 = self.summaries.1.saturating_add(count);
                 }
+                Ok(Recorded {
+                    event: Some(event), ..
+                }) => return Some(Ok(event)),
+                Ok(_) => {}
+                Err(e) => return Some(Err(e)),
             }
         }
     }
@@ -186,7 +244,10 @@ pub(crate) struct BuildOptions {
 /// cases), and [`READ_ONLY_KEYS`].
 pub(crate) fn build_event(map: &JsonMap, opts: &BuildOptions) -> Result<Event, String> {
     let common = |k: &str| {
-        Head::KEYS.contains(&k) || Source::KEYS.contains(&k) || READ_ONLY_KEYS.contains(&k)
+        Head::KEYS.contains(&k)
+            || Source::KEYS.contains(&k)
+            || READ_ONLY_KEYS.contains(&k)
+            || ContainerLine::KEYS.contains(&k)
     };
     let category = match <Option<&str>>::read(map.get("datamodel"), "datamodel")? {
         Some(d) => Category::ALL
@@ -226,12 +287,19 @@ pub(crate) fn build_event(map: &JsonMap, opts: &BuildOptions) -> Result<Event, S
         };
         return Err(format!(
             "unknown field '{k}' for a {kind} event (one of {})",
-            body.join(", ")
+            body.iter()
+                .chain(ContainerLine::KEYS)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if !opts.strict
         && let Some(k) = map.keys().find(|k| {
-            !common(k) && !AlertFields::KEYS.contains(&k.as_str()) && !body.contains(&k.as_str())
+            !common(k)
+                && !AlertFields::KEYS.contains(&k.as_str())
+                && !Repeats::KEYS.contains(&k.as_str())
+                && !body.contains(&k.as_str())
         })
     {
         return Err(format!("unknown field '{k}'"));
@@ -253,7 +321,12 @@ pub(crate) fn build_event(map: &JsonMap, opts: &BuildOptions) -> Result<Event, S
         platform,
         strict: opts.strict,
     };
-    Body::read(category, map)?.into_event(&context)
+    let mut event = Body::read(category, map)?.into_event(&context)?;
+    let container = ContainerLine::read(map)?;
+    if !container.is_empty() {
+        container.apply(event.process_mut());
+    }
+    Ok(event)
 }
 
 fn unknown_datamodel(d: &str) -> String {
@@ -280,7 +353,7 @@ mod tests {
             ("[1]", "not a JSON object"),
             (
                 r#"{"time":"2026-01-01T00:00:00Z"}"#,
-                "no 'kind' (event or alert)",
+                "no 'kind' (event, alert or summary)",
             ),
             (
                 r#"{"kind":"event","datamodel":"Endpoint.Processes"}"#,
@@ -308,7 +381,7 @@ mod tests {
             ),
             (
                 r#"{"kind":"warning","time":"2026-01-01T00:00:00Z"}"#,
-                "unknown kind 'warning' (event or alert)",
+                "unknown kind 'warning' (event, alert or summary)",
             ),
         ];
         for (line, want) in cases {

@@ -44,9 +44,10 @@ impl Stats {
     }
 
     /// The counters every sensor reports: `lines` and `alerts` written (by the step),
-    /// `suppressed` (alerts the allowlist let through no line), and what the correlations
-    /// dropped (`correlation_groups_dropped`, `correlation_values_dropped`,
-    /// `correlation_late`).
+    /// `suppressed` (alerts the allowlist let through no line), what the correlations dropped
+    /// (`correlation_groups_dropped`, `correlation_values_dropped`, `correlation_late`), and
+    /// the folded repeats: `summaries` (summary lines), `folded` (alerts counted into a window
+    /// instead of printed), `fold_untracked` (alerts printed unfolded: too many windows open).
     pub fn output(&mut self, written: Counts, suppressed: u64) -> &mut Stats {
         self.set("lines", written.lines)
             .set("alerts", written.alerts)
@@ -60,6 +61,9 @@ impl Stats {
                 written.correlation_values_dropped,
             )
             .set("correlation_late", written.correlation_late)
+            .set("summaries", written.summaries)
+            .set("folded", written.folded)
+            .set("fold_untracked", written.fold_untracked)
     }
 
     /// The JSON object.
@@ -101,7 +105,7 @@ mod tests {
         );
         assert_eq!(
             s.to_string(),
-            r#"tunnelwatch: stats {"alerts":1,"correlation_groups_dropped":0,"correlation_late":0,"correlation_values_dropped":5,"lines":2,"records":3,"stats":"final","suppressed":4}"#
+            r#"tunnelwatch: stats {"alerts":1,"correlation_groups_dropped":0,"correlation_late":0,"correlation_values_dropped":5,"fold_untracked":0,"folded":0,"lines":2,"records":3,"stats":"final","summaries":0,"suppressed":4}"#
         );
     }
 }

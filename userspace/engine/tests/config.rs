@@ -39,10 +39,17 @@ fn shared_keys_alone() {
     let e = Config::<()>::from_str("tw.yml", "stats_interval: 1\ndns_ports: [53]\n").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "tw.yml:2: unknown key 'dns_ports' in configuration (stats_interval, allowlist)"
+        "tw.yml:2: unknown key 'dns_ports' in configuration (stats_interval, fold_window, allowlist)"
     );
     let c: Config = Config::from_str("tw.yml", "").unwrap();
     assert_eq!(c.stats_interval(), Some(Duration::from_secs(60)));
+    assert_eq!(c.fold_window, Duration::from_secs(60));
+    let c: Config = Config::from_str("tw.yml", "fold_window: 5m\n").unwrap();
+    assert_eq!(c.fold_window, Duration::from_secs(300));
+    let c: Config = Config::from_str("tw.yml", "fold_window: 0\n").unwrap();
+    assert_eq!(c.fold_window, Duration::ZERO);
+    let e = Config::<()>::from_str("tw.yml", "fold_window: -1\n").unwrap_err();
+    assert_eq!(e.to_string(), "tw.yml:1: fold_window must not be negative");
 }
 
 #[test]
@@ -63,6 +70,6 @@ fn a_sensors_keys_come_from_the_same_file_with_their_lines() {
     );
     assert_eq!(
         err("stats_interval: 1\nnamez: [a]\n"),
-        "tw.yml:2: unknown key 'namez' in configuration (names, stats_interval, allowlist)"
+        "tw.yml:2: unknown key 'namez' in configuration (names, stats_interval, fold_window, allowlist)"
     );
 }

@@ -33,7 +33,33 @@ pub fn read(path: &Path) -> Result<KernelOffsets> {
         off => off,
     };
     let qstr_name = k.offset("qstr", &["name"])?;
+    // Namespaces and cgroups name a container; a kernel without one of these still runs the
+    // sensor (the record then says 0, or carries no cgroup names).
+    let inum = k.soft("ns_common", "inum");
+    let (upid_size, upid_ns) = match k.struct_size("upid") {
+        Ok(size) => (size, k.soft("upid", "ns")),
+        Err(_) => (ABSENT, ABSENT),
+    };
     Ok(KernelOffsets {
+        task_nsproxy: k.soft("task_struct", "nsproxy"),
+        nsproxy_mnt_ns: k.soft("nsproxy", "mnt_ns"),
+        nsproxy_net_ns: k.soft("nsproxy", "net_ns"),
+        mnt_ns_inum: plus(k.soft("mnt_namespace", "ns"), inum),
+        net_ns_inum: plus(k.soft("net", "ns"), inum),
+        task_thread_pid: k.soft("task_struct", "thread_pid"),
+        pid_level: k.soft("pid", "level"),
+        pid_numbers: k.soft("pid", "numbers"),
+        upid_size,
+        upid_ns,
+        pid_ns_inum: plus(k.soft("pid_namespace", "ns"), inum),
+        task_cgroups: k.soft("task_struct", "cgroups"),
+        css_set_dfl_cgrp: k.soft("css_set", "dfl_cgrp"),
+        cgroup_kn: k.soft("cgroup", "kn"),
+        kernfs_node_name: k.soft("kernfs_node", "name"),
+        kernfs_node_parent: match k.soft("kernfs_node", "__parent") {
+            ABSENT => k.soft("kernfs_node", "parent"),
+            off => off,
+        },
         task_pid: k.offset("task_struct", &["pid"])?,
         task_tgid: k.offset("task_struct", &["tgid"])?,
         task_real_parent: k.offset("task_struct", &["real_parent"])?,
@@ -73,6 +99,15 @@ pub fn read(path: &Path) -> Result<KernelOffsets> {
     })
 }
 
+/// The offset of a member of a member: [`ABSENT`] when either is.
+fn plus(a: u32, b: u32) -> u32 {
+    if a == ABSENT || b == ABSENT {
+        ABSENT
+    } else {
+        a + b
+    }
+}
+
 struct Kernel {
     btf: Btf,
 }
@@ -96,6 +131,27 @@ impl Kernel {
     fn optional(&self, strukt: &str, field: &str) -> Result<u32> {
         let members = self.struct_named(strukt)?;
         Ok(self.find_member(&members, field, 0)?.unwrap_or(ABSENT))
+    }
+
+    /// Offset of `field`, or [`ABSENT`] when this kernel has not got it (nor, maybe, the
+    /// struct): for what the sensor can do without.
+    fn soft(&self, strukt: &str, field: &str) -> u32 {
+        self.optional(strukt, field).unwrap_or(ABSENT)
+    }
+
+    /// The size in bytes of the complete struct named `name`.
+    fn struct_size(&self, name: &str) -> Result<u32> {
+        let types = self
+            .btf
+            .resolve_types_by_name(name)
+            .with_context(|| format!("kernel BTF has no type named {name}"))?;
+        types
+            .into_iter()
+            .find_map(|t| match t {
+                Type::Struct(s) if !s.members.is_empty() => Some(s.size() as u32),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow!("kernel BTF has no struct {name}"))
     }
 
     /// The members of the complete struct named `name`.
@@ -180,5 +236,23 @@ mod tests {
         assert!(o.dentry_d_name_name > 0 && o.task_comm > 0 && o.task_mm > 0);
         assert_ne!(o.mount_mnt_parent, o.mount_mnt_mountpoint);
         assert!(o.inode_i_ctime_nsec > o.inode_i_ctime_sec && o.inode_i_size > 0);
+        // Every kernel from 5.10 has what leads to namespaces and cgroup names.
+        for off in [
+            o.task_nsproxy,
+            o.mnt_ns_inum,
+            o.net_ns_inum,
+            o.pid_ns_inum,
+            o.task_thread_pid,
+            o.pid_numbers,
+            o.upid_ns,
+            o.task_cgroups,
+            o.css_set_dfl_cgrp,
+            o.cgroup_kn,
+            o.kernfs_node_name,
+            o.kernfs_node_parent,
+        ] {
+            assert_ne!(off, ABSENT);
+        }
+        assert_eq!((o.upid_size, o.upid_ns), (16, 8));
     }
 }

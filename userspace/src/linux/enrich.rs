@@ -25,7 +25,10 @@ use tunnelwatch_common::{
 };
 use tunnelwatch_engine::{
     dns::{self, DnsMessage},
-    event::{ConnectionEvent, DnsEvent, DnsMessageType, Event, Platform, Process, ProcessEvent},
+    event::{
+        ConnectionEvent, DnsEvent, DnsMessageType, Event, Namespaces, Platform, Process,
+        ProcessEvent,
+    },
 };
 
 use crate::linux::{
@@ -324,6 +327,16 @@ impl Enricher {
             }
             None => self.identifier.identify(key, tgid, &path),
         };
+        let place = self.procs.containers().of_exec(
+            e.task.tgid,
+            e.task.cgroup_id,
+            e.cgroup_names,
+            Namespaces {
+                pid: e.pid_ns,
+                mnt: e.mnt_ns,
+                net: e.net_ns,
+            },
+        );
         let path: Arc<str> = path.into();
         let comm: Arc<str> = comm.into();
         let info = ProcInfo {
@@ -337,6 +350,7 @@ impl Enricher {
             start_ns: e.task.start_ns,
             args_truncated,
             original_file_name,
+            place,
         };
         let process = self.process_of(&info);
         self.procs.exec(info);
@@ -406,7 +420,7 @@ impl Enricher {
             Some(p) => (process_of(users, p, task.uid), p.ppid),
             None => {
                 let comm: Arc<str> = decode::comm(&task.comm).into();
-                let info = ProcInfo {
+                let mut info = ProcInfo {
                     pid: task.tgid,
                     ppid: task.ppid,
                     uid: task.uid,
@@ -415,6 +429,8 @@ impl Enricher {
                     comm,
                     ..Default::default()
                 };
+                // The socket's cgroup, if its container is known already.
+                info.place.container = procs.containers_ref().cached(task.cgroup_id);
                 (process_of(users, &info, task.uid), task.ppid)
             }
         };
@@ -593,6 +609,8 @@ fn process_of(users: &mut Users, info: &ProcInfo, uid: u32) -> Process {
         user,
         user_id,
         original_file_name: info.original_file_name.clone().unwrap_or_default(),
+        container: info.place.container.as_ref().map(|s| s.current()),
+        namespaces: info.place.namespaces,
     }
 }
 

@@ -18,6 +18,10 @@ pub mod clock;
 #[cfg(target_os = "linux")]
 pub mod connections;
 #[cfg(target_os = "linux")]
+pub mod container_path;
+#[cfg(target_os = "linux")]
+pub mod containers;
+#[cfg(target_os = "linux")]
 pub mod decode;
 #[cfg(target_os = "linux")]
 pub mod dns_stream;
@@ -37,6 +41,8 @@ pub mod preflight;
 pub mod proc_table;
 #[cfg(target_os = "linux")]
 pub mod procfs;
+#[cfg(target_os = "linux")]
+pub mod runtime_api;
 #[cfg(target_os = "linux")]
 pub mod sensor;
 pub mod settings;

@@ -4,11 +4,14 @@
 //! period (records of a process can still be queued behind its exit); then they go, so the
 //! table is bounded by the live processes.
 //!
-//! Uses: `procfs`.
+//! Uses: `procfs`, `containers` (where a process read from `/proc` runs).
 
 use std::{collections::VecDeque, sync::Arc};
 
-use crate::linux::procfs;
+use crate::linux::{
+    containers::{Containers, Place},
+    procfs,
+};
 
 /// How long an exited process stays known, in boot-time nanoseconds.
 pub const EXIT_GRACE_NS: u64 = 10_000_000_000;
@@ -32,6 +35,8 @@ pub struct ProcInfo {
     pub args_truncated: bool,
     /// What the executable really is, when identified by content (`identify`).
     pub original_file_name: Option<Arc<str>>,
+    /// Its container and namespaces (a fork inherits them with the rest).
+    pub place: Place,
 }
 
 /// The image name: the last component of `path`, or `comm` when the path is unknown.
@@ -49,7 +54,8 @@ impl ProcInfo {
         &self.name
     }
 
-    pub fn from_proc(e: procfs::ProcEntry) -> Self {
+    /// The entry of a process read from `/proc`, running in `place`.
+    pub fn from_proc(e: procfs::ProcEntry, place: Place) -> Self {
         let path: Arc<str> = e.path.into();
         let comm: Arc<str> = e.comm.into();
         ProcInfo {
@@ -67,6 +73,7 @@ impl ProcInfo {
             start_ns: 0,
             args_truncated: false,
             original_file_name: None,
+            place,
         }
     }
 }
@@ -78,20 +85,36 @@ pub struct ProcTable {
     exited: VecDeque<(u64, u32, u64)>,
     /// Whether misses may be filled from /proc (off in tests of the table itself).
     use_procfs: bool,
+    /// Where processes read from /proc run.
+    containers: Containers,
 }
 
 impl ProcTable {
-    /// An empty table that fills misses from `/proc`.
-    pub fn new() -> Self {
+    /// An empty table that fills misses from `/proc`, placing processes with `containers`.
+    pub fn new(containers: Containers) -> Self {
         ProcTable {
             use_procfs: true,
+            containers,
             ..Default::default()
         }
     }
 
     /// An empty table that never reads `/proc`.
     pub fn detached() -> Self {
-        ProcTable::default()
+        ProcTable {
+            containers: Containers::detached(),
+            ..Default::default()
+        }
+    }
+
+    /// The resolver of containers (the enricher places exec'd processes with it).
+    pub fn containers(&mut self) -> &mut Containers {
+        &mut self.containers
+    }
+
+    /// The resolver of containers.
+    pub fn containers_ref(&self) -> &Containers {
+        &self.containers
     }
 
     pub fn len(&self) -> usize {
@@ -109,7 +132,8 @@ impl ProcTable {
                 continue;
             }
             if let Some(e) = procfs::read(pid) {
-                self.procs.insert(pid, ProcInfo::from_proc(e));
+                let place = self.containers.of_proc(&e);
+                self.procs.insert(pid, ProcInfo::from_proc(e, place));
             }
         }
     }
@@ -171,7 +195,8 @@ impl ProcTable {
                 return None;
             }
             let e = procfs::read(pid)?;
-            self.procs.insert(pid, ProcInfo::from_proc(e));
+            let place = self.containers.of_proc(&e);
+            self.procs.insert(pid, ProcInfo::from_proc(e, place));
         }
         self.procs.get(&pid)
     }
@@ -195,6 +220,7 @@ mod tests {
             start_ns: start,
             args_truncated: false,
             original_file_name: None,
+            place: Place::default(),
         }
     }
 
@@ -248,7 +274,7 @@ mod tests {
 
     #[test]
     fn misses_fall_back_to_proc() {
-        let mut t = ProcTable::new();
+        let mut t = ProcTable::new(Containers::detached());
         let me = std::process::id();
         assert_eq!(t.lookup(me).unwrap().pid, me);
         t.seed_from_proc();

@@ -5,6 +5,8 @@
 
 use std::{fs, path::Path};
 
+use tunnelwatch_engine::event::Namespaces;
+
 /// A process as read from `/proc/PID`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcEntry {
@@ -16,6 +18,10 @@ pub struct ProcEntry {
     /// Arguments from `/proc/PID/cmdline`.
     pub argv: Vec<String>,
     pub comm: String,
+    /// `/proc/PID/cgroup`: the v2 path and, on hybrid hosts, the v1 controllers' paths.
+    pub cgroup: String,
+    /// Inode numbers of its pid, mount and network namespaces (0: unreadable).
+    pub namespaces: Namespaces,
 }
 
 /// Reads `/proc/PID`. `None` when the process is gone.
@@ -49,7 +55,28 @@ pub fn read_at(proc_root: &Path, pid: u32) -> Option<ProcEntry> {
     if let Ok(cmdline) = fs::read(dir.join("cmdline")) {
         entry.argv = crate::linux::decode::argv(&cmdline);
     }
+    entry.cgroup = fs::read_to_string(dir.join("cgroup")).unwrap_or_default();
+    entry.namespaces = namespaces_at(&dir);
     Some(entry)
+}
+
+/// The namespace ids of the process whose `/proc` directory is `dir` (0 where unreadable).
+pub fn namespaces_at(dir: &Path) -> Namespaces {
+    // `pid:[4026531836]`
+    let id = |name: &str| {
+        fs::read_link(dir.join("ns").join(name))
+            .ok()
+            .and_then(|l| {
+                let l = l.to_string_lossy().into_owned();
+                l.split_once(":[")?.1.strip_suffix(']')?.parse().ok()
+            })
+            .unwrap_or(0)
+    };
+    Namespaces {
+        pid: id("pid"),
+        mnt: id("mnt"),
+        net: id("net"),
+    }
 }
 
 /// Every process id under `/proc`.
@@ -74,6 +101,8 @@ mod tests {
         assert_eq!(e.uid, nix::unistd::getuid().as_raw());
         assert_eq!(&*e.path, std::env::current_exe().unwrap().to_string_lossy());
         assert!(!e.argv.is_empty());
+        assert!(e.cgroup.contains("0::/"), "{}", e.cgroup);
+        assert!(e.namespaces.pid != 0 && e.namespaces.mnt != 0 && e.namespaces.net != 0);
         assert!(pids().contains(&me));
         assert!(read(u32::MAX - 1).is_none());
     }

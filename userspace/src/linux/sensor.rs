@@ -10,7 +10,7 @@
 use std::{
     io,
     sync::{Arc, atomic::Ordering},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{Context as _, Result};
@@ -26,10 +26,12 @@ use crate::{
     linux::{
         btf_offsets,
         clock::BootClock,
+        containers::Containers,
         enrich::{Counters, Enricher},
         loader::{self, KernelClock, KernelStats, LoadOptions},
         preflight,
         proc_table::ProcTable,
+        runtime_api::{Lookups, Sockets},
     },
     output::Output,
     rule_source::RuleSource,
@@ -48,6 +50,10 @@ pub struct Options {
     pub kernel_log_level: u8,
     /// Lines queued for stdout at most (see `output`).
     pub output_queue: usize,
+    /// Repeats of an alert within it are folded into a summary line (zero: never).
+    pub fold_window: Duration,
+    /// The runtimes' API sockets asked for container names.
+    pub container_sockets: Sockets,
 }
 
 /// Why the sensor stopped (all are clean exits).
@@ -102,7 +108,15 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
     let kclock = probes.take_clock().map_err(RunError::Run)?;
     let logger = probes.logger.take();
 
-    let mut procs = ProcTable::new();
+    // Container names from the runtimes' APIs, on a thread of their own.
+    let lookups = match Lookups::start(opts.container_sockets.clone()) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            log::warn!("container names: cannot start the lookup thread ({e}): ids only");
+            None
+        }
+    };
+    let mut procs = ProcTable::new(Containers::new(lookups));
     procs.seed_from_proc();
     let hostname: Arc<str> = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
@@ -131,7 +145,8 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
                 output: Output::start(io::stdout(), opts.output_queue),
             },
             opts.all_events,
-        ),
+        )
+        .with_fold_window(opts.fold_window),
         events: Vec::new(),
         links_restored: 0,
         polling: false,
@@ -150,6 +165,10 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
     // The connections still waiting for their first flight are reported with what is known.
     if let Err(e) = state.drain_flows() {
         log::warn!("cannot report the connections still held: {e}");
+    }
+    // Folded repeats still counting are written (nothing folded is lost at exit).
+    if let Err(e) = state.step.finish() {
+        log::warn!("cannot write the last summary lines: {e}");
     }
     // What is already queued is written before the final report (unless stdout is stuck).
     state.step.get_mut().output.finish(Duration::from_secs(2));
@@ -407,6 +426,11 @@ async fn event_loop(
                 if let Err(e) = kclock.tick() {
                     log::warn!("{e:#}");
                 }
+                // Folded repeats whose window the clock has closed.
+                state
+                    .step
+                    .tick(SystemTime::now())
+                    .context("cannot format an output line")?;
                 if watching {
                     let now = source.fingerprint();
                     if now != fingerprint {
@@ -507,5 +531,20 @@ fn report(kstats: &KernelStats, state: &State, which: &str) {
         .set("names_learned", cc.names_learned)
         .set("names", c.names() as u64)
         .set("dns_other_ports", cc.dns_other_ports);
+    let containers = state.enricher.procs().containers_ref();
+    line.set("container_v1_reads", containers.v1_reads);
+    if let Some(l) = containers.lookups() {
+        let c = &l.counters;
+        line.set("container_lookups", c.asked.load(Ordering::Relaxed))
+            .set("container_names", c.named.load(Ordering::Relaxed))
+            .set(
+                "container_lookup_failures",
+                c.failed.load(Ordering::Relaxed),
+            )
+            .set(
+                "container_lookups_dropped",
+                c.dropped.load(Ordering::Relaxed),
+            );
+    }
     eprintln!("{line}");
 }

@@ -1,5 +1,6 @@
-//! The Linux sensor's own settings: the ports treated as DNS and the kernel-to-user ring
-//! buffer's size, from the configuration file (`dns_ports`, `ring_buffer_size`, read through
+//! The Linux sensor's own settings: the ports treated as DNS, the kernel-to-user ring
+//! buffer's size and the container runtimes' API sockets (`docker_sockets`, `podman_sockets`,
+//! `cri_sockets`: absolute paths of unix sockets, each key replacing its defaults), from the configuration file (`dns_ports`, `ring_buffer_size`, read through
 //! the engine's `SensorSettings`, refused with `file:line: reason`) and from the command line
 //! (`--dns-port`, `--ring-buffer-size`), which wins. One size parser serves both.
 //!
@@ -28,6 +29,11 @@ pub struct LinuxSettings {
     pub dns_ports: Vec<u16>,
     /// Ring buffer size in bytes: a power of two from 64 KiB to 1 GiB.
     pub ring_buffer_size: u32,
+    /// API sockets asked for container names (Docker Engine API of Docker, of Podman's
+    /// service; CRI); `None`: the runtimes' defaults.
+    pub docker_sockets: Option<Vec<String>>,
+    pub podman_sockets: Option<Vec<String>>,
+    pub cri_sockets: Option<Vec<String>>,
 }
 
 impl Default for LinuxSettings {
@@ -37,16 +43,28 @@ impl Default for LinuxSettings {
         LinuxSettings {
             dns_ports: vec![53],
             ring_buffer_size: 8 << 20,
+            docker_sockets: None,
+            podman_sockets: None,
+            cri_sockets: None,
         }
     }
 }
 
 impl SensorSettings for LinuxSettings {
-    const KEYS: &'static [&'static str] = &["dns_ports", "ring_buffer_size"];
+    const KEYS: &'static [&'static str] = &[
+        "dns_ports",
+        "ring_buffer_size",
+        "docker_sockets",
+        "podman_sockets",
+        "cri_sockets",
+    ];
 
     fn set(&mut self, key: &str, value: Setting<'_>) -> Result<(), SourceError> {
         match key {
             "dns_ports" => self.dns_ports = parse_ports(value)?,
+            "docker_sockets" => self.docker_sockets = Some(parse_sockets(key, value)?),
+            "podman_sockets" => self.podman_sockets = Some(parse_sockets(key, value)?),
+            "cri_sockets" => self.cri_sockets = Some(parse_sockets(key, value)?),
             _ => self.ring_buffer_size = parse_ring_buffer_size(value)?,
         }
         Ok(())
@@ -102,6 +120,18 @@ fn parse_ports(value: Setting<'_>) -> Result<Vec<u16>, SourceError> {
         ports.push(port);
     }
     Ok(ports)
+}
+
+/// A list of absolute socket paths (one path is a list of one; an empty list asks none).
+fn parse_sockets(key: &str, value: Setting<'_>) -> Result<Vec<String>, SourceError> {
+    let mut out = Vec::new();
+    for item in value.items()? {
+        match item.scalar()? {
+            Scalar::Str(p) if p.starts_with('/') => out.push(p.to_owned()),
+            _ => return Err(item.err(format!("{key} lists absolute paths of unix sockets"))),
+        }
+    }
+    Ok(out)
 }
 
 fn parse_ring_buffer_size(value: Setting<'_>) -> Result<u32, SourceError> {

@@ -2,9 +2,12 @@
 //! field names, and reads back (`replay`, rule test cases). A [`Line`] is a [`Head`] (`time`,
 //! `host`, `kind`), an alert's [`AlertFields`] on alert lines, the [`Source`] (`datamodel`,
 //! `vendor_product`) and the event's [`Body`]: a [`ProcessLine`] (Endpoint.Processes), a
-//! [`DnsLine`] (Network_Resolution) or a [`ConnectionLine`] (Network_Traffic). A correlation
-//! alert stands for several events: its [`CorrelationLine`] carries the group's values and a
-//! [`Summary`] instead of a body.
+//! [`DnsLine`] (Network_Resolution) or a [`ConnectionLine`] (Network_Traffic), then where its
+//! process runs ([`ContainerLine`]: the container and namespaces, on every line whose event has
+//! a process). A correlation alert stands for several events: its [`CorrelationLine`] carries
+//! the group's values and a [`Summary`] instead of a body. A summary line (`"kind":"summary"`,
+//! folded repeats of an alert) is an alert line whose alert fields are followed by its
+//! [`Repeats`].
 //!
 //! Each part is declared once, with `line_fields!`: one line per field, its key and its type.
 //! From that come the struct, its keys (what `replay` accepts, in the order lines are written),
@@ -31,12 +34,14 @@ use crate::{
 };
 
 mod connection;
+mod container;
 mod correlation;
 mod dns;
 mod process;
 pub(crate) mod value;
 
 pub use connection::ConnectionLine;
+pub use container::ContainerLine;
 pub use correlation::{CORRELATION_TYPE, CorrelationLine, Summary};
 pub use dns::DnsLine;
 pub use process::ProcessLine;
@@ -150,6 +155,21 @@ line_fields! {
 }
 
 line_fields! {
+    /// What a summary line adds to its alert's fields: the alerts it folds (repeats of the
+    /// alert printed first, with the same rule, process and key) and Splunk's `tstats` names
+    /// for the time of the first and the last of them.
+    #[allow(non_snake_case)]
+    pub struct Repeats<'a> {
+        /// What the repeats have in common besides the rule and the process: the command
+        /// line, the registered domain of the query, or the destination.
+        fold_key: &'a str,
+        count: Option<u64>,
+        firstTime: Option<SystemTime>,
+        lastTime: Option<SystemTime>,
+    }
+}
+
+line_fields! {
     /// Where the event's fields come from.
     pub struct Source<'a> {
         /// The CIM data model of the body.
@@ -240,10 +260,14 @@ impl<'a> Body<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Line<'a> {
     pub head: Head<'a>,
-    /// On alert lines.
+    /// On alert and summary lines.
     pub alert: Option<AlertFields<'a>>,
+    /// On summary lines.
+    pub repeats: Option<Repeats<'a>>,
     pub source: Source<'a>,
     pub body: Body<'a>,
+    /// The container and namespaces of the event's process (all unknown for a host process).
+    pub container: ContainerLine<'a>,
 }
 
 impl<'a> Line<'a> {
@@ -256,12 +280,24 @@ impl<'a> Line<'a> {
                 kind: Required(if alert.is_some() { "alert" } else { "event" }),
             },
             alert,
+            repeats: None,
             source: Source {
                 datamodel: Required(Category::of(event).datamodel()),
                 vendor_product: Required(VENDOR_PRODUCT),
             },
             body: Body::of(event),
+            container: ContainerLine::of(event.process()),
         }
+    }
+
+    /// The summary line of the repeats of `alert`, first raised on `event`: timed at the
+    /// last repeat.
+    pub fn summary(event: &'a Event, alert: AlertFields<'a>, repeats: Repeats<'a>) -> Line<'a> {
+        let mut line = Line::new(event, Some(alert));
+        line.head.time = repeats.lastTime;
+        line.head.kind = Required("summary");
+        line.repeats = Some(repeats);
+        line
     }
 }
 
@@ -272,8 +308,12 @@ impl Serialize for Line<'_> {
         if let Some(alert) = &self.alert {
             alert.write(&mut map)?;
         }
+        if let Some(repeats) = &self.repeats {
+            repeats.write(&mut map)?;
+        }
         self.source.write(&mut map)?;
         self.body.write(&mut map)?;
+        self.container.write(&mut map)?;
         map.end()
     }
 }
@@ -286,7 +326,7 @@ pub(crate) fn visit(event: &Event, key: &str, f: &mut dyn FnMut(&str)) -> bool {
         value::FieldValue::visit(&event.host(), f);
         return true;
     }
-    Body::of(event).visit(key, f)
+    Body::of(event).visit(key, f) || ContainerLine::of(event.process()).visit(key, f)
 }
 
 /// The field `name` of `category` lines as a message template may name it: `host`, or a text
@@ -298,6 +338,11 @@ pub(crate) fn message_key(category: Category, name: &str) -> Option<&'static str
     Body::keys(category)
         .iter()
         .find(|k| **k == name && Body::is_text(category, k))
+        .or_else(|| {
+            ContainerLine::KEYS
+                .iter()
+                .find(|k| **k == name && ContainerLine::is_text(k))
+        })
         .copied()
 }
 

@@ -34,6 +34,7 @@ pub fn process(pid: u32, path: &str, command_line: &str) -> Process {
         user: "alice".into(),
         user_id: "1000".into(),
         original_file_name: Default::default(),
+        ..Default::default()
     }
 }
 
