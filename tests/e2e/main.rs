@@ -13,6 +13,7 @@
 
 mod harness;
 
+mod container;
 mod dns;
 mod evasion;
 mod exec;
