@@ -232,9 +232,9 @@ fn a_cgroup2_mount_of_a_private_cgroup_namespace_is_refused() {
     std::fs::create_dir(&cgroup).unwrap();
     let script = format!(
         "echo $$ > '{}/cgroup.procs' && exec unshare --cgroup --mount sh -c \
-         \"mount -t cgroup2 none '{}' && exec '{BIN}'\"",
+         \"umount -l '{root}' && mount -t cgroup2 none '{root}' && exec '{BIN}'\"",
         cgroup.display(),
-        root.display()
+        root = root.display()
     );
     let out = Command::new("sh").args(["-c", &script]).output().unwrap();
     let _ = std::fs::remove_dir(&cgroup);
@@ -248,6 +248,26 @@ fn a_cgroup2_mount_of_a_private_cgroup_namespace_is_refused() {
         "{err}"
     );
     assert!(err.contains("--cgroupns=host"), "{err}");
+}
+
+/// The sensor without CAP_NET_ADMIN (and without CAP_SYS_ADMIN, which would stand for it):
+/// refused before loading anything, naming the capability.
+#[test]
+fn a_missing_capability_is_named() {
+    if !require_root() {
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--bounding-set",
+            "-all,+bpf,+perfmon,+sys_resource,+sys_ptrace,+dac_read_search",
+            BIN,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("runs without CAP_NET_ADMIN:"), "{err}");
 }
 
 /// The sensor on the host in a private PID namespace: refused, with what to change.

@@ -88,11 +88,19 @@ impl Arch {
         }
     }
 
-    /// Writes `binary` without its debug information to `out`.
+    /// Writes `binary` without its debug information and the symbols it does not need to
+    /// run to `out` (as Debian strips its packages' binaries).
     pub fn strip(self, binary: &Path, out: &Path) -> Result<()> {
         capture(
             &self.binutils("strip"),
-            &["--strip-debug", "-o", path_str(out)?, path_str(binary)?],
+            &[
+                "--strip-unneeded",
+                "--remove-section=.comment",
+                "--remove-section=.note",
+                "-o",
+                path_str(out)?,
+                path_str(binary)?,
+            ],
         )
         .map(drop)
     }

@@ -1,7 +1,8 @@
 //! Checks before loading, each with an error that says what is missing and how to fix it
-//! (exit code 3): root, the kernel's BTF, the host's PID namespace (in a container: `/proc`
-//! must show the host's processes, and the kernel's process ids must be the ones user space
-//! sees) and the host's cgroup v2 root.
+//! (exit code 3): root, the capabilities that load and attach the programs, the kernel's BTF,
+//! the host's PID namespace (in a container: `/proc` must show the host's processes, and the
+//! kernel's process ids must be the ones user space sees) and the host's cgroup v2 root.
+//! Capabilities that only some identifications need are warned about.
 //!
 //! Uses: `btf_offsets`, `cgroup`.
 
@@ -23,6 +24,7 @@ pub fn check() -> Result<Host> {
             "tunnelwatch must run as root (it loads eBPF programs and attaches them to the root cgroup)"
         );
     }
+    capabilities()?;
     let btf = PathBuf::from(VMLINUX_BTF);
     if !btf.exists() {
         bail!(
@@ -34,6 +36,70 @@ pub fn check() -> Result<Host> {
     let cgroup_root = cgroup::v2_root()?;
     raise_memlock_limit();
     Ok(Host { btf, cgroup_root })
+}
+
+/// Capability numbers (include/uapi/linux/capability.h).
+const CAP_DAC_READ_SEARCH: u32 = 2;
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_PTRACE: u32 = 19;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Fails when the effective capabilities cannot load and attach the programs (CAP_BPF and
+/// CAP_PERFMON, which CAP_SYS_ADMIN implies, load them; CAP_NET_ADMIN, or CAP_SYS_ADMIN,
+/// loads and attaches the cgroup_skb ones); warns when those that read other users' processes
+/// and files are missing.
+fn capabilities() -> Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| anyhow::anyhow!("cannot read /proc/self/status: {e}"))?;
+    let Some(effective) = effective_capabilities(&status) else {
+        bail!("/proc/self/status has no CapEff line");
+    };
+    let missing = missing_capabilities(effective);
+    if !missing.is_empty() {
+        bail!(
+            "tunnelwatch runs without {}: it loads eBPF programs (CAP_BPF, CAP_PERFMON) and \
+             attaches them to the root cgroup (CAP_NET_ADMIN). Grant them (systemd \
+             CapabilityBoundingSet=, podman or docker --cap-add, Kubernetes \
+             securityContext.capabilities.add: deploy/ lists what the sensor needs)",
+            missing.join(", ")
+        );
+    }
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    if !has(CAP_SYS_PTRACE) {
+        log::warn!(
+            "without CAP_SYS_PTRACE, /proc/PID/exe of other users' processes cannot be read: \
+             programs run from memory (memfd) by them are not identified"
+        );
+    }
+    if !has(CAP_DAC_READ_SEARCH) {
+        log::warn!(
+            "without CAP_DAC_READ_SEARCH, executables that root may not read are not identified"
+        );
+    }
+    Ok(())
+}
+
+/// The `CapEff` mask of /proc/self/status text.
+fn effective_capabilities(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// What loading and attaching need that `effective` lacks.
+fn missing_capabilities(effective: u64) -> Vec<&'static str> {
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    let admin = has(CAP_SYS_ADMIN);
+    [
+        (CAP_BPF, "CAP_BPF"),
+        (CAP_PERFMON, "CAP_PERFMON"),
+        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|&(cap, _)| !has(cap) && !admin)
+    .map(|(_, name)| name)
+    .collect()
 }
 
 /// The inode of the initial PID namespace (`PROC_PID_INIT_INO`, include/linux/proc_ns.h): the
@@ -67,5 +133,28 @@ fn raise_memlock_limit() {
     let inf = nix::sys::resource::RLIM_INFINITY;
     if let Err(e) = setrlimit(Resource::RLIMIT_MEMLOCK, inf, inf) {
         log::debug!("cannot raise RLIMIT_MEMLOCK: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_are_read_from_the_effective_mask() {
+        let status = "Name:\ttunnelwatch\nCapPrm:\t000001ffffffffff\nCapEff:\t000000c000001000\n";
+        let eff = effective_capabilities(status).unwrap();
+        assert_eq!(
+            eff,
+            (1 << CAP_BPF) | (1 << CAP_PERFMON) | (1 << CAP_NET_ADMIN)
+        );
+        assert!(missing_capabilities(eff).is_empty());
+        assert_eq!(
+            missing_capabilities(1 << CAP_BPF),
+            ["CAP_PERFMON", "CAP_NET_ADMIN"]
+        );
+        // CAP_SYS_ADMIN stands for all three (as the kernel's checks take it).
+        assert!(missing_capabilities(1 << CAP_SYS_ADMIN).is_empty());
+        assert_eq!(effective_capabilities("CapEff:\tzz\n"), None);
     }
 }
