@@ -16,7 +16,7 @@ use std::{
 use tempfile::TempDir;
 
 use crate::harness::{
-    programs::{Tools, run},
+    programs::{KillOnDrop, Tools},
     require_root,
     sensor::{BIN, Sensor, s},
     unique,
@@ -159,8 +159,12 @@ fn the_image_run_as_the_daemonset_runs_it_alerts_on_a_renamed_ngrok_on_the_host(
         ],
     ));
     let tools = Tools::new();
-    let agent = tools.go_tool(&unique("update-agent"), "go.ngrok.com/cmd/ngrok");
-    run(Command::new(&agent).args(["http", "8080"]));
+    // A copy of `sleep` carrying ngrok's Go build information, alive while the sensor reads it
+    // through /proc/PID/exe: the host's PID namespace at work. (Once it is gone the sensor
+    // reads its path under /proc/1/root, which this machine's PID 1 does not allow.)
+    let sleep = std::fs::canonicalize("/bin/sleep").unwrap();
+    let agent = tools.go_tool_from(&sleep, &unique("update-agent"), "go.ngrok.com/cmd/ngrok");
+    let _running = KillOnDrop(Command::new(&agent).arg("30").spawn().unwrap());
     let path = agent.to_str().unwrap().to_string();
     let line = sensor.wait_for("the renamed ngrok's alert", |l| {
         s(l, "rule_id") == RENAMED_RULE && s(l, "process_path") == path

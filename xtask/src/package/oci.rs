@@ -2,7 +2,8 @@
 //! the sensor, its dynamic loader and shared libraries (found from the binary's own ELF
 //! headers) and the commented configuration; its config names the architecture, the
 //! entrypoint (`/usr/bin/tunnelwatch --config /etc/tunnelwatch/tunnelwatch.yml`) and the
-//! image's labels. The OCI layout is then written as one tar file (an `oci-archive`).
+//! image's labels. The OCI layout is then written as one tar file (an `oci-archive`), its
+//! image named `tunnelwatch:VERSION` (what `podman load` calls it: `localhost/tunnelwatch:VERSION`).
 //!
 //! Run it privileged enough to load eBPF programs, with the host's PID namespace and the
 //! host's cgroup v2 root (the README's "Install on a fleet"); the sensor says what is
@@ -15,7 +16,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, ensure};
 
 use super::VERSION;
 use crate::{
@@ -91,6 +92,7 @@ pub fn build(arch: Arch, binary: &Path, work: &Path, out: &Path) -> Result<PathB
     }
     sh("umoci", &config)?;
     sh("umoci", &["gc", "--layout", path_str(&layout)?])?;
+    name_image(&layout)?;
     if out.exists() {
         fs::remove_file(out)?;
     }
@@ -111,4 +113,23 @@ pub fn build(arch: Arch, binary: &Path, work: &Path, out: &Path) -> Result<PathB
         ],
     )?;
     Ok(out.to_path_buf())
+}
+
+/// Names the layout's one image `tunnelwatch:VERSION` (the `org.opencontainers.image.ref.name`
+/// annotation of index.json, which umoci sets to the bare tag).
+fn name_image(layout: &Path) -> Result<()> {
+    let path = layout.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&fs::read(&path)?)?;
+    let manifests = index["manifests"]
+        .as_array_mut()
+        .context("index.json without manifests")?;
+    ensure!(
+        manifests.len() == 1,
+        "index.json lists {} images",
+        manifests.len()
+    );
+    manifests[0]["annotations"]["org.opencontainers.image.ref.name"] =
+        format!("tunnelwatch:{VERSION}").into();
+    fs::write(&path, serde_json::to_vec(&index)?)?;
+    Ok(())
 }
