@@ -5,7 +5,7 @@
 use crate::limits::{COMM_LEN, DNS_CAPTURE_MAX, EXEC_DATA_SIZE, EXEC_DATA_SLACK};
 
 /// Layout version of every record; bumped on any change.
-pub const RECORD_VERSION: u8 = 3;
+pub const RECORD_VERSION: u8 = 4;
 
 /// What a record is.
 #[repr(u8)]
@@ -186,7 +186,26 @@ pub struct DnsRecord {
     pub payload_len: u32,
     /// Bytes of it copied into `payload` (at most `DNS_CAPTURE_MAX`).
     pub captured_len: u32,
+    /// TCP: the segment's sequence number (of the SYN itself when [`tcp_flags::SYN`] is set:
+    /// Fast Open data then starts at `tcp_seq + 1`); user space orders a stream's bytes by
+    /// it. 0 for UDP.
+    pub tcp_seq: u32,
+    /// UDP: the segment size of a GSO datagram (`UDP_SEGMENT`: one send, several datagrams
+    /// on the wire, each `gso_size` bytes but the last), 0 for a plain datagram. User space
+    /// splits the payload at it.
+    pub gso_size: u16,
+    /// TCP: the segment's flags ([`tcp_flags`]); 0 for UDP.
+    pub tcp_flags: u8,
+    pub _pad: u8,
     pub payload: [u8; DNS_CAPTURE_MAX],
+}
+
+/// TCP flags as the header carries them (byte 13), for [`DnsRecord::tcp_flags`].
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const ACK: u8 = 0x10;
 }
 
 impl DnsRecord {

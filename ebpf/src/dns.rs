@@ -6,7 +6,11 @@
 //!
 //! Within the same host, a query is seen leaving (egress) and, on loopback, arriving at the
 //! server (ingress); its response likewise. Only queries going out and responses coming in
-//! are kept for UDP; TCP segments are all kept (user space sorts them out).
+//! are kept for UDP; TCP segments are all kept (user space sorts them out, and puts each
+//! stream back together by the sequence numbers sent along): those with data, those that carry
+//! data in their SYN (TCP Fast Open), and the empty FIN and RST that end a stream. A UDP GSO
+//! datagram (`UDP_SEGMENT`) is seen here before it is cut into datagrams: its segment size
+//! goes with it, and user space cuts it the same way.
 
 use aya_ebpf::{
     helpers::{
@@ -19,7 +23,7 @@ use aya_ebpf::{
 use tunnelwatch_common::{
     DnsRecord, RECORD_VERSION, RecordKind, TaskInfo,
     limits::DNS_CAPTURE_MAX,
-    records::{direction, owner_source},
+    records::{direction, owner_source, tcp_flags},
     stats,
 };
 
@@ -53,8 +57,11 @@ struct Flow {
     src_port: u16,
     dst_port: u16,
     payload_off: u32,
-    /// TCP SYN without payload.
+    /// TCP: SYN set and ACK clear (a connection's first packet).
     syn: bool,
+    /// TCP: the sequence number and the flags byte.
+    tcp_seq: u32,
+    tcp_flags: u8,
 }
 
 #[inline(always)]
@@ -92,6 +99,8 @@ fn parse(ctx: &SkBuffContext) -> Option<Flow> {
         dst_port: 0,
         payload_off: 0,
         syn: false,
+        tcp_seq: 0,
+        tcp_flags: 0,
     };
     let l4_off: u32;
     match flow.ip_version {
@@ -148,13 +157,15 @@ fn parse(ctx: &SkBuffContext) -> Option<Flow> {
     match flow.protocol {
         IPPROTO_UDP => flow.payload_off = l4_off + 8,
         IPPROTO_TCP => {
-            let mut t = [0u8; 2];
-            if !load(ctx, l4_off + 12, &mut t) {
+            // Sequence number (4..8), acknowledgment (8..12), data offset (12), flags (13).
+            let mut t = [0u8; 10];
+            if !load(ctx, l4_off + 4, &mut t) {
                 return None;
             }
-            flow.payload_off = l4_off + ((t[0] >> 4) as u32) * 4;
-            // SYN set, ACK clear.
-            flow.syn = t[1] & 0x12 == 0x02;
+            flow.tcp_seq = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
+            flow.payload_off = l4_off + ((t[8] >> 4) as u32) * 4;
+            flow.tcp_flags = t[9];
+            flow.syn = t[9] & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
         }
         _ => return None,
     }
@@ -232,14 +243,20 @@ fn handle(ctx: &SkBuffContext, dir: u8) {
 
     if dir == direction::EGRESS && flow.protocol == IPPROTO_TCP && flow.syn {
         // connect() runs in the caller's context: remember who owns the socket, since later
-        // segments may be sent from softirq context.
+        // segments may be sent from softirq context. A SYN with data (TCP Fast Open) goes on.
         remember_owner(ctx, cookie);
-        return;
+        if payload_len == 0 {
+            return;
+        }
     }
-    if payload_len == 0 {
+    // An empty segment matters only when it ends a stream (user space frees its state).
+    if payload_len == 0
+        && (flow.protocol != IPPROTO_TCP || flow.tcp_flags & (tcp_flags::FIN | tcp_flags::RST) == 0)
+    {
         return;
     }
     if flow.protocol == IPPROTO_UDP {
+        // The first message decides for a GSO datagram's others (one send, one socket).
         let mut flags = [0u8; 1];
         if !load(ctx, flow.payload_off + 2, &mut flags) {
             maps::count(stats::DNS_UNPARSED);
@@ -306,6 +323,23 @@ fn handle(ctx: &SkBuffContext, dir: u8) {
     rec.src_addr = flow.src_addr;
     rec.dst_addr = flow.dst_addr;
     rec.payload_len = payload_len;
+    rec.tcp_seq = flow.tcp_seq;
+    rec.tcp_flags = flow.tcp_flags;
+    rec.gso_size = 0;
+    if flow.protocol == IPPROTO_UDP {
+        // SAFETY: the context pointer is the program's own skb; `gso_size` is readable by
+        // every skb program since Linux 5.7.
+        let gso = unsafe { (*ctx.skb.skb).gso_size };
+        rec.gso_size = if gso > u16::MAX as u32 { 0 } else { gso as u16 };
+    }
+    if payload_len == 0 {
+        // A FIN or RST without data: the header says all.
+        rec.captured_len = 0;
+        let size = DnsRecord::PAYLOAD_OFFSET;
+        rec.header.size = size as u32;
+        maps::submit((rec as *const DnsRecord).cast(), size, stats::DNS_LOST);
+        return;
+    }
 
     let mut cap = payload_len as usize;
     if cap > DNS_CAPTURE_MAX {

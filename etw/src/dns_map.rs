@@ -73,6 +73,7 @@ pub fn dns_event(
         transport: "",
         process,
         parent,
+        inferred_from_response: false,
     })
 }
 

@@ -341,6 +341,8 @@ impl<H: Host> Enricher<H> {
             parent,
             // ETW reports the whole command line.
             args_truncated: false,
+            fileless: "".into(),
+            loader: "".into(),
         })
     }
 
@@ -427,6 +429,8 @@ impl<H: Host> Enricher<H> {
             process,
             parent,
             args_truncated: false,
+            fileless: "".into(),
+            loader: "".into(),
         }
     }
 

@@ -227,6 +227,8 @@ fn linux_lines() -> (Value, Value) {
         process: ngrok.clone(),
         parent: bash.clone(),
         args_truncated: false,
+        fileless: "".into(),
+        loader: "".into(),
     });
     let query = Event::Dns(DnsEvent {
         time: filetime_to_system_time(T0),
@@ -244,6 +246,7 @@ fn linux_lines() -> (Value, Value) {
         transport: "udp",
         process: Some(ngrok),
         parent: Some(bash),
+        inferred_from_response: false,
     });
     let line = |e: &Event, rule: &str| {
         let mut alerts: Vec<Alert<'_>> = Vec::new();

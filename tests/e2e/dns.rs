@@ -20,14 +20,14 @@ use crate::{
 const NETWORK_RULE: &str = "5790a766-53b8-40d3-a696-3547b978fcf0";
 
 /// A responder on a free port and a sensor watching that port.
-fn setup() -> (Responder, Sensor) {
+pub(crate) fn setup() -> (Responder, Sensor) {
     let responder = Responder::start(0);
     let port = responder.port.to_string();
     let sensor = Sensor::start(&["--dns-port", &port]);
     (responder, sensor)
 }
 
-fn alert_for(query: &str) -> impl Fn(&Value) -> bool + '_ {
+pub(crate) fn alert_for(query: &str) -> impl Fn(&Value) -> bool + '_ {
     move |v| s(v, "rule_id") == NETWORK_RULE && s(v, "query") == query
 }
 

@@ -168,16 +168,7 @@ fn a_query_from_another_network_namespace_is_caught() {
          c=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);c.sendto(q,('127.0.0.1',{port}))\n\
          srv.settimeout(5);srv.recvfrom(512)\n"
     );
-    let status = Command::new("unshare")
-        .args([
-            "--net",
-            "sh",
-            "-c",
-            "ip link set lo up && exec python3 -c \"$0\"",
-        ])
-        .arg(&script)
-        .status()
-        .unwrap();
+    let status = programs::python_in_own_netns(&script);
     assert!(
         status.success(),
         "query inside a new network namespace: {status}"
@@ -217,9 +208,140 @@ fn a_tunnel_run_from_a_memfd_is_still_identified() {
             .unwrap(),
     );
     let line = sensor.wait_for("the memfd ngrok", |v| {
-        s(v, "original_file_name") == "ngrok" && s(v, "process") == "svc -f /dev/null http 8080"
+        s(v, "original_file_name") == "ngrok"
+            && s(v, "process") == "svc -f /dev/null http 8080"
+            && s(v, "rule_name") == "Renamed Ngrok Agent"
     });
-    assert_eq!(s(&line, "rule_name"), "Renamed Ngrok Agent");
     assert_eq!(s(&line, "process_path"), "/memfd:ngrok");
+    assert_eq!(s(&line, "process_fileless"), "memfd");
+    sensor.stop();
+}
+
+#[test]
+fn a_fileless_tunnel_alerts_whatever_its_memfd_name() {
+    if !require_root() {
+        return;
+    }
+    // Issue 12: a memfd's name is the attacker's choice (`kworker` here) and the program in it
+    // need not be one the sensor identifies (plain tail): its tunnel arguments and its having
+    // no file give it away.
+    let arg = unique("memfd");
+    let script = format!(
+        "import os\n\
+         fd = os.memfd_create('kworker', 0)\n\
+         os.write(fd, open('/usr/bin/tail', 'rb').read())\n\
+         os.execve(fd, ['kworker', '-f', '/dev/null', 'http', '{arg}'], {{}})\n"
+    );
+    let mut sensor = Sensor::start(&[]);
+    let _child = KillOnDrop(
+        Command::new("python3")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let line = sensor.wait_for("the fileless tunnel", |v| {
+        s(v, "rule_name") == "Fileless Program With Tunnel Arguments"
+            && s(v, "process").ends_with(&arg)
+    });
+    assert_eq!(s(&line, "process_fileless"), "memfd", "{line:#}");
+    assert_eq!(s(&line, "process_path"), "/memfd:kworker", "{line:#}");
+    assert_eq!(s(&line, "process_name"), "memfd:kworker", "{line:#}");
+    sensor.stop();
+}
+
+/// The system's dynamic loader and its real path.
+fn system_loader() -> (String, String) {
+    let given = "/lib64/ld-linux-x86-64.so.2".to_string();
+    let real = std::fs::canonicalize(&given)
+        .expect("the x86-64 dynamic loader")
+        .to_string_lossy()
+        .into_owned();
+    (given, real)
+}
+
+#[test]
+fn a_tunnel_run_through_the_dynamic_loader_is_named_and_identified() {
+    if !require_root() {
+        return;
+    }
+    // Issue 12: `/lib64/ld-linux-x86-64.so.2 ./ngrok http 80` runs the loader; the program it
+    // loads is the one that runs, named from the loader's arguments. The programs are copies
+    // of tail that keep running (`-f /dev/null`), as a tunnel agent does.
+    let tools = Tools::new();
+    let tail = std::fs::canonicalize("/usr/bin/tail").unwrap();
+    let ngrok = tools.path("ngrok");
+    std::fs::copy(&tail, &ngrok).unwrap();
+    let (loader, loader_real) = system_loader();
+    let mut sensor = Sensor::start(&[]);
+    let spawn = |cmd: &mut Command| {
+        KillOnDrop(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let arg = unique("ldso");
+    let _relative = spawn(
+        Command::new(&loader)
+            .args(["./ngrok", "-f", "/dev/null", "http", &arg])
+            .current_dir(tools.dir()),
+    );
+    let line = sensor.wait_for("ngrok through ld.so", |v| {
+        s(v, "rule_id") == LINUX_RULE && s(v, "process").ends_with(&arg)
+    });
+    assert_eq!(s(&line, "process_name"), "ngrok", "{line:#}");
+    assert_eq!(
+        s(&line, "process_path"),
+        ngrok.to_string_lossy(),
+        "{line:#}"
+    );
+    assert_eq!(s(&line, "process_loader"), loader_real, "{line:#}");
+    assert_eq!(
+        s(&line, "process"),
+        format!("{loader} ./ngrok -f /dev/null http {arg}")
+    );
+    // Loader options with values, and a renamed Go-built ngrok identified by its content.
+    let helper = tools.go_tool_from(&tail, "update-helper", "go.ngrok.com/cmd/ngrok");
+    let arg = unique("ldso-renamed");
+    let _renamed = spawn(Command::new(&loader).args([
+        "--argv0",
+        "sshd",
+        "--library-path",
+        "/nonexistent",
+        &helper.to_string_lossy(),
+        "-f",
+        "/dev/null",
+        "http",
+        &arg,
+    ]));
+    let line = sensor.wait_for("a renamed ngrok through ld.so", |v| {
+        s(v, "rule_name") == "Renamed Ngrok Agent" && s(v, "process").ends_with(&arg)
+    });
+    assert_eq!(s(&line, "process_name"), "update-helper", "{line:#}");
+    assert_eq!(s(&line, "original_file_name"), "ngrok", "{line:#}");
+    assert_eq!(s(&line, "process_loader"), loader_real, "{line:#}");
+    // A copy of the loader under another name is still a loader.
+    let copy = tools.path("runner");
+    std::fs::copy(&loader_real, &copy).unwrap();
+    let arg = unique("ldso-copy");
+    let _copied = spawn(Command::new(&copy).args([
+        &*ngrok.to_string_lossy(),
+        "-f",
+        "/dev/null",
+        "tcp",
+        &arg,
+    ]));
+    let line = sensor.wait_for("ngrok through a renamed ld.so", |v| {
+        s(v, "rule_id") == LINUX_RULE && s(v, "process").ends_with(&arg)
+    });
+    assert_eq!(s(&line, "process_name"), "ngrok", "{line:#}");
+    assert_eq!(
+        s(&line, "process_loader"),
+        copy.to_string_lossy(),
+        "{line:#}"
+    );
     sensor.stop();
 }

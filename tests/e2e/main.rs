@@ -15,8 +15,10 @@ mod harness;
 
 mod container;
 mod dns;
+mod dns_evasion;
 mod evasion;
 mod exec;
 mod identify;
 mod lifecycle;
 mod rules;
+mod tamper;

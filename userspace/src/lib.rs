@@ -8,5 +8,6 @@ pub use tunnelwatch_engine as engine;
 pub mod commands;
 pub mod output;
 pub mod rule_source;
+pub mod trust;
 
 pub mod linux;

@@ -58,6 +58,12 @@ struct Cli {
     #[arg(long, global = true)]
     skip_invalid: bool,
 
+    /// Run with a config file, rule file or rule directory that a user other than root could
+    /// change (owned by another user, or writable by group or others), which the sensor
+    /// otherwise refuses. For development only: whoever can write them can silence alerts.
+    #[arg(long)]
+    allow_untrusted_config: bool,
+
     /// Kernel-to-user ring buffer size, e.g. 16MiB or 16777216 (a power of two, 64KiB to 1GiB). Default: 8MiB.
     #[arg(long, value_name = "SIZE")]
     ring_buffer_size: Option<String>,
@@ -136,6 +142,8 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
         config: cli.config.clone(),
         rule_dirs: cli.rules.clone(),
         skip_invalid: cli.skip_invalid,
+        // The live sensor's inputs decide what it reports; `replay` and `rules` only read.
+        trusted_only: cli.command.is_none() && !cli.allow_untrusted_config,
     };
     let options = LoadOptions {
         skip_invalid: cli.skip_invalid,

@@ -3,14 +3,16 @@
 //! The sensor's loop never blocks on stdout. When the reader of stdout is slower than the
 //! events (or stopped), the queue fills and further lines are dropped and counted (reported in
 //! the stats as `output_dropped`), so memory stays bounded and signals are still handled. A
-//! closed stdout (EPIPE) is noticed and ends the sensor cleanly.
+//! closed stdout (EPIPE) is noticed and ends the sensor cleanly. Lines still queued when the
+//! writer is abandoned at exit (a stdout stuck past [`Output::finish`]'s limit) are dropped too,
+//! and counted: every line sent is either written or dropped.
 //!
 //! Uses: nothing of this crate or the engine (a writer thread over lines of bytes).
 
 use std::{
     io::{self, Write},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc::{SyncSender, TrySendError, sync_channel},
     },
@@ -26,6 +28,12 @@ pub struct OutputStats {
     pub written: AtomicU64,
     pub dropped: AtomicU64,
     closed: AtomicBool,
+    /// Lines the queue took (written, in the queue, or in the writer's hands).
+    queued: AtomicU64,
+    /// Set when the writer is abandoned: a line it finishes after that was already counted
+    /// dropped, so it no longer counts it written. Held while `written` is bumped, so that the
+    /// two counts never both hold a line.
+    abandoned: Mutex<bool>,
 }
 
 impl OutputStats {
@@ -55,6 +63,11 @@ impl Output {
                     let done = out.write_all(&line).and_then(|()| out.flush());
                     match done {
                         Ok(()) => {
+                            let abandoned =
+                                shared.abandoned.lock().unwrap_or_else(|e| e.into_inner());
+                            if *abandoned {
+                                return;
+                            }
                             shared.written.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(e) => {
@@ -79,7 +92,9 @@ impl Output {
     pub fn send(&self, line: Vec<u8>) {
         let Some(tx) = &self.tx else { return };
         match tx.try_send(line) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
             Err(TrySendError::Full(_)) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -94,7 +109,8 @@ impl Output {
     }
 
     /// Closes the queue and waits up to `limit` for the lines still in it to be written. A
-    /// stdout stuck for longer keeps them (the caller reports what was written).
+    /// stdout stuck for longer: the lines not written by then are abandoned and counted in
+    /// `dropped`.
     pub fn finish(&mut self, limit: std::time::Duration) {
         drop(self.tx.take());
         let Some(writer) = self.writer.take() else {
@@ -106,7 +122,20 @@ impl Output {
         }
         if writer.is_finished() {
             let _ = writer.join();
+            if !self.stats.closed() {
+                return;
+            }
         }
+        // Stuck, or stdout closed with lines still queued: what was not written is dropped.
+        let mut abandoned = self
+            .stats
+            .abandoned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *abandoned = true;
+        let left =
+            self.stats.queued.load(Ordering::Relaxed) - self.stats.written.load(Ordering::Relaxed);
+        self.stats.dropped.fetch_add(left, Ordering::Relaxed);
     }
 }
 
@@ -150,6 +179,31 @@ mod tests {
         let written = String::from_utf8(sink.lock().unwrap().clone()).unwrap();
         assert!(written.starts_with("0\n1\n2\n3\n"), "{written}");
         assert_eq!(written.lines().count() as u64, 100 - dropped);
+    }
+
+    #[test]
+    fn lines_left_in_the_queue_of_a_stuck_reader_at_exit_count_as_dropped() {
+        let gate = Arc::new(Mutex::new(()));
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        let held = gate.lock().unwrap();
+        let mut out = Output::start(Stuck(gate.clone(), sink.clone()), 16);
+        for i in 0..10 {
+            out.send(format!("{i}\n").into_bytes());
+        }
+        assert_eq!(out.stats().dropped.load(Ordering::Relaxed), 0);
+        // The reader never comes back before the limit: every line is abandoned.
+        out.finish(Duration::from_millis(50));
+        let (written, dropped) = (
+            out.stats().written.load(Ordering::Relaxed),
+            out.stats().dropped.load(Ordering::Relaxed),
+        );
+        assert_eq!((written, dropped), (0, 10));
+        // The line in the writer's hands goes out when the reader wakes, but stays counted
+        // once, as dropped.
+        drop(held);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(out.stats().written.load(Ordering::Relaxed), 0);
+        assert_eq!(out.stats().dropped.load(Ordering::Relaxed), 10);
     }
 
     struct Closed;

@@ -1,9 +1,10 @@
 //! Where the engine comes from: the embedded rule pack, the rule directories given with
 //! `--rules`, and the allowlist of the `--config` file. Loaded once at start, and again on
 //! SIGHUP or when one of those files changes: a rule set that does not load is refused with
-//! file, line and reason, and the running one stays.
+//! file, line and reason, and the running one stays. The live sensor trusts only files that
+//! root alone can change (`trust`): an untrusted one is refused at start and at reload alike.
 //!
-//! Uses: the engine (configuration, rule sets, the engine) and `linux::settings`.
+//! Uses: the engine (configuration, rule sets, the engine), `trust` and `linux::settings`.
 
 use std::{
     collections::hash_map::DefaultHasher,
@@ -23,6 +24,9 @@ pub struct RuleSource {
     pub rule_dirs: Vec<PathBuf>,
     /// Skip rules that do not load (with a warning) instead of refusing the whole set.
     pub skip_invalid: bool,
+    /// Refuse a config file, rule file or rule directory that a user other than root could
+    /// change (the live sensor, unless `--allow-untrusted-config`); see `trust`.
+    pub trusted_only: bool,
 }
 
 /// A loaded configuration and the engine built from it.
@@ -41,6 +45,9 @@ impl RuleSource {
     /// `FILE:LINE: reason` per line.
     pub fn load(&self) -> Result<Loaded, String> {
         let fingerprint = self.fingerprint();
+        if self.trusted_only {
+            crate::trust::check(self.config.as_deref(), &self.rule_dirs)?;
+        }
         let config = match &self.config {
             Some(path) => Config::load(path).map_err(|e| e.to_string())?,
             None => Config::default(),
@@ -56,6 +63,9 @@ impl RuleSource {
             log::warn!("{n}");
         }
         for w in config.allowlist.unmatched_rule_refs(&loaded.rules) {
+            log::warn!("{w}");
+        }
+        for w in config.allowlist.match_everything(&loaded.rules) {
             log::warn!("{w}");
         }
         let engine = Engine::new(loaded.rules, config.allowlist.clone());
@@ -85,7 +95,8 @@ impl RuleSource {
         }
     }
 
-    /// A value that changes when any input file changes (path, size, mtime or content):
+    /// A value that changes when any input file changes (path, size, mtime, content, mode or
+    /// owner):
     /// polled to reload without a signal.
     pub fn fingerprint(&self) -> u64 {
         let mut h = DefaultHasher::new();
@@ -106,6 +117,12 @@ fn stamp(path: &Path, h: &mut DefaultHasher) {
     path.hash(h);
     if let Ok(m) = std::fs::metadata(path) {
         m.len().hash(h);
+        // Who may write it (see `trust`): a file made trusted again is loaded again.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            (m.mode(), m.uid(), m.gid()).hash(h);
+        }
         m.modified().unwrap_or(SystemTime::UNIX_EPOCH).hash(h);
         // Two quick writes of the same size can share an mtime tick: the content decides.
         if m.is_file() && m.len() <= HASH_CONTENT_MAX {

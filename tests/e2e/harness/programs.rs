@@ -185,3 +185,19 @@ pub fn execveat(file: &Path, args: &[&str]) -> ExitStatus {
     );
     status
 }
+
+/// Runs `python3 -c SCRIPT` in a network namespace of its own (`unshare --net`, loopback up):
+/// its traffic stays there, and the sensor in the host namespace still sees it (cgroup, not
+/// netns, decides).
+pub fn python_in_own_netns(script: &str) -> ExitStatus {
+    Command::new("unshare")
+        .args([
+            "--net",
+            "sh",
+            "-c",
+            "ip link set lo up && exec python3 -c \"$0\"",
+        ])
+        .arg(script)
+        .status()
+        .unwrap()
+}

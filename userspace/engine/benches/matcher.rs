@@ -216,6 +216,8 @@ fn exec(platform: Platform, path: &str, command_line: &str, pid: u32) -> Event {
         process: process(pid, path, command_line, "alice"),
         parent,
         args_truncated: false,
+        fileless: "".into(),
+        loader: "".into(),
     })
 }
 
@@ -241,6 +243,7 @@ fn dns(query: &str, pid: u32) -> Event {
             "alice",
         )),
         parent: None,
+        inferred_from_response: false,
     })
 }
 

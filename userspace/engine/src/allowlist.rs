@@ -193,6 +193,37 @@ impl Allowlist {
         out
     }
 
+    /// Warnings for entries that match every event of the rules they cover: every field they
+    /// list has a value that matches anything (`*`). Such an entry silences those rules
+    /// entirely (for every event that has the fields it names).
+    pub fn match_everything(&self, rules: &RuleSet) -> Vec<SourceError> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            let everything = e
+                .conditions
+                .iter()
+                .all(|(_, patterns)| patterns.iter().any(Pattern::matches_any_value));
+            if !everything {
+                continue;
+            }
+            let covered = rules.rules().iter().filter(|r| e.applies_to(r)).count();
+            if covered == 0 {
+                continue;
+            }
+            let fields: Vec<&str> = e.conditions.iter().map(|(f, _)| *f).collect();
+            out.push(SourceError::new(
+                &e.file,
+                e.line,
+                format!(
+                    "allowlist entry matches every event of the {covered} rule(s) it covers \
+                     ({} = '*'): it silences them all",
+                    fields.join(", ")
+                ),
+            ));
+        }
+        out
+    }
+
     /// Parses the `allowlist:` list of a configuration file.
     pub(crate) fn parse(r: &Reader<'_>, node: &Node<'_>) -> Result<Allowlist, SourceError> {
         let items = match &r.untagged(node)?.data {

@@ -79,6 +79,10 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../rules/devtunnels_renamed_binary.yml"),
     ),
     (
+        "rules/fileless_tunnel_arguments.yml",
+        include_str!("../../../rules/fileless_tunnel_arguments.yml"),
+    ),
+    (
         "rules/frp_client_or_server.yml",
         include_str!("../../../rules/frp_client_or_server.yml"),
     ),

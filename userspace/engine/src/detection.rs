@@ -57,6 +57,52 @@ pub(crate) enum Values {
 }
 
 impl Detection {
+    /// Whether the condition is false for every event, as far as can be told without one:
+    /// each selection that matches every event carrying its fields (a `'*'` value, `exists:
+    /// true`) counts as true, every other as unknown, and the condition is worked out in
+    /// three-valued logic. `not selection` with such a selection (a filter that excludes
+    /// everything) is the case this catches; a condition that depends on the event's values
+    /// in a way no single value shows is not.
+    pub(crate) fn never_holds(&self) -> bool {
+        /// `and` (`decides` false) or `or` (`decides` true) in three-valued logic.
+        fn combine(terms: &[Cond], always: &[bool], decides: bool) -> Option<bool> {
+            let vals: Vec<Option<bool>> = terms.iter().map(|t| eval(t, always)).collect();
+            if vals.contains(&Some(decides)) {
+                Some(decides)
+            } else if vals.iter().all(|v| *v == Some(!decides)) {
+                Some(!decides)
+            } else {
+                None
+            }
+        }
+        fn eval(c: &Cond, always: &[bool]) -> Option<bool> {
+            match c {
+                Cond::Sel(i) => always[*i].then_some(true),
+                Cond::Not(inner) => eval(inner, always).map(|v| !v),
+                Cond::And(terms) => combine(terms, always, false),
+                Cond::Or(terms) => combine(terms, always, true),
+            }
+        }
+        let universal = |t: &Test| match t {
+            Test::Present => true,
+            Test::Pattern(p) => p.matches_any_value(),
+            Test::Absent | Test::Regex(_) => false,
+        };
+        let always: Vec<bool> = self
+            .selections
+            .iter()
+            .map(|s| {
+                s.alternatives.iter().any(|alt| {
+                    alt.iter().all(|ft| match &ft.values {
+                        Values::Any(tests) => tests.iter().any(universal),
+                        Values::All(groups) => groups.iter().all(|g| g.iter().any(universal)),
+                    })
+                })
+            })
+            .collect();
+        eval(&self.condition, &always) == Some(false)
+    }
+
     /// Every field the detection reads.
     pub(crate) fn fields(&self) -> impl Iterator<Item = Field> + '_ {
         self.selections

@@ -523,14 +523,9 @@ pub fn parse_tcp_segment(bytes: &[u8], complete: bool) -> Vec<DnsMessage> {
         let len = usize::from(u16::from_be_bytes(*prefix));
         let whole = body.len() >= len;
         let msg_bytes = if whole { &body[..len] } else { body };
-        if !plausible_tcp_message(len, msg_bytes) {
-            break;
-        }
-        match parse_message(msg_bytes, whole) {
-            Ok(msg) if msg.questions.first().is_some_and(|q| known_class(q.qclass)) => {
-                out.push(msg);
-            }
-            _ => break,
+        match parse_tcp_message(len, msg_bytes) {
+            Some(msg) => out.push(msg),
+            None => break,
         }
         if !whole {
             break;
@@ -538,6 +533,33 @@ pub fn parse_tcp_segment(bytes: &[u8], complete: bool) -> Vec<DnsMessage> {
         rest = &body[len..];
     }
     out
+}
+
+/// Decodes one DNS-over-TCP message whose length prefix said `declared_len`, from `bytes`
+/// (the message without its prefix: all of it, or its first part when it was cut short),
+/// with the checks [`parse_tcp_segment`] applies to tell a message from something else.
+/// `None` when it does not look like a message.
+pub fn parse_tcp_message(declared_len: usize, bytes: &[u8]) -> Option<DnsMessage> {
+    let whole = bytes.len() >= declared_len;
+    let bytes = if whole { &bytes[..declared_len] } else { bytes };
+    if !plausible_tcp_message(declared_len, bytes) {
+        return None;
+    }
+    parse_message(bytes, whole)
+        .ok()
+        .filter(|msg| msg.questions.first().is_some_and(|q| known_class(q.qclass)))
+}
+
+/// Whether `bytes` may start a DNS-over-TCP message: its length prefix and header pass the
+/// checks [`parse_tcp_segment`] applies; `true` when it is too short to tell (less than the
+/// prefix and a header).
+pub fn may_start_tcp_message(bytes: &[u8]) -> bool {
+    match bytes.split_first_chunk::<2>() {
+        Some((prefix, body)) if body.len() >= HEADER_LEN => {
+            plausible_tcp_message(usize::from(u16::from_be_bytes(*prefix)), body)
+        }
+        _ => true,
+    }
 }
 
 /// Checks a TCP message's declared length and header before decoding it.

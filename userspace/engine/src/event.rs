@@ -53,6 +53,14 @@ pub struct ProcessEvent {
     pub parent: Process,
     /// The command line was longer than the sensor captures and is cut short.
     pub args_truncated: bool,
+    /// How the program runs without a file anyone can open by its path: `memfd` (a file
+    /// made in memory by `memfd_create`, run with `fexecve`), `deleted` (its file was
+    /// removed), empty when it has one (line field `process_fileless`).
+    pub fileless: Arc<str>,
+    /// The dynamic loader, when the program was run through it directly
+    /// (`ld-linux-x86-64.so.2 ./prog`): `process_path` is then the program it loaded (line
+    /// field `process_loader`).
+    pub loader: Arc<str>,
 }
 
 /// Whether a DNS message is a query or a response.
@@ -99,6 +107,11 @@ pub struct DnsEvent {
     pub process: Option<Process>,
     /// Its parent, when known.
     pub parent: Option<Process>,
+    /// A query the sensor did not see leave, built from its response's question (a query
+    /// sent by a path the hooks miss: a packet socket, a segment lost to reassembly): rules
+    /// evaluate it as they would have evaluated the query (line field
+    /// `inferred_from_response`).
+    pub inferred_from_response: bool,
 }
 
 /// Anything the engine matches.

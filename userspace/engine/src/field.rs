@@ -106,6 +106,9 @@ pub enum Field {
     /// Sysmon's `Initiated` of a network connection: `true` on DNS queries (the host looks the
     /// name up to connect out), absent otherwise. Only `network_connection` rules read it.
     Initiated,
+    /// How the program runs without a file on disk: `memfd` or `deleted` (tunnelwatch's
+    /// `ProcessFileless`, CIM-style `process_fileless`); absent when it has a file.
+    Fileless,
     /// Parent's user name (Sysmon `ParentUser`). The sensors know it; the event lines do not
     /// carry it, so `replay` does not either.
     ParentUser,
@@ -147,11 +150,14 @@ const PROCESS_RULE_FIELDS: &[(&str, Field)] = &[
     ("ProcessId", ProcessId),
     ("ParentProcessId", ParentId),
     ("ParentUser", ParentUser),
+    // No Sigma taxonomy name: tunnelwatch's own, in Sigma's spelling.
+    ("ProcessFileless", Fileless),
     // Splunk CIM Endpoint.Processes.
     ("process_name", ProcessName),
     ("process_path", ProcessPath),
     ("process", CommandLine),
     ("original_file_name", OriginalFileName),
+    ("process_fileless", Fileless),
     ("parent_process_name", ParentName),
     ("parent_process_path", ParentPath),
     ("parent_process", ParentCommandLine),
@@ -289,6 +295,7 @@ impl Field {
                 | OriginalFileName
                 | User
                 | ParentUser
+                | Fileless
                 | UserId
                 | ParentName
                 | ParentPath
@@ -325,6 +332,7 @@ impl Field {
                 ParentCommandLine => Value::str(&e.parent.command_line),
                 ParentId => Value::pid(e.parent.pid),
                 ParentUser => Value::str(&e.parent.user),
+                Fileless => Value::str(&e.fileless),
                 _ => Value::Absent,
             },
             Event::Dns(e) if self == Initiated => {
@@ -385,7 +393,7 @@ impl Field {
                         .parent
                         .as_ref()
                         .map_or(Value::Absent, |p| Value::str(&p.user)),
-                    Initiated | Unreported(_) => Value::Absent,
+                    Initiated | Fileless | Unreported(_) => Value::Absent,
                 }
             }
         }
@@ -519,6 +527,7 @@ mod tests {
             transport: "udp",
             process: None,
             parent: None,
+            inferred_from_response: false,
         });
         assert_eq!(QueryStatus.value(&e), Value::Int(9003));
         assert_eq!(ReplyCodeId.value(&e), Value::Int(3));
@@ -548,6 +557,8 @@ mod tests {
             },
             parent: Process::default(),
             args_truncated: false,
+            fileless: "".into(),
+            loader: "".into(),
         });
         assert_eq!(ProcessId.value(&e), Value::Int(42));
         assert_eq!(ParentId.value(&e), Value::Absent);

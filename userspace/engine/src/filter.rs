@@ -93,6 +93,12 @@ impl Filter {
         })
     }
 
+    /// Whether the filter's condition can never hold: it then excludes every event of the
+    /// rules it covers (see `Detection::never_holds` for what is decidable).
+    pub fn excludes_everything(&self) -> bool {
+        self.detection.never_holds()
+    }
+
     /// Whether an alert of a covered rule on the context's event stands: the event is not of
     /// the filter's platforms, or the filter's condition holds.
     pub(crate) fn passes(&self, cx: &mut EventCtx<'_>) -> bool {

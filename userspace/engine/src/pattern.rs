@@ -156,6 +156,11 @@ impl Pattern {
         Pattern::new(&parse_wildcards(s), cased)
     }
 
+    /// Whether the pattern matches any non-empty value (`*`): every event that has the field.
+    pub(crate) fn matches_any_value(&self) -> bool {
+        self.shape == Shape::Any
+    }
+
     /// Whether matching is case-sensitive.
     pub(crate) fn cased(&self) -> bool {
         self.cased

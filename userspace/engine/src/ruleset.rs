@@ -354,6 +354,19 @@ impl Builder {
                         format!("filter '{}' names rule '{r}', which is not loaded", f.title),
                     ));
                 }
+                let covered = self.rules.iter().filter(|r| f.covers(r)).count();
+                if covered > 0 && f.excludes_everything() {
+                    self.notices.push(SourceError::new(
+                        &f.file,
+                        f.line,
+                        format!(
+                            "filter '{}' excludes every event of the {covered} rule(s) it covers: \
+                             its condition can never hold (a selection that matches everything, \
+                             negated); those rules will never alert",
+                            f.title
+                        ),
+                    ));
+                }
             }
             Ok(Loaded {
                 rules: RuleSet {

@@ -138,6 +138,8 @@ mod tests {
             process: Process::default(),
             parent: Process::default(),
             args_truncated: false,
+            fileless: "".into(),
+            loader: "".into(),
         });
         assert_eq!(t.render(&e), "from unknown on web1 costs $5 $9$ x$");
     }

@@ -114,3 +114,33 @@ fn built_in_code_and_warnings_for_unknown_rules() {
     assert!(fired(&engine, &exec("/usr/local/bin/ngrok", "ngrok http 80")).is_empty());
     assert!(fired(&engine, &dns_query("a.ngrok.io")).is_empty());
 }
+
+#[test]
+fn an_entry_that_matches_every_event_of_its_rules_is_warned_about() {
+    // Issue 12: a non-root user wrote `allowlist: [{process_name: ["*"]}]` and silenced every
+    // alert without a word.
+    let rules = builtin::rules().unwrap();
+    let config: Config = Config::from_str(
+        "tw.yml",
+        "allowlist:\n  - process_name: ['*']\n  - rules: [bc84d574-708c-467d-b78a-4c1e20171f97]\n    user: [ci]\n    process_name: ['*', ngrok]\n  - user: ['*']\n    process_name: ['*']\n",
+    )
+    .unwrap();
+    let warnings = config.allowlist.match_everything(&rules);
+    let all = rules.rules().len();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert_eq!((warnings[0].line, warnings[1].line), (2, 6));
+    assert_eq!(
+        warnings[0].reason,
+        format!(
+            "allowlist entry matches every event of the {all} rule(s) it covers (process_name = '*'): it silences them all"
+        )
+    );
+    assert!(warnings[1].reason.contains("(user, process_name = '*')"));
+    // A glob that matches much but not everything is the user's business.
+    let config: Config = Config::from_str(
+        "tw.yml",
+        "allowlist:\n  - process_name: ['*ngrok*', '?*']\n",
+    )
+    .unwrap();
+    assert!(config.allowlist.match_everything(&rules).is_empty());
+}

@@ -202,3 +202,52 @@ fn filter_refusals_name_file_line_and_reason() {
         assert_eq!(err, *want, "{yaml}");
     }
 }
+
+#[test]
+fn a_filter_that_excludes_every_event_of_its_rules_is_a_notice() {
+    let load = |text: &str| {
+        let mut sources: Vec<(&str, &str)> = builtin::SOURCES.to_vec();
+        sources.push(("filters/f.yml", text));
+        RuleSet::from_sources(sources, LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let filter = |selection: &str, condition: &str| {
+        format!(
+            "title: everything\nlogsource: {{category: process_creation}}\nfilter:\n  rules: any\n  selection:\n{selection}\n  condition: {condition}\n"
+        )
+    };
+    let notices = |text: &str| -> Vec<String> {
+        load(text)
+            .notices
+            .iter()
+            .map(|n| n.to_string())
+            .filter(|n| n.contains("excludes every event"))
+            .collect()
+    };
+    for (selection, condition) in [
+        ("    Image: '*'", "not selection"),
+        ("    User|exists: true", "not selection"),
+        ("    - Image: '*'\n    - User: root", "not selection"),
+        (
+            "    Image: '*'\n    User: '*'",
+            "not selection and not other",
+        ),
+    ] {
+        let text = filter(&format!("{selection}\n  other:\n    User: x"), condition);
+        let got = notices(&text);
+        assert_eq!(got.len(), 1, "{selection} / {condition}: {got:?}");
+        assert!(
+            got[0].starts_with("filters/f.yml:1: filter 'everything' excludes every event of the"),
+            "{got:?}"
+        );
+    }
+    // Conditions that depend on the event: no notice.
+    for (selection, condition) in [
+        ("    Image: '*'", "selection"),
+        ("    Image: '*/ngrok'", "not selection"),
+        ("    Image: '*'\n    User: ci", "not selection"),
+        ("    Image: '*'", "not selection or other"),
+    ] {
+        let text = filter(&format!("{selection}\n  other:\n    User: x"), condition);
+        assert!(notices(&text).is_empty(), "{selection} / {condition}");
+    }
+}

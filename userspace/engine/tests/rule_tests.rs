@@ -142,7 +142,7 @@ fn test_case_refusals_name_file_line_and_reason() {
         ),
         (
             "    - alert: true\n      event: {query: x, frobnicate: 1}\n",
-            "t.yml:7: bad test event: unknown field 'frobnicate' for a DNS event (one of query, query_type, message_type, transaction_id, reply_code, reply_code_id, answer, answer_count, src, src_port, dest, dest_port, transport, process_id, process_name, process_path, process, user, user_id, parent_process_id, parent_process_name, parent_process_path)",
+            "t.yml:7: bad test event: unknown field 'frobnicate' for a DNS event (one of query, query_type, message_type, transaction_id, reply_code, reply_code_id, answer, answer_count, src, src_port, dest, dest_port, transport, process_id, process_name, process_path, process, user, user_id, parent_process_id, parent_process_name, parent_process_path, inferred_from_response)",
         ),
         (
             "    - alert: true\n      event: {datamodel: Endpoint.Processes, process: x}\n",

@@ -62,6 +62,11 @@ pub struct Dns<'a> {
     pub src_addr: [u8; 16],
     pub dst_addr: [u8; 16],
     pub payload_len: u32,
+    /// TCP: sequence number and flags (`records::tcp_flags`); 0 for UDP.
+    pub tcp_seq: u32,
+    pub tcp_flags: u8,
+    /// UDP: segment size of a GSO datagram, 0 for a plain one.
+    pub gso_size: u16,
     pub payload: &'a [u8],
 }
 
@@ -164,6 +169,9 @@ fn decode_dns(bytes: &[u8], boot_ns: u64) -> Result<Dns<'_>, DecodeError> {
         src_addr: read(bytes, offset_of!(DnsRecord, src_addr))?,
         dst_addr: read(bytes, offset_of!(DnsRecord, dst_addr))?,
         payload_len: read(bytes, offset_of!(DnsRecord, payload_len))?,
+        tcp_seq: read(bytes, offset_of!(DnsRecord, tcp_seq))?,
+        tcp_flags: read(bytes, offset_of!(DnsRecord, tcp_flags))?,
+        gso_size: read(bytes, offset_of!(DnsRecord, gso_size))?,
         payload: &bytes[off..off + captured],
     })
 }

@@ -1,10 +1,14 @@
 //! Records to engine events: decodes each ring-buffer record, keeps the process table up to
 //! date, and names the process (and its parent and user) behind every exec and DNS message.
-//! DNS payloads are decoded here (`tunnelwatch_engine::dns`); a query going out and its
-//! response coming back are tied together by client address, port and transaction id.
+//! DNS payloads are decoded here (`tunnelwatch_engine::dns`; TCP streams put back together by
+//! `dns_stream`, UDP GSO datagrams cut at their segment size); a query going out and its
+//! response coming back are tied together by client address, port and transaction id. A
+//! response whose query was not seen (sent by a path the hooks miss: a packet socket, bytes
+//! lost to reassembly) also yields that query, built from the response's question and marked
+//! `inferred_from_response`, so that the rules on queries still see it.
 //!
-//! Uses: `decode`, `proc_table`, `identify`, `clock`, `users` (this folder), the engine's events
-//! and DNS decoding, and the kernel-user ABI (`tunnelwatch-common`).
+//! Uses: `decode`, `dns_stream`, `proc_table`, `identify`, `clock`, `users` (this folder), the
+//! engine's events and DNS decoding, and the kernel-user ABI (`tunnelwatch-common`).
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -23,6 +27,8 @@ use tunnelwatch_engine::{
 use crate::linux::{
     clock::BootClock,
     decode::{self, Record},
+    dns_stream::{Segment, StreamKey, Streams},
+    exec_identity::{self, Loaders},
     identify::{FileKey, Identifier, IdentifyCounters},
     proc_table::{self, ProcInfo, ProcTable},
     users::Users,
@@ -45,12 +51,19 @@ pub struct Counters {
     pub dns_undecodable: u64,
     /// Command lines longer than the kernel copies, completed from /proc.
     pub args_completed: u64,
+    /// Queries built from responses whose query was not seen.
+    pub dns_inferred: u64,
 }
 
 impl Enricher {
     /// Executables read to identify them (cache misses), not read, over the limits.
     pub fn identify_counters(&self) -> IdentifyCounters {
         self.identifier.counters
+    }
+
+    /// Segments of DNS over TCP streams discarded without being decoded (see `dns_stream`).
+    pub fn dns_tcp_dropped(&self) -> u64 {
+        self.streams.dropped
     }
 }
 
@@ -71,8 +84,12 @@ pub struct Enricher {
     procs: ProcTable,
     users: Users,
     identifier: Identifier,
+    /// Which executables are dynamic loaders.
+    loaders: Loaders,
     /// foldhash (seeded per process): SipHash was 6 % of the sensor's CPU in a DNS storm.
     pending: foldhash::HashMap<PendingKey, Pending>,
+    /// DNS over TCP, per stream.
+    streams: Streams,
     pub counters: Counters,
 }
 
@@ -84,7 +101,9 @@ impl Enricher {
             procs,
             users: Users::default(),
             identifier: Identifier::default(),
+            loaders: Loaders::default(),
             pending: foldhash::HashMap::default(),
+            streams: Streams::default(),
             counters: Counters::default(),
         }
     }
@@ -99,6 +118,7 @@ impl Enricher {
         self.procs.sweep(now);
         self.pending
             .retain(|_, p| now.saturating_sub(p.boot_ns) < PENDING_TTL_NS);
+        self.streams.expire(now);
         self.clock.resync();
     }
 
@@ -153,7 +173,32 @@ impl Enricher {
             ctime_nsec: e.exe_ctime_nsec,
             size: e.exe_size,
         };
-        let original_file_name = self.identifier.identify(key, e.task.tgid, &path);
+        let tgid = e.task.tgid;
+        // The dynamic loader run directly: the program it loads is the one that runs.
+        let mut loader = String::new();
+        let mut program_file = None;
+        if argv.len() >= 2
+            && self
+                .loaders
+                .is_loader((e.exe_dev, e.exe_ino, e.exe_mtime), tgid, &path)
+            && let Some(program) = exec_identity::loaded_program(&argv)
+        {
+            program_file = Some(exec_identity::program_file(tgid, program));
+            let program_path = exec_identity::program_path(tgid, program);
+            loader = std::mem::replace(&mut path, program_path);
+        }
+        let fileless = if loader.is_empty() {
+            exec_identity::fileless(tgid, &path)
+        } else {
+            ""
+        };
+        let original_file_name = match program_file {
+            Some(file) => {
+                let absolute = path.starts_with('/').then_some(path.as_str());
+                self.identify_program(tgid, &file, absolute)
+            }
+            None => self.identifier.identify(key, tgid, &path),
+        };
         let path: Arc<str> = path.into();
         let comm: Arc<str> = comm.into();
         let info = ProcInfo {
@@ -178,7 +223,38 @@ impl Enricher {
             process,
             parent,
             args_truncated,
+            fileless: fileless.into(),
+            loader: loader.into(),
         }
+    }
+
+    /// What the program a loader runs is: its file, in the process's view (or, the process
+    /// gone, `fallback`: the path as the host sees it), identified by its own inode, size and
+    /// times.
+    fn identify_program(
+        &mut self,
+        tgid: u32,
+        file: &std::path::Path,
+        fallback: Option<&str>,
+    ) -> Option<Arc<str>> {
+        use std::os::unix::fs::MetadataExt;
+
+        let in_view = file.to_string_lossy();
+        let (path, meta) = std::iter::once(in_view.as_ref())
+            .chain(fallback)
+            .find_map(|p| Some((p, std::fs::metadata(p).ok()?)))?;
+        // The kernel's encoding of the device (major << 20 | minor), as exec records carry it.
+        let dev = (libc::major(meta.dev()) << 20) | libc::minor(meta.dev());
+        let key = FileKey {
+            dev,
+            ino: meta.ino(),
+            mtime: meta.mtime() as u64,
+            ctime: meta.ctime() as u64,
+            ctime_nsec: meta.ctime_nsec() as u32,
+            size: meta.size(),
+        };
+        let path = path.to_owned();
+        self.identifier.identify(key, tgid, &path)
     }
 
     fn process_of(&mut self, info: &ProcInfo) -> Process {
@@ -221,22 +297,55 @@ impl Enricher {
         (Some(process), parent)
     }
 
-    fn dns(&mut self, d: &decode::Dns<'_>, out: &mut Vec<Event>) {
-        let complete = d.payload.len() as u32 >= d.payload_len;
-        let messages = match d.protocol {
-            17 => match dns::parse_message(d.payload, complete) {
-                Ok(m) => vec![m],
+    /// The messages of a UDP datagram: one, or one per segment of a GSO datagram (one
+    /// `send()` that leaves as several datagrams of `gso_size` bytes, the last shorter).
+    fn udp_messages(&mut self, d: &decode::Dns<'_>) -> Vec<dns::DnsMessage> {
+        let total = d.payload_len as usize;
+        let size = match usize::from(d.gso_size) {
+            0 => total.max(1),
+            n => n,
+        };
+        let mut out = Vec::new();
+        // As many as a TCP segment may yield (the kernel sends at most 64 or 128 segments).
+        for (i, part) in d
+            .payload
+            .chunks(size)
+            .take(dns::MAX_TCP_MESSAGES)
+            .enumerate()
+        {
+            let end = ((i + 1) * size).min(total);
+            match dns::parse_message(part, end <= d.payload.len()) {
+                Ok(m) => out.push(m),
                 Err(e) => {
                     self.counters.dns_undecodable += 1;
                     log::debug!("undecodable DNS payload: {e}");
-                    return;
                 }
-            },
+            }
+        }
+        out
+    }
+
+    fn dns(&mut self, d: &decode::Dns<'_>, out: &mut Vec<Event>) {
+        let messages = match d.protocol {
+            17 => self.udp_messages(d),
             _ => {
-                let m = dns::parse_tcp_segment(d.payload, complete);
-                if m.is_empty() {
-                    self.counters.dns_undecodable += 1;
-                }
+                let key = StreamKey {
+                    cookie: d.cookie,
+                    direction: d.direction,
+                    src: (d.src_addr, d.src_port),
+                    dst: (d.dst_addr, d.dst_port),
+                };
+                let segment = Segment {
+                    seq: d.tcp_seq,
+                    flags: d.tcp_flags,
+                    data: d.payload,
+                    len: d.payload_len,
+                    now_ns: d.boot_ns,
+                };
+                let undecodable = self.streams.undecodable;
+                let mut m = Vec::new();
+                self.streams.segment(key, segment, &mut m);
+                self.counters.dns_undecodable += self.streams.undecodable - undecodable;
                 m
             }
         };
@@ -254,6 +363,7 @@ impl Enricher {
             };
             let mut task = d.task;
             let key = client.map(|client| PendingKey { client, id: m.id });
+            let mut inferred = false;
             match message_type {
                 DnsMessageType::Query => {
                     if let Some(key) = key {
@@ -271,10 +381,11 @@ impl Enricher {
                 }
                 DnsMessageType::Response => {
                     let pending = key.and_then(|k| self.pending.remove(&k));
-                    if d.owner == owner_source::UNKNOWN
-                        && let Some(p) = pending
-                    {
-                        task.tgid = p.pid;
+                    match pending {
+                        Some(p) if d.owner == owner_source::UNKNOWN => task.tgid = p.pid,
+                        Some(_) => {}
+                        // Its query went by a path the hooks miss: the rules see it now.
+                        None => inferred = true,
                     }
                 }
             }
@@ -287,6 +398,27 @@ impl Enricher {
             let mut answers: Vec<String> = m.answers.into_iter().map(|a| a.data).collect();
             let questions = m.questions.len();
             for (i, q) in m.questions.into_iter().enumerate() {
+                if inferred {
+                    self.counters.dns_inferred += 1;
+                    out.push(Event::Dns(DnsEvent {
+                        time: self.clock.to_system_time(d.boot_ns),
+                        host: self.host.clone(),
+                        platform: Platform::Linux,
+                        message_type: DnsMessageType::Query,
+                        query: q.name.clone(),
+                        query_type: dns::type_name(q.qtype),
+                        transaction_id: m.id,
+                        reply_code: String::new(),
+                        reply_code_id: None,
+                        answers: Vec::new(),
+                        src: client,
+                        dest: server,
+                        transport,
+                        process: process.clone(),
+                        parent: parent.clone(),
+                        inferred_from_response: true,
+                    }));
+                }
                 // One event per question; the last one takes what the others copy.
                 let (process, parent, answers) = if i + 1 == questions {
                     (process.take(), parent.take(), std::mem::take(&mut answers))
@@ -313,6 +445,7 @@ impl Enricher {
                     transport,
                     process,
                     parent,
+                    inferred_from_response: false,
                 }));
             }
         }

@@ -3,15 +3,23 @@
 //! cgroup v2 root. Every attachment is an fd-based link owned by [`Probes`]: dropping it (or
 //! the process dying, even by SIGKILL) detaches everything, so nothing stays behind.
 //!
+//! The cgroup links can be detached from outside while the sensor runs (`bpftool link detach`,
+//! as root): [`Probes::restore_links`], called every second, asks the kernel which programs
+//! the cgroup root runs and attaches again the ones that went. (The raw tracepoint links have
+//! no detach operation in the kernel: only the sensor's end removes them.)
+//!
 //! Uses: the kernel-user ABI (`tunnelwatch-common`) and the eBPF object built from `ebpf/`.
 
-use std::{fs::File, path::PathBuf};
+use std::{fs::File, io, os::fd::AsRawFd, path::PathBuf};
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, RawTracePoint},
+    programs::{
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, RawTracePoint,
+        cgroup_skb::CgroupSkbLinkId,
+    },
 };
 use tunnelwatch_common::{KernelOffsets, SensorConfig, limits::DNS_PORTS_MAX, stats};
 
@@ -44,8 +52,23 @@ pub struct Probes {
     pub program_ids: Vec<u32>,
     /// Kernel-side diagnostics (aya-log), when the object has any.
     pub logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
-    _cgroup: File,
+    cgroup: File,
+    /// The cgroup programs: name, hook, program id, and the link that attaches it.
+    cgroup_links: Vec<CgroupLink>,
 }
+
+struct CgroupLink {
+    name: &'static str,
+    attach: CgroupSkbAttachType,
+    program_id: u32,
+    link: CgroupSkbLinkId,
+}
+
+/// The cgroup_skb programs and their hooks.
+const CGROUP_PROGRAMS: [(&str, CgroupSkbAttachType); 2] = [
+    ("dns_egress", CgroupSkbAttachType::Egress),
+    ("dns_ingress", CgroupSkbAttachType::Ingress),
+];
 
 /// Loads and attaches. Errors name the program and carry the verifier's log.
 pub fn load(opts: &LoadOptions) -> Result<Probes> {
@@ -88,36 +111,104 @@ pub fn load(opts: &LoadOptions) -> Result<Probes> {
 
     let cgroup = File::open(&opts.cgroup_root)
         .with_context(|| format!("cannot open cgroup v2 root {}", opts.cgroup_root.display()))?;
-    for (name, attach) in [
-        ("dns_egress", CgroupSkbAttachType::Egress),
-        ("dns_ingress", CgroupSkbAttachType::Ingress),
-    ] {
-        let prog: &mut CgroupSkb = program(&mut ebpf, name)?
-            .try_into()
-            .with_context(|| format!("program {name} is not cgroup_skb"))?;
+    let mut cgroup_links = Vec::new();
+    for (name, attach) in CGROUP_PROGRAMS {
+        let prog = cgroup_program(&mut ebpf, name)?;
         prog.load()
             .map_err(|e| anyhow!(e))
             .with_context(|| format!("the kernel refused program {name}"))?;
-        // A link (kernel 5.7+) in multi mode: other programs on the root, another tunnelwatch
-        // or a host tool, keep running beside ours.
-        prog.attach(&cgroup, attach, CgroupAttachMode::Single)
+        let link = attach_cgroup(prog, &cgroup, attach).with_context(|| {
+            format!(
+                "cannot attach {name} to {} (a program attached there without \
+                 BPF_F_ALLOW_MULTI by another tool prevents it)",
+                opts.cgroup_root.display()
+            )
+        })?;
+        let program_id = prog
+            .info()
             .map_err(|e| anyhow!(e))
-            .with_context(|| {
-                format!(
-                    "cannot attach {name} to {} (a program attached there without \
-                     BPF_F_ALLOW_MULTI by another tool prevents it)",
-                    opts.cgroup_root.display()
-                )
-            })?;
-        program_ids.extend(prog.info().ok().map(|i| i.id()));
+            .with_context(|| format!("cannot read the id of program {name}"))?
+            .id();
+        program_ids.push(program_id);
+        cgroup_links.push(CgroupLink {
+            name,
+            attach,
+            program_id,
+            link,
+        });
     }
 
     Ok(Probes {
         ebpf,
         program_ids,
         logger,
-        _cgroup: cgroup,
+        cgroup,
+        cgroup_links,
     })
+}
+
+fn cgroup_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut CgroupSkb> {
+    program(ebpf, name)?
+        .try_into()
+        .with_context(|| format!("program {name} is not cgroup_skb"))
+}
+
+/// A link (kernel 5.7+) in multi mode: other programs on the root, another tunnelwatch or a
+/// host tool, keep running beside ours.
+fn attach_cgroup(
+    prog: &mut CgroupSkb,
+    cgroup: &File,
+    attach: CgroupSkbAttachType,
+) -> Result<CgroupSkbLinkId> {
+    prog.attach(cgroup, attach, CgroupAttachMode::Single)
+        .map_err(|e| anyhow!(e))
+}
+
+/// Ids of the programs attached directly to `cgroup` at `attach` (`BPF_PROG_QUERY`).
+fn attached_programs(cgroup: &File, attach: CgroupSkbAttachType) -> io::Result<Vec<u32>> {
+    /// The `BPF_PROG_QUERY` part of `union bpf_attr`, as Linux 4.15 defined it.
+    #[repr(C)]
+    struct Query {
+        target_fd: u32,
+        attach_type: u32,
+        query_flags: u32,
+        attach_flags: u32,
+        prog_ids: u64,
+        prog_cnt: u32,
+        _pad: u32,
+    }
+    const BPF_PROG_QUERY: libc::c_long = 16;
+    const BPF_CGROUP_INET_INGRESS: u32 = 0;
+    const BPF_CGROUP_INET_EGRESS: u32 = 1;
+    // Room for every program a cgroup may hold at one hook (BPF_CGROUP_MAX_PROGS is 64).
+    let mut ids = vec![0u32; 64];
+    let mut q = Query {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type: match attach {
+            CgroupSkbAttachType::Ingress => BPF_CGROUP_INET_INGRESS,
+            CgroupSkbAttachType::Egress => BPF_CGROUP_INET_EGRESS,
+        },
+        query_flags: 0,
+        attach_flags: 0,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        _pad: 0,
+    };
+    // SAFETY: `q` is a valid BPF_PROG_QUERY attribute whose `prog_ids` points to `prog_cnt`
+    // u32s that outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_QUERY,
+            &raw mut q,
+            size_of::<Query>() as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    ids.truncate((q.prog_cnt as usize).min(64));
+    Ok(ids)
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
@@ -126,6 +217,32 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::
 }
 
 impl Probes {
+    /// Attaches again every cgroup program that is no longer attached to the cgroup root
+    /// (its link detached from outside). Returns the names of those restored; `Err` when the
+    /// kernel cannot be asked or refuses to attach.
+    pub fn restore_links(&mut self) -> Result<Vec<&'static str>> {
+        let mut restored = Vec::new();
+        for i in 0..self.cgroup_links.len() {
+            let (name, attach, id) = {
+                let l = &self.cgroup_links[i];
+                (l.name, l.attach, l.program_id)
+            };
+            let attached = attached_programs(&self.cgroup, attach)
+                .with_context(|| format!("cannot ask which programs the cgroup runs ({name})"))?;
+            if attached.contains(&id) {
+                continue;
+            }
+            let prog = cgroup_program(&mut self.ebpf, name)?;
+            let link = attach_cgroup(prog, &self.cgroup, attach)
+                .with_context(|| format!("cannot attach {name} again"))?;
+            // The detached link's descriptor is of no more use.
+            let old = std::mem::replace(&mut self.cgroup_links[i].link, link);
+            let _ = prog.detach(old);
+            restored.push(name);
+        }
+        Ok(restored)
+    }
+
     /// Takes the event ring buffer (once).
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
         let map = self

@@ -4,8 +4,9 @@
 //! sensors.
 //!
 //! The data flows one way: `loader` attaches, `sensor` reads the rings, `decode` parses records,
-//! `enrich` (with `proc_table`, `procfs`, `users`, `identify`, `clock`) makes engine events,
-//! the engine's step writes lines to `output`. Each file says what it uses; none uses `sensor`.
+//! `enrich` (with `proc_table`, `procfs`, `users`, `identify`, `exec_identity`, `clock`, and
+//! `dns_stream` for DNS over TCP) makes engine events, the engine's step writes lines to
+//! `output`. Each file says what it uses; none uses `sensor`.
 
 #[cfg(target_os = "linux")]
 pub mod btf_offsets;
@@ -16,7 +17,11 @@ pub mod clock;
 #[cfg(target_os = "linux")]
 pub mod decode;
 #[cfg(target_os = "linux")]
+pub mod dns_stream;
+#[cfg(target_os = "linux")]
 pub mod enrich;
+#[cfg(target_os = "linux")]
+pub mod exec_identity;
 #[cfg(target_os = "linux")]
 pub mod identify;
 #[cfg(target_os = "linux")]

@@ -1,7 +1,8 @@
 //! The sensor's main loop: attach, seed the process table, then turn every ring-buffer record
 //! into events, run the engine on them and print alerts (or every event) as JSON lines, until
 //! SIGINT or SIGTERM, or until stdout closes. Stats go to stderr every interval and once at
-//! the end.
+//! the end. Every second it also checks that the cgroup programs are still attached, and
+//! attaches again (with a warning, counted in `links_restored`) any that was detached.
 //!
 //! Uses: `loader`, `btf_offsets`, `preflight`, `enrich`, `proc_table` (this folder), `output`,
 //! `rule_source`, and the engine (the engine, the evaluate-and-emit step, the stats line).
@@ -130,9 +131,11 @@ pub fn run(opts: &Options, engine: Engine, source: (RuleSource, u64)) -> Result<
             opts.all_events,
         ),
         events: Vec::new(),
+        links_restored: 0,
     };
     let result = runtime.block_on(event_loop(
         &mut state,
+        &mut probes,
         signals,
         (&source, loaded_fingerprint),
         ring,
@@ -163,6 +166,8 @@ struct State {
     enricher: Enricher,
     step: Step<Queue>,
     events: Vec<Event>,
+    /// Cgroup links attached again after they were detached from outside.
+    links_restored: u64,
 }
 
 /// Where the step writes: each line, once flushed, goes to the output queue.
@@ -269,6 +274,7 @@ impl Signals {
 #[allow(clippy::too_many_arguments)]
 async fn event_loop(
     state: &mut State,
+    probes: &mut loader::Probes,
     signals: Signals,
     source: (&RuleSource, u64),
     ring: RingBuf<MapData>,
@@ -354,6 +360,7 @@ async fn event_loop(
                 // fork/exit ring's records.
                 drain_main(state, ring.get_mut(), lazy.get_mut())?;
                 state.enricher.tick();
+                restore_links(state, probes);
                 if watching {
                     let now = source.fingerprint();
                     if now != fingerprint {
@@ -383,6 +390,23 @@ async fn event_loop(
     }
 }
 
+/// Attaches again the cgroup programs someone detached (`bpftool link detach`): DNS detection
+/// would otherwise die silently. Warns and counts each.
+fn restore_links(state: &mut State, probes: &mut loader::Probes) {
+    match probes.restore_links() {
+        Ok(restored) => {
+            for name in restored {
+                state.links_restored += 1;
+                log::warn!(
+                    "the link of program {name} was detached from outside: attached again ({} restored in all)",
+                    state.links_restored
+                );
+            }
+        }
+        Err(e) => log::warn!("cannot check or restore the cgroup links: {e:#}"),
+    }
+}
+
 /// Swaps in the engine `source` loads now, between two records (nothing is dropped or
 /// matched twice); a set that does not load leaves the running one in place. Returns the
 /// fingerprint of what was loaded.
@@ -407,6 +431,7 @@ fn report(kstats: &KernelStats, state: &State, which: &str) {
         dns_messages,
         dns_undecodable,
         args_completed,
+        dns_inferred,
     } = state.enricher.counters;
     let out = state.step.get_ref().output.stats();
     let files = state.enricher.identify_counters();
@@ -415,12 +440,15 @@ fn report(kstats: &KernelStats, state: &State, which: &str) {
         .set("dns_messages", dns_messages)
         .set("dns_undecodable", dns_undecodable)
         .set("args_completed", args_completed)
+        .set("dns_inferred", dns_inferred)
+        .set("dns_tcp_dropped", state.enricher.dns_tcp_dropped())
         .set("lines_written", out.written.load(Ordering::Relaxed))
         .set("output_dropped", out.dropped.load(Ordering::Relaxed))
         .output(state.step.counts(), state.engine.suppressed())
         .set("processes", state.enricher.procs().len() as u64)
         .set("files_identified", files.files_read)
         .set("files_unread", files.files_unread)
-        .set("files_over_limit", files.files_over_limit);
+        .set("files_over_limit", files.files_over_limit)
+        .set("links_restored", state.links_restored);
     eprintln!("{line}");
 }

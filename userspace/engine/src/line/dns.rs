@@ -43,6 +43,8 @@ line_fields! {
         parent_process_id: Option<u32>,
         parent_process_name: &'a str,
         parent_process_path: &'a str,
+        /// A query built from its response (the query itself was not seen).
+        inferred_from_response: bool,
     }
 }
 
@@ -75,6 +77,7 @@ impl<'a> From<&'a DnsEvent> for DnsLine<'a> {
             parent_process_id: pid(pp.pid),
             parent_process_name: &pp.name,
             parent_process_path: &pp.path,
+            inferred_from_response: e.inferred_from_response,
         }
     }
 }
@@ -124,6 +127,7 @@ impl DnsLine<'_> {
             transport: self.transport.0,
             process: known(&process).then_some(process),
             parent: known(&parent).then_some(parent),
+            inferred_from_response: self.inferred_from_response,
         })
     }
 }

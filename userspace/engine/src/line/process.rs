@@ -27,6 +27,10 @@ line_fields! {
         original_file_name: &'a str,
         /// The command line is cut short.
         args_truncated: bool,
+        /// `memfd` or `deleted`: the program runs without a file on disk.
+        process_fileless: &'a str,
+        /// The dynamic loader the program was run through, when run through one directly.
+        process_loader: &'a str,
     }
 }
 
@@ -46,6 +50,8 @@ impl<'a> From<&'a ProcessEvent> for ProcessLine<'a> {
             parent_process_id: pid(e.parent.pid),
             original_file_name: &e.process.original_file_name,
             args_truncated: e.args_truncated,
+            process_fileless: &e.fileless,
+            process_loader: &e.loader,
         }
     }
 }
@@ -80,6 +86,8 @@ impl ProcessLine<'_> {
             process,
             parent,
             args_truncated: self.args_truncated,
+            fileless: self.process_fileless.into(),
+            loader: self.process_loader.into(),
         }
     }
 }

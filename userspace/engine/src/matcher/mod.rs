@@ -244,6 +244,8 @@ detection: {s: {message_type: x}, condition: s}
                 process: Default::default(),
                 parent: Default::default(),
                 args_truncated: false,
+                fileless: "".into(),
+                loader: "".into(),
             }));
             for message_type in [DnsMessageType::Query, DnsMessageType::Response] {
                 out.push(Event::Dns(DnsEvent {
@@ -262,6 +264,7 @@ detection: {s: {message_type: x}, condition: s}
                     transport: "",
                     process: None,
                     parent: None,
+                    inferred_from_response: false,
                 }));
             }
         }

@@ -56,6 +56,8 @@ pub fn exec_on(platform: Platform, path: &str, command_line: &str) -> Event {
         process: process(4242, path, command_line),
         parent,
         args_truncated: false,
+        fileless: "".into(),
+        loader: "".into(),
     })
 }
 
@@ -77,6 +79,7 @@ pub fn dns_query(name: &str) -> Event {
         transport: "udp",
         process: Some(process(5150, "/usr/bin/curl", "curl https://abc.ngrok.io")),
         parent: Some(process(4000, "/usr/bin/bash", "bash")),
+        inferred_from_response: false,
     })
 }
 
