@@ -142,6 +142,15 @@ fn image_archive() -> PathBuf {
         ))
 }
 
+/// Runs `cmd` (a sensor that must refuse to start) and returns its stderr, once its exit code
+/// is 3 (the host cannot run the sensor).
+fn refused(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    err
+}
+
 #[test]
 fn the_image_run_as_the_daemonset_runs_it_alerts_on_a_renamed_ngrok_on_the_host() {
     if !require_root() {
@@ -261,16 +270,11 @@ fn a_missing_capability_is_named() {
     if !require_root() {
         return;
     }
-    let out = Command::new("setpriv")
-        .args([
-            "--bounding-set",
-            "-all,+bpf,+perfmon,+sys_resource,+sys_ptrace,+dac_read_search",
-            BIN,
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = refused(Command::new("setpriv").args([
+        "--bounding-set",
+        "-all,+bpf,+perfmon,+sys_resource,+sys_ptrace,+dac_read_search",
+        BIN,
+    ]));
     assert!(err.contains("runs without CAP_NET_ADMIN:"), "{err}");
 }
 
@@ -280,11 +284,6 @@ fn a_private_pid_namespace_is_refused() {
     if !require_root() {
         return;
     }
-    let out = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", BIN])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = refused(Command::new("unshare").args(["--pid", "--fork", "--mount-proc", BIN]));
     assert!(err.contains("private PID namespace"), "{err}");
 }
