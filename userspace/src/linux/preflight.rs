@@ -102,6 +102,18 @@ fn missing_capabilities(effective: u64) -> Vec<&'static str> {
     .collect()
 }
 
+/// Whether a kernel of this release (`uname -r`) charges BPF maps to RLIMIT_MEMLOCK (before
+/// 5.11, which moved them to memory cgroup accounting).
+fn charges_memlock(release: &str) -> bool {
+    let mut parts = release
+        .split(['.', '-', '+'])
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) < (5, 11),
+        _ => false,
+    }
+}
+
 /// The inode of the initial PID namespace (`PROC_PID_INIT_INO`, include/linux/proc_ns.h): the
 /// same on every kernel.
 const INIT_PID_NAMESPACE_INODE: u64 = 0xEFFF_FFFC;
@@ -128,11 +140,22 @@ fn host_pid_namespace() -> Result<()> {
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it (harmless on later ones).
+/// Without CAP_SYS_RESOURCE a low limit stays, and such a kernel then refuses the maps: said
+/// as a warning on those kernels.
 fn raise_memlock_limit() {
-    use nix::sys::resource::{Resource, setrlimit};
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let inf = nix::sys::resource::RLIM_INFINITY;
     if let Err(e) = setrlimit(Resource::RLIMIT_MEMLOCK, inf, inf) {
-        log::debug!("cannot raise RLIMIT_MEMLOCK: {e}");
+        let (soft, _) = getrlimit(Resource::RLIMIT_MEMLOCK).unwrap_or((inf, inf));
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        if soft != inf && charges_memlock(&release) {
+            log::warn!(
+                "cannot lift RLIMIT_MEMLOCK ({} KiB): {e}; kernels before 5.11 charge BPF maps \
+                 to it and refuse them (Operation not permitted): grant CAP_SYS_RESOURCE or \
+                 raise the limit",
+                soft / 1024
+            );
+        }
     }
 }
 
@@ -156,5 +179,13 @@ mod tests {
         // CAP_SYS_ADMIN stands for all three (as the kernel's checks take it).
         assert!(missing_capabilities(1 << CAP_SYS_ADMIN).is_empty());
         assert_eq!(effective_capabilities("CapEff:\tzz\n"), None);
+    }
+
+    #[test]
+    fn kernels_before_5_11_charge_maps_to_memlock() {
+        assert!(charges_memlock("5.10.0-46-cloud-amd64"));
+        assert!(!charges_memlock("5.11.0"));
+        assert!(!charges_memlock("6.12.118+deb13-cloud-arm64"));
+        assert!(!charges_memlock("garbage"));
     }
 }
