@@ -22,8 +22,9 @@
 //!
 //! May use: shell, arch, and its own parts (kernels/).
 
-mod apt;
-mod boot;
+// apt and boot also serve the package's systemd check (package/systemd_vm.rs).
+pub mod apt;
+pub mod boot;
 mod guest;
 mod initramfs;
 

@@ -6,7 +6,9 @@
 //!   `deploy/tunnelwatch.yml` as the conffile `/etc/tunnelwatch/tunnelwatch.yml`; built with
 //!   Debian's dpkg-deb from a staged tree, then installed, changed, removed and purged in a
 //!   throwaway root, its unit checked by `systemd-analyze verify` and `security`, and the
-//!   package by lintian.
+//!   package by lintian; then (this machine's architecture) installed into a minimal Debian
+//!   12 booted with systemd under QEMU, where the unit must start the sensor sandboxed, an
+//!   alert reach the journal and a reload work (package/systemd_vm.rs).
 //! - `tunnelwatch-VERSION-ARCH.oci.tar` (package/oci.rs): an OCI image archive, built offline
 //!   with umoci from nothing but the sensor, its dynamic loader and shared libraries, and the
 //!   same configuration file. `podman load -i` or `skopeo copy oci-archive:...` read it; the
@@ -18,10 +20,12 @@
 //! binary for the .deb, the image and the kernel matrix, and glibc's allocator, which the
 //! benchmarks measured (a static musl build would change both).
 //!
-//! May use: shell, arch, packages, and its own parts (package/).
+//! May use: shell, arch, kernels (its apt and boot parts, for the systemd check), and its own
+//! parts (package/).
 
 mod deb;
 mod oci;
+mod systemd_vm;
 
 use std::{fs, path::PathBuf};
 
@@ -70,6 +74,9 @@ pub fn run(args: &Args) -> Result<()> {
 
         let deb = deb::build(arch, &binary, &work, &out)?;
         deb::check(arch, &deb, &work)?;
+        if arch.is_host() {
+            systemd_vm::check(&deb, &work)?;
+        }
         made.push(deb);
         let image = oci::build(arch, &binary, &work, &oci_archive(arch))?;
         made.push(image);
