@@ -119,7 +119,7 @@ impl Podman {
         if cgroup_root {
             let root = tunnelwatch::linux::cgroup::v2_root().expect("the host's cgroup v2 root");
             c.arg("-v")
-                .arg(format!("{}:/sys/fs/cgroup:ro", root.display()));
+                .arg(format!("{}:/host/sys/fs/cgroup:ro", root.display()));
         }
         c.arg(&self.image).args(args);
         c
