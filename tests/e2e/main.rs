@@ -20,6 +20,7 @@ mod dns_evasion;
 mod evasion;
 mod exec;
 mod identify;
+mod in_container;
 mod lifecycle;
 mod rules;
 mod tamper;

@@ -1,17 +1,19 @@
 //! `cargo xtask test`: every check CI runs (`.ci/run` calls it as root on a fresh machine), in
 //! order, stopping at the first that fails: setup; formatting; clippy with `-D warnings` for
-//! Linux (all targets), the eBPF target and Windows; the mingw link of `tunnelwatch.exe`; every
-//! test (unit and end to end, against the real kernel); the kernel matrix under QEMU; each fuzz
-//! target for 60 s. Nothing is skipped silently: a step that cannot run fails with its reason.
+//! Linux (all targets), the eBPF target and Windows; the mingw link of `tunnelwatch.exe`; the
+//! Kubernetes manifests against the API schemas; the packages for x86_64 and aarch64 (built
+//! and checked; the end-to-end test `container` runs the image); every test (unit and end to
+//! end, against the real kernel); the kernel matrix under QEMU; each fuzz target for 60 s.
+//! Nothing is skipped silently: a step that cannot run fails with its reason.
 //!
-//! May use: shell, setup, windows, kernels, fuzz.
+//! May use: shell, setup, windows, manifests, package, kernels, fuzz.
 
 use std::process::Command;
 
 use anyhow::{Context as _, Result};
 
 use crate::{
-    fuzz, kernels,
+    fuzz, kernels, manifests, package,
     setup::{self, WINDOWS_TARGET},
     shell::{self, cargo, cargo_command},
     windows,
@@ -33,6 +35,8 @@ pub fn test(test_args: &[String]) -> Result<()> {
     clippy_ebpf()?;
     clippy_windows()?;
     windows::link_exe()?;
+    manifests::validate()?;
+    package::run(&package::Args::default())?;
     cargo(
         ["test", "--no-fail-fast"]
             .into_iter()

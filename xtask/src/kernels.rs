@@ -1,26 +1,30 @@
 //! `cargo xtask kernels`: the kernel matrix. Boots Debian's cloud kernels (5.10, 6.1, 6.12 and
-//! the newest 7.x) under QEMU, each with the release sensor in an initramfs, and checks inside
-//! the VM that the sensor loads, alerts on an exec of `ngrok` and on a DNS query for an ngrok
-//! domain, identifies a renamed Go-built ngrok (which checks the exec record's inode, size and
-//! times against the file), and exits cleanly on SIGINT.
+//! the newest 7.x on x86_64; 6.12 on arm64) under QEMU, each with the release sensor of its
+//! architecture in an initramfs, and checks inside the VM that the sensor loads, alerts on an
+//! exec of `ngrok` and on a DNS query for an ngrok domain, identifies a renamed Go-built ngrok
+//! (which checks the exec record's inode, size and times against the file), and exits cleanly
+//! on SIGINT.
 //!
-//! - Packages: qemu-system-x86, busybox-static, binutils and debian-archive-keyring, installed
-//!   by `cargo xtask setup` (CI runs the matrix as part of `cargo xtask test`). When the matrix
-//!   cannot run (no QEMU, downloads refused), it fails and says why: it is never skipped.
-//! - Kernels (kernels/apt.rs): `apt-get download` of `linux-image-*-cloud-amd64` (and, from 6.19
+//! - Packages: qemu-system-x86, qemu-system-arm, busybox-static, binutils, the aarch64 cross
+//!   toolchain and debian-archive-keyring, installed by `cargo xtask setup` (CI runs the matrix
+//!   as part of `cargo xtask test`). When the matrix cannot run (no QEMU, downloads refused),
+//!   it fails and says why: it is never skipped.
+//! - Kernels (kernels/apt.rs): `apt-get download` of `linux-image-*-cloud-ARCH` (and, from 6.19
 //!   on, the `linux-binary-*` and `linux-base-*` packages that hold its files) with a private
 //!   apt configuration naming only deb.debian.org; the newest image of each series in its
 //!   suites is picked and cached in `target/kernels/NAME/`: `--refresh` looks again.
-//! - Initramfs (kernels/initramfs.rs, kernels/guest.rs): busybox, the sensor and its
-//!   libraries, a copy of `true` named `ngrok`, a renamed Go-built ngrok, and an init script that prints a report between
-//!   markers and powers off.
+//! - Initramfs (kernels/initramfs.rs, kernels/guest.rs), one per architecture: busybox (for
+//!   arm64, Debian's busybox-static of arm64, downloaded once), the sensor and its libraries, a
+//!   program that exits named `ngrok`, a renamed Go-built ngrok, and an init script that
+//!   prints a report between markers and powers off.
 //! - VM (kernels/boot.rs): no network device at all (`-nic none`), serial console only, kept
-//!   in `target/kernels/NAME/console.log`.
+//!   in `target/kernels/NAME/console.log`; arm64 on QEMU's `virt` machine with `-cpu max`.
 //!
-//! May use: shell, and its own parts (kernels/).
+//! May use: shell, arch, and its own parts (kernels/).
 
-mod apt;
-mod boot;
+// apt and boot also serve the package's systemd check (package/systemd_vm.rs).
+pub mod apt;
+pub mod boot;
 mod guest;
 mod initramfs;
 
@@ -36,14 +40,15 @@ use self::{
     apt::Image,
     boot::{Accel, Outcome},
 };
-use crate::shell::{cargo, output};
+use crate::{arch::Arch, shell::output};
 
 /// One kernel of the matrix: a series of Debian cloud images and the suites to take it from.
 struct Kernel {
     /// What `--kernel` takes and the table shows.
     name: &'static str,
-    /// Image packages are `linux-image-{series}.*-cloud-amd64`; the newest one wins.
+    /// Image packages are `linux-image-{series}.*-cloud-{arch}`; the newest one wins.
     series: &'static str,
+    arch: Arch,
     /// (archive, suite) pairs on deb.debian.org.
     suites: &'static [(&'static str, &'static str)],
 }
@@ -53,6 +58,7 @@ const KERNELS: &[Kernel] = &[
     Kernel {
         name: "5.10",
         series: "5.10",
+        arch: Arch::X86_64,
         suites: &[
             ("debian", "bullseye"),
             ("debian-security", "bullseye-security"),
@@ -61,6 +67,7 @@ const KERNELS: &[Kernel] = &[
     Kernel {
         name: "6.1",
         series: "6.1",
+        arch: Arch::X86_64,
         suites: &[
             ("debian", "bookworm"),
             ("debian-security", "bookworm-security"),
@@ -69,23 +76,32 @@ const KERNELS: &[Kernel] = &[
     Kernel {
         name: "6.12",
         series: "6.12",
+        arch: Arch::X86_64,
         suites: &[("debian", "trixie"), ("debian-security", "trixie-security")],
     },
     Kernel {
         name: "7",
         series: "7",
+        arch: Arch::X86_64,
         suites: &[
             ("debian", "trixie-backports"),
             ("debian", "sid"),
             ("debian", "experimental"),
         ],
     },
+    // The arm64 sensor, run: Debian 13's kernel, the newest stable one.
+    Kernel {
+        name: "6.12-arm64",
+        series: "6.12",
+        arch: Arch::Aarch64,
+        suites: &[("debian", "trixie"), ("debian-security", "trixie-security")],
+    },
 ];
 
 /// `cargo xtask kernels` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only this kernel (repeatable): 5.10, 6.1, 6.12 or 7. Default: all.
+    /// Only this kernel (repeatable): 5.10, 6.1, 6.12, 7 or 6.12-arm64. Default: all.
     #[arg(long = "kernel", value_name = "NAME")]
     kernels: Vec<String>,
     /// Look for newer kernel packages instead of using the ones cached in target/kernels/.
@@ -127,42 +143,62 @@ pub fn run(args: &Args) -> Result<()> {
             .collect::<Result<_>>()?
     };
     let started = Instant::now();
-    if output("qemu-system-x86_64", &["--version"]).is_none() {
-        bail!(
-            "the kernel matrix needs qemu-system-x86_64, which cannot run here: \
-             `cargo xtask setup` installs qemu-system-x86"
-        );
-    }
     let accel = args.accel;
-    if accel == Accel::Kvm && !boot::kvm_usable() {
-        bail!("--accel kvm: /dev/kvm cannot be opened");
-    }
-    cargo(["build", "--release"])?;
-
     let dir = PathBuf::from("target/kernels");
     fs::create_dir_all(&dir)?;
-    let initrd = initramfs::build(&dir)?;
+    let mut initrds = Vec::new();
+    for arch in Arch::ALL {
+        if !selected.iter().any(|k| k.arch == arch) {
+            continue;
+        }
+        let qemu = boot::qemu(arch);
+        if output(qemu, &["--version"]).is_none() {
+            bail!(
+                "the kernel matrix needs {qemu}, which cannot run here: `cargo xtask setup` \
+                 installs it (qemu-system-x86, qemu-system-arm)"
+            );
+        }
+        if accel == Accel::Kvm && (!arch.is_host() || !boot::kvm_usable()) {
+            bail!("--accel kvm: /dev/kvm cannot be opened, or {arch:?} is not this machine's");
+        }
+        arch.build_release()?;
+        let adir = dir.join(format!("initramfs-{}", arch.debian()));
+        fs::create_dir_all(&adir)?;
+        initrds.push((arch, initramfs::build(arch, &adir)?));
+    }
 
     let mut results = Vec::new();
     for kernel in selected {
         let kdir = dir.join(kernel.name);
-        let image =
-            apt::fetch(kernel.series, kernel.suites, &kdir, args.refresh).with_context(|| {
-                format!(
-                    "cannot get Debian's {} kernel from deb.debian.org (cached in {} once \
+        let initrd = &initrds
+            .iter()
+            .find(|(a, _)| *a == kernel.arch)
+            .expect("built above")
+            .1;
+        let image = apt::fetch(
+            kernel.series,
+            kernel.arch.debian(),
+            kernel.suites,
+            &kdir,
+            args.refresh,
+        )
+        .with_context(|| {
+            format!(
+                "cannot get Debian's {} kernel from deb.debian.org (cached in {} once \
                      downloaded)",
-                    kernel.name,
-                    kdir.display()
-                )
-            })?;
+                kernel.name,
+                kdir.display()
+            )
+        })?;
         eprintln!(
             "xtask: booting {} ({}, {}) under QEMU ({accel:?})",
             kernel.name, image.release, image.version
         );
         let result = boot::boot(
             kernel.name,
+            kernel.arch,
             &image.vmlinuz,
-            &initrd,
+            initrd,
             &kdir,
             accel,
             Duration::from_secs(args.timeout),

@@ -7,7 +7,10 @@
 //! - `test`: setup, then everything CI checks (ci.rs): formatting, clippy (Linux, eBPF and
 //!   Windows targets), the mingw link, every unit and end-to-end test against the real kernel
 //!   (root), the kernel matrix, and the fuzz targets.
-//! - `kernels [--kernel NAME]...`: the kernel matrix under QEMU (kernels.rs).
+//! - `kernels [--kernel NAME]...`: the kernel matrix under QEMU, x86_64 and arm64
+//!   (kernels.rs).
+//! - `package [--arch ARCH]...`: the .deb and the OCI image archive for x86_64 and aarch64,
+//!   built and checked, in target/package/ (package.rs).
 //! - `wine-test [ARGS]`: the engine's and the ETW crate's tests, cross-compiled for Windows,
 //!   under Wine (windows.rs).
 //! - `fuzz [--seconds N] [--target T]... [--merge]`: the cargo-fuzz targets (fuzz.rs and
@@ -22,10 +25,13 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod arch;
 mod bench;
 mod ci;
 mod fuzz;
 mod kernels;
+mod manifests;
+mod package;
 mod packages;
 mod setup;
 mod shell;
@@ -56,9 +62,13 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Setup, build, then boot Debian's 5.10, 6.1, 6.12 and 7.x cloud kernels under QEMU and
-    /// check that the sensor loads, alerts and exits cleanly on each.
+    /// Setup, build, then boot Debian's 5.10, 6.1, 6.12 and 7.x cloud kernels (x86_64) and its
+    /// 6.12 arm64 cloud kernel under QEMU and check that the sensor loads, alerts and exits
+    /// cleanly on each.
     Kernels(kernels::Args),
+    /// Setup, then build and check the .deb and the OCI image archive for x86_64 and aarch64
+    /// (target/package/).
+    Package(package::Args),
     /// Setup, then run each fuzz target for a bounded time; fails on a crash.
     Fuzz(fuzz::Args),
     /// Build, then measure what the sensor costs against bare and against auditd and
@@ -109,6 +119,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Kernels(args) => {
             setup::setup()?;
             kernels::run(&args)
+        }
+        Cmd::Package(args) => {
+            setup::setup()?;
+            package::run(&args)
         }
         Cmd::Fuzz(args) => {
             setup::setup()?;

@@ -2,10 +2,12 @@
 //! every check CI runs (idempotent, quick when all is there): Debian packages (LLVM 22 for
 //! bpf-linker, mingw-w64 for the Windows build, the tools the end-to-end tests call, QEMU and
 //! busybox for the kernel matrix, a C++ compiler for libFuzzer, protoc for the CRI client,
-//! Podman and runc for the container tests), the pinned Rust toolchain's
-//! components and Windows target, bpf-linker built against LLVM 22 (the LLVM major of rustc
-//! 1.95), cargo-fuzz, and a Python virtual environment (`target/e2e-venv`) with aioquic, the
-//! QUIC client of the connection tests. The versions pinned here are the project's.
+//! Podman and runc for the container tests, the aarch64 cross linker and the packaging tools),
+//! the pinned Rust toolchain's components and its Windows and aarch64 targets, bpf-linker
+//! built against LLVM 22 (the LLVM major of rustc 1.95), cargo-fuzz, a Python virtual
+//! environment (`target/e2e-venv`) with aioquic, the QUIC client of the connection tests, and
+//! kubernetes-validate (PyPI, with the Kubernetes API schemas it bundles) in a virtual
+//! environment for the DaemonSet's check. The versions pinned here are the project's.
 //!
 //! May use: shell, packages.
 
@@ -21,6 +23,12 @@ pub const TOOLCHAIN: &str = "1.95.0";
 pub const BPF_LINKER_VERSION: &str = "0.13.0";
 pub const LLVM_MAJOR: &str = "22";
 pub const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
+/// The arm64 sensor's target (packages, the kernel matrix's arm64 row).
+pub const ARM64_TARGET: &str = "aarch64-unknown-linux-gnu";
+/// kubernetes-validate, which checks deploy/'s manifest against the API schemas it bundles.
+pub const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
+/// Its virtual environment.
+pub const KUBERNETES_VALIDATE_VENV: &str = "target/tools/kubernetes-validate";
 /// The cargo-fuzz release the fuzz targets are run with.
 pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// aioquic (PyPI), the QUIC client of the end-to-end connection tests.
@@ -64,6 +72,17 @@ const APT_PACKAGES: &[&str] = &[
     "busybox-static",         // the guest's shell and tools
     "debian-archive-keyring", // checks the kernel packages' indices
     "gzip",                   // the initramfs
+    // The arm64 sensor and its row in the kernel matrix:
+    "gcc-aarch64-linux-gnu", // links it (and its binutils strip and readelf)
+    "libc6-dev-arm64-cross", // ... against arm64 glibc, whose libraries go into its image
+    "qemu-system-arm",       // qemu-system-aarch64, TCG
+    // `cargo xtask package` and its checks:
+    "lintian",      // checks the .deb (dpkg-deb, which builds it, is dpkg's)
+    "systemd",      // systemd-analyze verify and security check the unit
+    "umoci",        // builds the OCI image offline
+    "podman",       // the end-to-end test runs the image
+    "runc",         // ... with runc (crun refuses hybrid cgroup hosts)
+    "python3-venv", // kubernetes-validate's environment
 ];
 
 /// Installs everything; quick when all is there.
@@ -73,6 +92,7 @@ pub fn setup() -> Result<()> {
     bpf_linker()?;
     cargo_fuzz()?;
     e2e_python()?;
+    kubernetes_validate()?;
     eprintln!("xtask: setup complete");
     Ok(())
 }
@@ -105,13 +125,33 @@ fn rustup() -> Result<()> {
         &["target", "list", "--installed", "--toolchain", TOOLCHAIN],
     )
     .unwrap_or_default();
-    if !targets.lines().any(|l| l.trim() == WINDOWS_TARGET) {
-        sh(
-            "rustup",
-            &["target", "add", "--toolchain", TOOLCHAIN, WINDOWS_TARGET],
-        )?;
+    for target in [WINDOWS_TARGET, ARM64_TARGET] {
+        if !targets.lines().any(|l| l.trim() == target) {
+            sh(
+                "rustup",
+                &["target", "add", "--toolchain", TOOLCHAIN, target],
+            )?;
+        }
     }
     Ok(())
+}
+
+/// kubernetes-validate, pinned, in its own virtual environment (Debian's Python refuses
+/// packages installed beside its own).
+fn kubernetes_validate() -> Result<()> {
+    let venv = std::path::Path::new(KUBERNETES_VALIDATE_VENV);
+    let program = venv.join("bin/kubernetes-validate");
+    let installed = output(shell::path_str(&program)?, &["--version"])
+        .is_some_and(|v| v.contains(KUBERNETES_VALIDATE_VERSION));
+    if installed {
+        return Ok(());
+    }
+    sh("/usr/bin/python3", &["-m", "venv", shell::path_str(venv)?])?;
+    let spec = format!("kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}");
+    sh(
+        shell::path_str(&venv.join("bin/pip"))?,
+        &["install", "--quiet", "--disable-pip-version-check", &spec],
+    )
 }
 
 /// bpf-linker, built against the system's LLVM 22.

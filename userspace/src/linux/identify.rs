@@ -10,7 +10,9 @@
 //!   rewritten in place changes its ctime (which, unlike the mtime, no user can set back), so
 //!   it is read again.
 //! - **The file that ran.** It is opened as `/proc/PID/exe` (which also works for deleted
-//!   files and memfds), else by its path, without blocking (`O_NONBLOCK`: a FIFO swapped in at
+//!   files and memfds), else by its path, else by its path under `/proc/1/root` (the host's
+//!   file system, for a sensor in a container with the host's PID namespace, whose own root
+//!   is the image's), without blocking (`O_NONBLOCK`: a FIFO swapped in at
 //!   the path cannot stall the sensor), and read only if it is a regular file with the inode,
 //!   size, mtime and ctime of the record: a process that has exec'd again since, or a path
 //!   that now names another file, is not read, and nothing is cached for it.
@@ -84,7 +86,8 @@ impl Identifier {
         if let Some(known) = self.cache.get(&key) {
             return known.clone();
         }
-        let Some(file) = [format!("/proc/{tgid}/exe").as_str(), path]
+        let host_path = format!("/proc/1/root{path}");
+        let Some(file) = [format!("/proc/{tgid}/exe").as_str(), path, &host_path]
             .into_iter()
             .filter_map(open)
             .find(|f| key.matches(f))

@@ -1,8 +1,10 @@
-//! The kernel packages of the matrix: Debian's `linux-image-*-cloud-amd64` images found,
-//! downloaded and unpacked with apt-get under a private configuration (sources, lists, cache
-//! and state under `target/kernels/NAME/apt/`) that names only deb.debian.org, so that the
-//! machine's own apt configuration is neither used nor changed. The newest image of a series in
-//! its suites is picked and cached in `target/kernels/NAME/` (`kernel.txt` says which).
+//! The kernel packages of the matrix: Debian's `linux-image-*-cloud-ARCH` images (amd64, and
+//! arm64 for its row) found, downloaded and unpacked with apt-get under a private
+//! configuration (sources, lists, cache and state under `target/kernels/NAME/apt/`) that names
+//! only deb.debian.org, so that the machine's own apt configuration is neither used nor
+//! changed. The newest image of a series in its suites is picked and cached in
+//! `target/kernels/NAME/` (`kernel.txt` says which). The same way, the arm64 guest's busybox
+//! (busybox-static of that architecture) is downloaded once ([`fetch_file`]).
 //!
 //! May use: shell.
 
@@ -31,10 +33,16 @@ pub struct Image {
     pub vmlinuz: PathBuf,
 }
 
-/// Finds, downloads and unpacks the newest image of `series` (`linux-image-{series}.*`) in
-/// `suites` ((archive, suite) pairs on deb.debian.org) into `dir`, or reuses the one there
-/// (unless `refresh`).
-pub fn fetch(series: &str, suites: &[(&str, &str)], dir: &Path, refresh: bool) -> Result<Image> {
+/// Finds, downloads and unpacks the newest image of `series` (`linux-image-{series}.*`) for
+/// Debian architecture `arch` in `suites` ((archive, suite) pairs on deb.debian.org) into
+/// `dir`, or reuses the one there (unless `refresh`).
+pub fn fetch(
+    series: &str,
+    arch: &str,
+    suites: &[(&str, &str)],
+    dir: &Path,
+    refresh: bool,
+) -> Result<Image> {
     let info = dir.join("kernel.txt");
     let vmlinuz = dir.join("vmlinuz");
     if !refresh
@@ -45,11 +53,11 @@ pub fn fetch(series: &str, suites: &[(&str, &str)], dir: &Path, refresh: bool) -
         return Ok(image);
     }
     fs::create_dir_all(dir)?;
-    let apt = Apt::new(&dir.join("apt"), suites)?;
+    let apt = Apt::new(&dir.join("apt"), suites, arch)?;
     apt.update()?;
     let candidate = apt.newest_image(series)?.with_context(|| {
         format!(
-            "no linux-image-{series}.*-cloud-amd64 package in {}",
+            "no linux-image-{series}.*-cloud-{arch} package in {}",
             suites
                 .iter()
                 .map(|(_, s)| *s)
@@ -92,6 +100,47 @@ pub fn fetch(series: &str, suites: &[(&str, &str)], dir: &Path, refresh: bool) -
         btf,
         vmlinuz,
     })
+}
+
+/// The file `path` of Debian package `package` (architecture `arch`, from `suites`), downloaded
+/// and unpacked once under `dir` (kept there: later calls read it from there).
+pub fn fetch_file(
+    package: &str,
+    path: &str,
+    arch: &str,
+    suites: &[(&str, &str)],
+    dir: &Path,
+) -> Result<PathBuf> {
+    let file = dir.join("unpacked").join(path);
+    if file.is_file() {
+        return Ok(file);
+    }
+    let apt = Apt::new(&dir.join("apt"), suites, arch)?;
+    apt.update()?;
+    let debs = dir.join("debs");
+    if debs.exists() {
+        fs::remove_dir_all(&debs)?;
+    }
+    fs::create_dir_all(&debs)?;
+    let status = Command::new("apt-get")
+        .args(apt.args(&["-q", "download", &format!("{package}:{arch}")]))
+        .current_dir(&debs)
+        .status()
+        .context("cannot run apt-get")?;
+    if !status.success() {
+        bail!("apt-get download {package}:{arch} failed ({status})");
+    }
+    for deb in fs::read_dir(&debs)? {
+        let deb = deb?.path();
+        sh(
+            "dpkg-deb",
+            &["-x", path_str(&deb)?, path_str(&dir.join("unpacked"))?],
+        )?;
+    }
+    if !file.is_file() {
+        bail!("{package}:{arch} has no /{path}");
+    }
+    Ok(file)
 }
 
 /// In an unpacked image: the kernel, its release (`uname -r`) and its config. Up to 6.18
@@ -143,10 +192,12 @@ fn parse_info(text: &str, vmlinuz: &Path) -> Option<Image> {
 /// cache and state of their own, so that the machine's apt setup is neither used nor changed.
 struct Apt {
     options: Vec<String>,
+    /// Debian's name of the architecture (amd64, arm64).
+    arch: String,
 }
 
 impl Apt {
-    fn new(dir: &Path, suites: &[(&str, &str)]) -> Result<Self> {
+    fn new(dir: &Path, suites: &[(&str, &str)], arch: &str) -> Result<Self> {
         if !Path::new(KEYRING).is_file() {
             bail!("{KEYRING} is missing: install debian-archive-keyring");
         }
@@ -174,8 +225,8 @@ impl Apt {
             ("Dir::Cache", d("cache")),
             ("Dir::Cache::pkgcache", String::new()),
             ("Dir::Cache::srcpkgcache", String::new()),
-            ("APT::Architecture", "amd64".into()),
-            ("APT::Architectures", "amd64".into()),
+            ("APT::Architecture", arch.into()),
+            ("APT::Architectures", arch.into()),
             ("Acquire::Languages", "none".into()),
             // Only the Packages indices: no AppStream data, no Contents.
             (
@@ -206,7 +257,10 @@ impl Apt {
             .into_iter()
             .flat_map(|(k, v)| ["-o".to_string(), format!("{k}={v}")])
             .collect();
-        Ok(Self { options })
+        Ok(Self {
+            options,
+            arch: arch.to_string(),
+        })
     }
 
     fn args<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
@@ -219,18 +273,23 @@ impl Apt {
         sh("apt-get", &self.args(&["-q", "update"]))
     }
 
-    /// The newest `linux-image-{series}.*-cloud-amd64` image (not a meta-package).
+    /// The newest `linux-image-{series}.*-cloud-ARCH` image (not a meta-package).
     fn newest_image(&self, series: &str) -> Result<Option<Candidate>> {
+        let suffix = format!("-cloud-{}", self.arch);
         let names = output(
             "apt-cache",
-            &self.args(&["search", "--names-only", "^linux-image-.*-cloud-amd64$"]),
+            &self.args(&[
+                "search",
+                "--names-only",
+                &format!("^linux-image-.*{suffix}$"),
+            ]),
         )
         .context("apt-cache search failed")?;
         let prefix = format!("linux-image-{series}.");
         let names: Vec<&str> = names
             .lines()
             .filter_map(|l| l.split_whitespace().next())
-            .filter(|n| n.starts_with(&prefix) && n.ends_with("-cloud-amd64"))
+            .filter(|n| n.starts_with(&prefix) && n.ends_with(&suffix))
             .collect();
         if names.is_empty() {
             return Ok(None);

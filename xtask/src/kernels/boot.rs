@@ -1,8 +1,9 @@
 //! Booting one kernel of the matrix under QEMU (no network device at all, serial console
 //! only, kept in `target/kernels/NAME/console.log`) and what it showed: the guest's report, or
-//! why there is none.
+//! why there is none. x86_64 guests run on QEMU's default PC machine (serial ttyS0), arm64
+//! guests on its `virt` machine with `-cpu max` (serial ttyAMA0).
 //!
-//! May use: kernels/guest (the report).
+//! May use: arch, kernels/guest (the report).
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -16,6 +17,15 @@ use anyhow::{Context as _, Result};
 use clap::ValueEnum;
 
 use super::guest::{self, Report};
+use crate::arch::Arch;
+
+/// The QEMU program for `arch`'s guests.
+pub fn qemu(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "qemu-system-x86_64",
+        Arch::Aarch64 => "qemu-system-aarch64",
+    }
+}
 
 /// How QEMU runs the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -110,6 +120,7 @@ impl Outcome {
 /// `dir/console.log`.
 pub fn boot(
     name: &'static str,
+    arch: Arch,
     vmlinuz: &Path,
     initrd: &Path,
     dir: &Path,
@@ -118,7 +129,19 @@ pub fn boot(
 ) -> Result<Outcome> {
     let console = dir.join("console.log");
     let log = File::create(&console)?;
-    let mut qemu = Command::new("qemu-system-x86_64");
+    let mut qemu = Command::new(self::qemu(arch));
+    let tty = match arch {
+        Arch::X86_64 => "ttyS0",
+        // QEMU's virt machine: the PL011 UART; pointer authentication with QEMU's own cheap
+        // algorithm (the architected one is slow to emulate).
+        Arch::Aarch64 => {
+            qemu.args(["-M", "virt"]);
+            if accel == Accel::Tcg {
+                qemu.args(["-cpu", "max,pauth-impdef=on"]);
+            }
+            "ttyAMA0"
+        }
+    };
     qemu.args(["-m", "1024", "-smp", "1", "-nographic", "-no-reboot"])
         // No network device at all: nothing in the guest can reach a network.
         .args(["-nic", "none"])
@@ -126,7 +149,7 @@ pub fn boot(
         .arg(vmlinuz)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 panic=-1 quiet"]);
+        .args(["-append", &format!("console={tty} panic=-1 quiet")]);
     match accel {
         Accel::Kvm => qemu.args(["-accel", "kvm", "-cpu", "host"]),
         Accel::Tcg => qemu.args(["-accel", "tcg"]),
@@ -137,9 +160,13 @@ pub fn boot(
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .context(
-            "cannot start qemu-system-x86_64 (`cargo xtask setup` installs qemu-system-x86)",
-        )?;
+        .with_context(|| {
+            format!(
+                "cannot start {} (`cargo xtask setup` installs qemu-system-x86 and \
+                 qemu-system-arm)",
+                self::qemu(arch)
+            )
+        })?;
     let mut problem = None;
     loop {
         if let Some(status) = child.try_wait()? {

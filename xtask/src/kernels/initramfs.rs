@@ -1,10 +1,18 @@
-//! The matrix's initramfs: a "newc" cpio archive, gzipped, with busybox (static), the
-//! stripped release sensor and the shared libraries it needs, a copy of `true` named `ngrok`,
-//! `update-helper` (a static x86-64 program that exits, carrying Go 1.16 build information
-//! naming ngrok), a ClientHello (`hello.bin`, for the connection check), /etc/passwd and the
-//! guest's init script.
+//! The matrix's initramfs, one per architecture: a "newc" cpio archive, gzipped, with busybox
+//! (static), the stripped release sensor and the shared libraries it needs, a program that
+//! exits named `ngrok`, `update-helper` (a static program that exits, carrying Go 1.16 build
+//! information naming ngrok), a ClientHello (`hello.bin`, for the connection check),
+//! /etc/passwd and the guest's init script.
 //!
-//! May use: shell, kernels/guest (the init script), tunnelwatch-identify (its test builder).
+//! - x86_64: the machine's busybox-static, a copy of its `true` (and its libraries), and an
+//!   `update-helper` built whole by tunnelwatch-identify's test builder in the Go 1.16 layout.
+//! - arm64: Debian's busybox-static of arm64 (downloaded once into
+//!   `target/kernels/busybox-arm64/`), a static program that exits built with the cross
+//!   compiler as `ngrok`, and the same program with a `.go.buildinfo` section (Go 1.22's
+//!   inline layout) added by the cross objcopy as `update-helper`.
+//!
+//! May use: shell, arch, kernels/apt (the arm64 busybox), kernels/guest (the init script),
+//! tunnelwatch-identify (its test builder).
 
 use std::{
     collections::BTreeMap,
@@ -14,13 +22,15 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::guest;
-use crate::shell::{output, path_str, sh};
+use super::{apt, guest};
+use crate::{
+    arch::Arch,
+    shell::{output, path_str, sh},
+};
 
-/// Builds `dir/initrd.gz`: busybox, the stripped release sensor and its libraries, `ngrok`
-/// (a copy of `true`), `update-helper` (a renamed Go-built ngrok), /etc/passwd and the init
-/// script.
-pub fn build(dir: &Path) -> Result<PathBuf> {
+/// Builds `dir/initrd.gz` for `arch`: busybox, the stripped release sensor and its libraries,
+/// `ngrok`, `update-helper` (a renamed Go-built ngrok), /etc/passwd and the init script.
+pub fn build(arch: Arch, dir: &Path) -> Result<PathBuf> {
     let mut cpio = Cpio::default();
     for d in ["dev", "proc", "sys", "tmp", "root", "etc"] {
         cpio.dir(d);
@@ -28,32 +38,42 @@ pub fn build(dir: &Path) -> Result<PathBuf> {
     cpio.char_dev("dev/console", 5, 1);
     cpio.char_dev("dev/null", 1, 3);
 
-    let busybox = Path::new("/bin/busybox");
-    if output("ldd", &[path_str(busybox)?]).is_some_and(|o| !o.contains("not a dynamic")) {
-        bail!("/bin/busybox is not static: install busybox-static");
-    }
-    cpio.file("bin/busybox", 0o755, fs::read(busybox)?);
-
     let stripped = dir.join("tunnelwatch.stripped");
-    sh(
-        "strip",
-        &[
-            "--strip-debug",
-            "-o",
-            path_str(&stripped)?,
-            "target/release/tunnelwatch",
-        ],
-    )?;
+    arch.strip(&arch.release_binary(), &stripped)?;
     cpio.file("usr/bin/tunnelwatch", 0o755, fs::read(&stripped)?);
-    let true_path = Path::new("/bin/true");
-    cpio.file("ngrok", 0o755, fs::read(true_path)?);
-    let renamed = tunnelwatch_identify::testing::GoFile::new("go1.16.15", "go.ngrok.com/cmd/ngrok");
-    cpio.file("update-helper", 0o755, renamed.elf());
     cpio.file("hello.bin", 0o644, super::guest::CLIENT_HELLO.to_vec());
-    for program in [Path::new("target/release/tunnelwatch"), true_path] {
-        for lib in shared_libraries(program)? {
-            let data = fs::read(&lib).with_context(|| format!("cannot read {lib}"))?;
-            cpio.file(lib.trim_start_matches('/'), 0o755, data);
+    for (at, from) in arch.runtime_files(&stripped)? {
+        cpio.file(&at, 0o755, fs::read(&from)?);
+    }
+    match arch {
+        Arch::X86_64 => {
+            let busybox = Path::new("/bin/busybox");
+            if output("ldd", &[path_str(busybox)?]).is_some_and(|o| !o.contains("not a dynamic")) {
+                bail!("/bin/busybox is not static: install busybox-static");
+            }
+            cpio.file("bin/busybox", 0o755, fs::read(busybox)?);
+            let true_path = Path::new("/bin/true");
+            cpio.file("ngrok", 0o755, fs::read(true_path)?);
+            for lib in shared_libraries(true_path)? {
+                let data = fs::read(&lib).with_context(|| format!("cannot read {lib}"))?;
+                cpio.file(lib.trim_start_matches('/'), 0o755, data);
+            }
+            let renamed =
+                tunnelwatch_identify::testing::GoFile::new("go1.16.15", "go.ngrok.com/cmd/ngrok");
+            cpio.file("update-helper", 0o755, renamed.elf());
+        }
+        Arch::Aarch64 => {
+            let busybox = apt::fetch_file(
+                "busybox-static",
+                "usr/bin/busybox",
+                arch.debian(),
+                &[("debian", "trixie")],
+                Path::new("target/kernels/busybox-arm64"),
+            )?;
+            cpio.file("bin/busybox", 0o755, fs::read(busybox)?);
+            let (exit0, renamed) = arm64_programs(dir)?;
+            cpio.file("ngrok", 0o755, fs::read(exit0)?);
+            cpio.file("update-helper", 0o755, fs::read(renamed)?);
         }
     }
 
@@ -69,6 +89,43 @@ pub fn build(dir: &Path) -> Result<PathBuf> {
     fs::write(&raw, cpio.finish())?;
     sh("gzip", &["-f", "-n", "-6", path_str(&raw)?])?;
     Ok(dir.join("initrd.gz"))
+}
+
+/// For the arm64 guest: a static program that exits 0, and a copy of it carrying Go build
+/// information that names ngrok, built in `dir` with the cross compiler and objcopy.
+fn arm64_programs(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let source = dir.join("exit0.c");
+    fs::write(&source, "int main(void) { return 0; }\n")?;
+    let exit0 = dir.join("exit0");
+    sh(
+        "aarch64-linux-gnu-gcc",
+        &[
+            "-static",
+            "-O2",
+            "-o",
+            path_str(&exit0)?,
+            path_str(&source)?,
+        ],
+    )?;
+    let blob = dir.join("buildinfo");
+    fs::write(
+        &blob,
+        tunnelwatch_identify::testing::inline_blob(
+            "go1.22.4",
+            &tunnelwatch_identify::testing::modinfo("go.ngrok.com/cmd/ngrok", "go.ngrok.com"),
+        ),
+    )?;
+    let renamed = dir.join("update-helper");
+    sh(
+        "aarch64-linux-gnu-objcopy",
+        &[
+            "--add-section",
+            &format!(".go.buildinfo={}", path_str(&blob)?),
+            path_str(&exit0)?,
+            path_str(&renamed)?,
+        ],
+    )?;
+    Ok((exit0, renamed))
 }
 
 /// The shared libraries (and the dynamic loader) that `ldd` lists for `program`.
