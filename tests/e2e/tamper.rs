@@ -162,7 +162,8 @@ fn detached_cgroup_links_are_attached_again_warned_and_counted() {
     let mut sensor = Sensor::start(&["--dns-port", &dns.port.to_string()]);
     let programs = sensor.program_ids();
     let links = links_of(&programs);
-    assert_eq!(links.len(), 2, "egress and ingress: {links:?}");
+    // DNS egress and ingress, connect4/6 and sendmsg4/6.
+    assert_eq!(links.len(), 6, "the six cgroup programs: {links:?}");
     // Root detaches them (the red team's `bpftool link detach`).
     for (id, _) in &links {
         let status = Command::new("bpftool")
@@ -171,10 +172,18 @@ fn detached_cgroup_links_are_attached_again_warned_and_counted() {
             .unwrap();
         assert!(status.success(), "bpftool link detach id {id}");
     }
-    sensor.wait_stderr("dns_egress was detached from outside: attached again", 0);
-    sensor.wait_stderr("dns_ingress was detached from outside: attached again", 0);
+    for name in [
+        "dns_egress",
+        "dns_ingress",
+        "conn_connect4",
+        "conn_connect6",
+        "conn_sendmsg4",
+        "conn_sendmsg6",
+    ] {
+        sensor.wait_stderr(&format!("{name} was detached from outside: attached again"), 0);
+    }
     let relinked = links_of(&programs);
-    assert_eq!(relinked.len(), 2, "{relinked:?}");
+    assert_eq!(relinked.len(), 6, "{relinked:?}");
     // DNS detection works again.
     let name = format!("{}.ngrok.io", unique("relinked"));
     dns_client::sendto(dns.v4(), &name, RecordType::A);
@@ -191,5 +200,5 @@ fn detached_cgroup_links_are_attached_again_warned_and_counted() {
         .expect("final stats");
     let stats: Value =
         serde_json::from_str(stats.trim_start_matches("tunnelwatch: stats ")).unwrap();
-    assert_eq!(stats["links_restored"], 2, "{stats}");
+    assert_eq!(stats["links_restored"], 6, "{stats}");
 }
