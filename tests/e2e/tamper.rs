@@ -180,7 +180,10 @@ fn detached_cgroup_links_are_attached_again_warned_and_counted() {
         "conn_sendmsg4",
         "conn_sendmsg6",
     ] {
-        sensor.wait_stderr(&format!("{name} was detached from outside: attached again"), 0);
+        sensor.wait_stderr(
+            &format!("{name} was detached from outside: attached again"),
+            0,
+        );
     }
     let relinked = links_of(&programs);
     assert_eq!(relinked.len(), 6, "{relinked:?}");

@@ -711,7 +711,6 @@ mod tests {
 
     use std::net::{Ipv4Addr, Ipv6Addr};
     use std::str::FromStr;
-    use std::time::Instant;
 
     use hickory_proto::{
         op::{Edns, Message, OpCode},
@@ -1307,16 +1306,16 @@ mod tests {
         assert_eq!(msg.questions.len(), 1);
         assert!(msg.answers.is_empty() && msg.partial);
 
-        // 65535 tiny root questions that are all there: capped, quickly.
+        // 65535 tiny root questions that are all there: capped (the walk's budget bounds the
+        // work; its cost is the bench's and the dns_message fuzz target's to measure, not a
+        // test's to time).
         let mut b = header(65535, 0);
         for _ in 0..65535 / 5 {
             b.extend_from_slice(&[0, 0, 1, 0, 1]);
         }
-        let start = Instant::now();
         let msg = parse_message(&b, true).unwrap();
         assert_eq!(msg.questions.len(), MAX_QUESTIONS);
         assert!(msg.partial);
-        assert!(start.elapsed().as_secs_f64() < 0.5);
     }
 
     #[test]
@@ -1346,9 +1345,7 @@ mod tests {
             answers += 1;
         }
         b[6..8].copy_from_slice(&answers.to_be_bytes());
-        let start = Instant::now();
         let msg = parse_message(&b, true).unwrap();
-        let elapsed = start.elapsed();
         assert_eq!(&*msg.questions[0].name, ".");
         assert_eq!(msg.answers.len(), MAX_ANSWERS);
         assert!(
@@ -1362,7 +1359,6 @@ mod tests {
         assert_eq!(msg.answers[1].data, "10.0.0.1");
         assert!(msg.partial);
         assert_sane(&msg);
-        assert!(elapsed.as_secs_f64() < 2.0, "{elapsed:?}");
     }
 
     #[test]

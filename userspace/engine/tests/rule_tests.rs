@@ -272,7 +272,8 @@ fn user_rules_replace_shipped_ones_and_must_not_clash() {
         err.to_string(),
         format!(
             "{}:1: duplicate rule id 'BC84D574-708C-467D-B78A-4C1E20171F97' (first used in {}:1)",
-            dir.join("b/again.yml").display(),
+            // Joined part by part: on Windows the loader's paths use backslashes throughout.
+            dir.join("b").join("again.yml").display(),
             dir.join("a.yml").display()
         )
     );
