@@ -475,33 +475,7 @@ impl Field {
                         .dest
                         .map_or(Value::Absent, |a| Value::Int(a.port().into())),
                     Transport => Value::str(e.transport),
-                    ProcessName | ProcessPath | CommandLine | OriginalFileName | ProcessId
-                    | User | UserId | ContainerId | ContainerRuntime | ContainerName
-                    | ContainerImage | PodUid | PodName | PodNamespace => e
-                        .process
-                        .as_ref()
-                        .map_or(Value::Absent, |p| process_value(self, p)),
-                    ParentName => e
-                        .parent
-                        .as_ref()
-                        .map_or(Value::Absent, |p| Value::str(&p.name)),
-                    ParentPath => e
-                        .parent
-                        .as_ref()
-                        .map_or(Value::Absent, |p| Value::str(&p.path)),
-                    ParentCommandLine => e
-                        .parent
-                        .as_ref()
-                        .map_or(Value::Absent, |p| Value::str(&p.command_line)),
-                    ParentId => e
-                        .parent
-                        .as_ref()
-                        .map_or(Value::Absent, |p| Value::pid(p.pid)),
-                    ParentUser => e
-                        .parent
-                        .as_ref()
-                        .map_or(Value::Absent, |p| Value::str(&p.user)),
-                    _ => Value::Absent,
+                    _ => process_or_parent(self, e.process.as_ref(), e.parent.as_ref()),
                 }
             }
         }
@@ -534,30 +508,26 @@ fn connection_value(field: Field, e: &ConnectionEvent) -> Value<'_> {
         Alpn if e.alpn.iter().any(|a| !a.is_empty()) => Value::Strs(&e.alpn),
         App => Value::str(e.app),
         DnsName => Value::str(&e.dns_name),
-        ProcessName | ProcessPath | CommandLine | OriginalFileName | ProcessId | User | UserId => e
-            .process
-            .as_ref()
-            .map_or(Value::Absent, |p| process_value(field, p)),
-        ParentName => e
-            .parent
-            .as_ref()
-            .map_or(Value::Absent, |p| Value::str(&p.name)),
-        ParentPath => e
-            .parent
-            .as_ref()
-            .map_or(Value::Absent, |p| Value::str(&p.path)),
-        ParentCommandLine => e
-            .parent
-            .as_ref()
-            .map_or(Value::Absent, |p| Value::str(&p.command_line)),
-        ParentId => e
-            .parent
-            .as_ref()
-            .map_or(Value::Absent, |p| Value::pid(p.pid)),
-        ParentUser => e
-            .parent
-            .as_ref()
-            .map_or(Value::Absent, |p| Value::str(&p.user)),
+        _ => process_or_parent(field, e.process.as_ref(), e.parent.as_ref()),
+    }
+}
+
+/// A field of the process behind a DNS message or a connection, or of its parent: absent when
+/// the event has none (or the field is of neither).
+fn process_or_parent<'a>(
+    field: Field,
+    process: Option<&'a Process>,
+    parent: Option<&'a Process>,
+) -> Value<'a> {
+    match field {
+        ProcessName | ProcessPath | CommandLine | OriginalFileName | ProcessId | User | UserId
+        | ContainerId | ContainerRuntime | ContainerName | ContainerImage | PodUid | PodName
+        | PodNamespace => process.map_or(Value::Absent, |p| process_value(field, p)),
+        ParentName => parent.map_or(Value::Absent, |p| Value::str(&p.name)),
+        ParentPath => parent.map_or(Value::Absent, |p| Value::str(&p.path)),
+        ParentCommandLine => parent.map_or(Value::Absent, |p| Value::str(&p.command_line)),
+        ParentId => parent.map_or(Value::Absent, |p| Value::pid(p.pid)),
+        ParentUser => parent.map_or(Value::Absent, |p| Value::str(&p.user)),
         _ => Value::Absent,
     }
 }

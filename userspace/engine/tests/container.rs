@@ -1,6 +1,6 @@
-//! Container context on lines: the container and namespace fields written after the body,
-//! read back by `replay`, named by allowlists, Sigma rules, filters and messages; host
-//! processes carry none.
+//! Container context on lines (exec, DNS and connection): the container and namespace fields
+//! written after the body, read back by `replay`, named by allowlists, Sigma rules, filters
+//! and messages; host processes carry none.
 
 mod common;
 
@@ -199,4 +199,30 @@ filter:
     );
     assert!(fired(&engine, &sanctioned).is_empty());
     assert_eq!(fired(&engine, &host), [LINUX]);
+}
+
+#[test]
+fn connections_carry_the_container_and_allowlists_name_it() {
+    const ENDPOINT: &str = "b9b52559-80a1-4ed1-ad6b-cc147ff65fbc";
+    let agent = || connection("127.0.0.1:443", "connect.ngrok-agent.com");
+    let e = inside(agent(), container("registry.example/preview-web:3", "ci"));
+    let line = lines(&builtin_engine(), &e).remove(0);
+    assert!(
+        line.contains(r#""rule_id":"b9b52559-80a1-4ed1-ad6b-cc147ff65fbc""#)
+            && line.contains(&format!(r#""container_id":"{ID}""#))
+            && line.contains(r#""container_image":"registry.example/preview-web:3""#),
+        "{line}"
+    );
+    assert_same_place(&parse_line(&line).unwrap().event.unwrap(), &e);
+    // The image's allowlist entry silences its connection alerts, and only its.
+    let config: Config = Config::from_str(
+        "tw.yml",
+        "allowlist:\n  - container_image: ['registry.example/preview-*']\n",
+    )
+    .unwrap();
+    let engine = Engine::new(builtin::rules().unwrap(), config.allowlist);
+    assert!(fired(&engine, &e).is_empty());
+    let elsewhere = inside(agent(), container("docker.io/library/alpine", "ci"));
+    assert_eq!(fired(&engine, &elsewhere), [ENDPOINT]);
+    assert_eq!(fired(&engine, &agent()), [ENDPOINT]);
 }
