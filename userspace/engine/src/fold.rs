@@ -7,8 +7,9 @@
 //!   sees it (executable path, user id and container id: not the pid, a reconnecting agent
 //!   restarts), and the event's own key: the command line of a process start, the registered
 //!   domain of a DNS query (public suffix list: `tunnel.us.ngrok.com` and
-//!   `connect.ngrok-agent.com` are `ngrok.com` and `ngrok-agent.com`), the registered domain
-//!   of a connection's destination name, else its address and port.
+//!   `connect.ngrok-agent.com` are `ngrok.com` and `ngrok-agent.com`), and a connection's
+//!   transport with the registered domain of its destination's name, else with its address
+//!   and port (`udp 127.0.0.1:7844`).
 //! - The **window** opens at the first alert's time and lasts the configured duration. The
 //!   events' own times drive it (so `replay` folds as the live sensor did): an event whose
 //!   time is past a window's end closes it before its own lines are written; the live sensor
@@ -336,15 +337,17 @@ impl Folder {
 }
 
 /// The event's own part of a fold key: the command line of a process start, the registered
-/// domain of a DNS name (the name itself when it has none), and for a connection the
-/// registered domain of its destination's name, else its address and port.
+/// domain of a DNS name (the name itself when it has none), and for a connection its transport
+/// with the registered domain of its destination's name, else with its address and port.
 pub fn event_key(event: &Event) -> Cow<'_, str> {
-    let domain = |name: &str| psl::domain_str(name).unwrap_or(name).to_owned();
     match event {
         Event::Process(e) => Cow::Borrowed(&e.process.command_line),
         Event::Dns(e) => Cow::Borrowed(psl::domain_str(&e.query).unwrap_or(&e.query)),
-        Event::Connection(e) if !e.dest_name.is_empty() => Cow::Owned(domain(&e.dest_name)),
-        Event::Connection(e) => Cow::Owned(e.dest.to_string()),
+        Event::Connection(e) if !e.dest_name.is_empty() => {
+            let name = psl::domain_str(&e.dest_name).unwrap_or(&e.dest_name);
+            Cow::Owned(format!("{} {name}", e.transport))
+        }
+        Event::Connection(e) => Cow::Owned(format!("{} {}", e.transport, e.dest)),
     }
 }
 
@@ -383,5 +386,48 @@ mod tests {
         );
         assert_eq!(event_key(&query("a.b.example.co.uk")), "example.co.uk");
         assert_eq!(event_key(&query("localhost")), "localhost");
+    }
+
+    fn connection(transport: &'static str, dest: &str, name: &str) -> Event {
+        Event::Connection(crate::event::ConnectionEvent {
+            time: SystemTime::UNIX_EPOCH,
+            host: "h".into(),
+            platform: Platform::Linux,
+            transport,
+            src: None,
+            dest: dest.parse().unwrap(),
+            dest_name: name.into(),
+            name_source: None,
+            server_name: String::new(),
+            alpn: Vec::new(),
+            app: "",
+            dns_name: String::new(),
+            resolver: None,
+            late: false,
+            process: None,
+            parent: None,
+        })
+    }
+
+    #[test]
+    fn connection_keys_are_the_transport_and_the_destination() {
+        // Named: the registered domain, whatever the address and port.
+        let a = connection("tcp", "127.0.0.1:443", "connect.us.ngrok-agent.com");
+        let b = connection("tcp", "10.1.2.3:8443", "tunnel.ngrok-agent.com");
+        assert_eq!(event_key(&a), "tcp ngrok-agent.com");
+        assert_eq!(event_key(&a), event_key(&b));
+        // Unnamed: the address and port; TCP and UDP to one port are two keys.
+        assert_eq!(
+            event_key(&connection("udp", "127.0.0.1:7844", "")),
+            "udp 127.0.0.1:7844"
+        );
+        assert_ne!(
+            event_key(&connection("tcp", "127.0.0.1:7844", "")),
+            event_key(&connection("udp", "127.0.0.1:7844", ""))
+        );
+        assert_eq!(
+            event_key(&connection("udp", "[::1]:7844", "")),
+            "udp [::1]:7844"
+        );
     }
 }
