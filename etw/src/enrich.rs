@@ -103,6 +103,15 @@ pub struct Counters {
     pub names_learned: u64,
 }
 
+/// The process a held event is about: the header's for DNS-Client (logged in the asking
+/// process), the payload's `PID` for Kernel-Network (logged in whatever context the stack ran).
+fn process_id(raw: &RawEvent) -> u32 {
+    match raw.header.source {
+        Source::KernelNetwork => raw.fields.u32("PID").unwrap_or(0),
+        _ => raw.header.pid,
+    }
+}
+
 /// The mapping with its state.
 pub struct Enricher<H: Host> {
     host_name: Arc<str>,
@@ -252,7 +261,7 @@ impl<H: Host> Enricher<H> {
             return;
         }
         let (mine, rest): (VecDeque<_>, VecDeque<_>) =
-            self.held.drain(..).partition(|(_, r)| r.header.pid == pid);
+            self.held.drain(..).partition(|(_, r)| process_id(r) == pid);
         self.held = rest;
         for (_, raw) in mine {
             self.emit_held(&raw, out);
