@@ -126,17 +126,8 @@ impl NameCache {
             let Ok(ip) = a.data.parse::<IpAddr>() else {
                 continue;
             };
-            let keep = (a.ttl as u64 * 1_000_000_000).clamp(MIN_KEEP_NS, MAX_KEEP_NS);
-            self.insert(
-                ip,
-                Learned {
-                    name: name.clone(),
-                    asker_pid,
-                    asker_name: asker_name.clone(),
-                    learned_ns: now,
-                    expires_ns: now.saturating_add(keep),
-                },
-            );
+            let keep = a.ttl as u64 * 1_000_000_000;
+            self.insert(ip, learning(&name, (asker_pid, asker_name), now, keep));
             learned += 1;
         }
         learned
@@ -156,18 +147,8 @@ impl NameCache {
             return 0;
         }
         let name: Arc<str> = name.into();
-        let keep = keep_ns.clamp(MIN_KEEP_NS, MAX_KEEP_NS);
         for &ip in addrs {
-            self.insert(
-                ip,
-                Learned {
-                    name: name.clone(),
-                    asker_pid,
-                    asker_name: asker_name.clone(),
-                    learned_ns: now,
-                    expires_ns: now.saturating_add(keep),
-                },
-            );
+            self.insert(ip, learning(&name, (asker_pid, asker_name), now, keep_ns));
         }
         addrs.len()
     }
@@ -234,6 +215,18 @@ impl NameCache {
             .filter(|l| l.asker_pid == pid)
             .max_by_key(|l| l.learned_ns)
             .or_else(|| live.max_by_key(|l| l.learned_ns))
+    }
+}
+
+/// `name` as `asker` was told at `now`, kept `keep_ns` (clamped to [`MIN_KEEP_NS`],
+/// [`MAX_KEEP_NS`]).
+fn learning(name: &Arc<str>, (pid, asker): (u32, &Arc<str>), now: u64, keep_ns: u64) -> Learned {
+    Learned {
+        name: name.clone(),
+        asker_pid: pid,
+        asker_name: asker.clone(),
+        learned_ns: now,
+        expires_ns: now.saturating_add(keep_ns.clamp(MIN_KEEP_NS, MAX_KEEP_NS)),
     }
 }
 
