@@ -6,7 +6,11 @@
 //!   3006 and 3008. Those two carry only the manifest's reserved keyword bit 63, like the
 //!   provider's other events, so its keyword mask is all ones (every keyword, stated rather
 //!   than left to how a zero mask is read) and the event-id filter (Windows 8.1+) is what
-//!   narrows it; on older systems the callback drops the rest.
+//!   narrows it; on older systems the callback drops the rest. Microsoft-Windows-Kernel-Network
+//!   with keywords `KERNEL_NETWORK_KEYWORD_IPV4` | `_IPV6` (0x30: the provider's keywords are
+//!   per IP version, TCP and UDP events carry both) and an event-id filter for 12, 28 (TCP
+//!   connection attempted) and 42, 58 (UDP data sent): no data, receive, retransmit or
+//!   disconnect events.
 //! - `tunnelwatch-kernel` (a system logger session, Windows 8+): the kernel's process events
 //!   (`EVENT_TRACE_FLAG_PROCESS`), with their rundown (DCStart) when the session starts. Their
 //!   user data is decoded by `process_v4.rs` (not by TDH, which has no type for the `UserSID`
@@ -46,7 +50,7 @@ use crate::{
     fields::{Fields, Header, RawEvent, Source, Value, pointer_size},
     loss_counters::SessionLosses,
     manifest_payload, process_v4,
-    schema::{self, FieldSpec, Kind, dns_client, kernel_process, kernel_trace},
+    schema::{self, FieldSpec, Kind, dns_client, kernel_network, kernel_process, kernel_trace},
     stats::Losses,
 };
 
@@ -122,11 +126,18 @@ pub fn start(tx: SyncSender<RawEvent>) -> Result<Sessions, StartError> {
         ]))
         .add_callback(callback(Source::DnsClient, tx.clone(), shared.clone()))
         .build();
+    let network = Provider::by_guid(kernel_network::GUID)
+        .any(kernel_network::KEYWORD_IPV4 | kernel_network::KEYWORD_IPV6)
+        .level(LEVEL_INFORMATION)
+        .add_filter(EventFilter::ByEventIds(kernel_network::EVENTS.to_vec()))
+        .add_callback(callback(Source::KernelNetwork, tx.clone(), shared.clone()))
+        .build();
     let (user, user_handle) = UserTrace::new()
         .named(USER_SESSION.to_owned())
         .set_trace_properties(properties)
         .enable(kernel_process)
         .enable(dns)
+        .enable(network)
         .start()
         .map_err(|e| start_error(USER_SESSION, e))?;
 
@@ -383,6 +394,15 @@ fn read(parser: &Parser<'_, '_>, spec: &FieldSpec) -> Option<Value> {
                 Some(Value::Str(text.trim_end_matches('\0').to_owned()))
             }),
         Kind::Bytes => parser.try_parse::<Vec<u8>>(name).map(Value::Bytes).ok(),
+        Kind::Ip => parser
+            .try_parse::<std::net::IpAddr>(name)
+            .map(Value::Ip)
+            .ok(),
+        // `win:Port`: the UInt16 is in network byte order; TDH hands its bytes as they are.
+        Kind::Port => parser
+            .try_parse::<u16>(name)
+            .map(|p| Value::U32(u32::from(u16::from_be_bytes(p.to_ne_bytes()))))
+            .ok(),
     }
 }
 

@@ -40,6 +40,21 @@ pub fn answers(results: &str) -> Vec<String> {
         .collect()
 }
 
+/// The addresses in a `QueryResults` string: its bare address literals (IPv4-mapped ones as
+/// IPv4), the records that name the question's addresses. `type: <n> <data>` records are not
+/// addresses, whatever their data looks like.
+pub fn addresses(results: &str) -> Vec<IpAddr> {
+    results
+        .split(';')
+        .map(str::trim)
+        .filter_map(|r| r.parse::<IpAddr>().ok())
+        .map(|a| match a {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+            v4 => v4,
+        })
+        .collect()
+}
+
 fn answer(record: &str) -> Option<String> {
     if let Some(rest) = record.strip_prefix("type:") {
         let rest = rest.trim_start();
@@ -93,6 +108,19 @@ pub fn reply_code(status: u32) -> (String, Option<u16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_the_bare_literals() {
+        let a = addresses(
+            "type: 5 tunnel.us.ngrok.com;::ffff:3.134.125.175;2600:1f16::1; type: 16 1.2.3.4;junk;",
+        );
+        let want: Vec<IpAddr> = vec![
+            "3.134.125.175".parse().unwrap(),
+            "2600:1f16::1".parse().unwrap(),
+        ];
+        assert_eq!(a, want);
+        assert!(addresses("").is_empty());
+    }
 
     #[test]
     fn mapped_ipv4_addresses_become_ipv4() {

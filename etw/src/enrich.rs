@@ -19,19 +19,26 @@
 //! separately, so a process's first query can arrive before its Start) is held for up to
 //! [`DNS_HOLD`]: the process's Start releases it, named; past the wait ([`Enricher::tick`]) it
 //! is named from the live process, or by its pid alone.
+//!
+//! A Microsoft-Windows-Kernel-Network connect (TCP) or a UDP flow's first datagram becomes one
+//! `ConnectionEvent` with its process from the table (held like a DNS event when the process
+//! is not known yet) and its destination named by the DNS-Client answers seen before it
+//! (`connections.rs`); a 3008 teaches those names when it arrives, held or not.
 
 use std::{collections::VecDeque, sync::Arc};
 
 use tunnelwatch_engine::event::{Event, Platform, Process, ProcessEvent};
 
 use crate::{
+    connections::Connections,
     dns_map,
     fields::{FILETIME_SECOND, RawEvent, Source, filetime_to_system_time},
     host::Host,
+    net_map,
     paths::{DeviceMap, file_name},
     process_map::{self, ImageStart, KernelStart, image_from_command_line, same_image},
     process_table::{PathSource, ProcInfo, ProcessTable, SAME_PROCESS},
-    schema::{dns_client, kernel_process, kernel_trace},
+    schema::{dns_client, kernel_network, kernel_process, kernel_trace},
     sid::{AccountCache, Sid},
 };
 
@@ -58,7 +65,7 @@ impl Mode {
 
 /// How long a DNS event waits for its process's Start: 2 s (both sessions flush every second).
 pub const DNS_HOLD: i64 = 2 * FILETIME_SECOND;
-/// Most DNS events held at once; past it the oldest goes out without waiting.
+/// Most DNS and connection events held at once; past it the oldest goes out without waiting.
 const MAX_HELD: usize = 4096;
 
 /// What the enricher has seen.
@@ -81,6 +88,28 @@ pub struct Counters {
     pub live_command_lines: u64,
     /// Process starts whose command line could not be read (the process had exited).
     pub missing_command_lines: u64,
+    /// Connection events produced (TCP connects, UDP flows).
+    pub connections: u64,
+    /// Connection events that waited for their process's Start.
+    pub connections_held: u64,
+    /// Of those, the ones whose Start did not come in time.
+    pub connections_unmatched: u64,
+    /// UDP datagrams of flows already reported (no event: one per flow).
+    pub udp_repeats: u64,
+    /// UDP flows forgotten to make room before they fell silent (their next datagram is
+    /// reported again).
+    pub udp_flows_forgotten: u64,
+    /// Addresses named by DNS-Client answers.
+    pub names_learned: u64,
+}
+
+/// The process a held event is about: the header's for DNS-Client (logged in the asking
+/// process), the payload's `PID` for Kernel-Network (logged in whatever context the stack ran).
+fn process_id(raw: &RawEvent) -> u32 {
+    match raw.header.source {
+        Source::KernelNetwork => raw.fields.u32("PID").unwrap_or(0),
+        _ => raw.header.pid,
+    }
 }
 
 /// The mapping with its state.
@@ -91,8 +120,10 @@ pub struct Enricher<H: Host> {
     host: H,
     accounts: AccountCache,
     mode: Mode,
-    /// DNS events waiting for their process, oldest first, with their deadlines.
+    /// DNS and connection events waiting for their process, oldest first, with their
+    /// deadlines.
     held: VecDeque<(i64, RawEvent)>,
+    connections: Connections,
     pub counters: Counters,
 }
 
@@ -107,6 +138,7 @@ impl<H: Host> Enricher<H> {
             accounts: AccountCache::default(),
             mode: Mode::Kernel,
             held: VecDeque::new(),
+            connections: Connections::new(),
             counters: Counters::default(),
         }
     }
@@ -121,7 +153,7 @@ impl<H: Host> Enricher<H> {
         self.mode
     }
 
-    /// DNS events waiting for their process's Start.
+    /// DNS and connection events waiting for their process's Start.
     pub fn held(&self) -> usize {
         self.held.len()
     }
@@ -147,6 +179,7 @@ impl<H: Host> Enricher<H> {
     /// DNS events that waited for their process past [`DNS_HOLD`].
     pub fn tick(&mut self, now: i64, out: &mut Vec<Event>) {
         self.procs.expire(now);
+        self.connections.expire(now);
         while let Some((deadline, _)) = self.held.front()
             && *deadline <= now
         {
@@ -162,10 +195,64 @@ impl<H: Host> Enricher<H> {
         }
     }
 
-    /// A held DNS event whose process did not start in time.
+    /// A held event whose process did not start in time.
     fn release(&mut self, raw: &RawEvent, out: &mut Vec<Event>) {
-        self.counters.dns_unmatched += 1;
-        self.dns(raw, out);
+        if raw.header.source == Source::KernelNetwork {
+            self.counters.connections_unmatched += 1;
+        } else {
+            self.counters.dns_unmatched += 1;
+        }
+        self.emit_held(raw, out);
+    }
+
+    /// A held event, now that its process is known (or waited for long enough).
+    fn emit_held(&mut self, raw: &RawEvent, out: &mut Vec<Event>) {
+        if raw.header.source == Source::KernelNetwork {
+            match net_map::connect(&raw.header, &raw.fields) {
+                Some(c) => self.connection(&c, out),
+                None => self.counters.unmapped += 1,
+            }
+        } else {
+            self.dns(raw, out);
+        }
+    }
+
+    /// Holds `raw` for its process's Start (up to [`DNS_HOLD`]).
+    fn hold(&mut self, raw: &RawEvent, out: &mut Vec<Event>) {
+        if self.held.len() >= MAX_HELD
+            && let Some((_, oldest)) = self.held.pop_front()
+        {
+            self.release(&oldest, out);
+        }
+        self.held
+            .push_back((raw.header.timestamp.saturating_add(DNS_HOLD), raw.clone()));
+    }
+
+    /// The connection event of `c`.
+    fn connection(&mut self, c: &net_map::Connect, out: &mut Vec<Event>) {
+        let (process, parent) = self.dns_process(c.pid);
+        let procs = &self.procs;
+        let e = self
+            .connections
+            .event(c, &self.host_name, (process, parent), |pid| {
+                procs
+                    .get(pid)
+                    .map(|p| p.process.name.clone())
+                    .unwrap_or_default()
+            });
+        out.push(Event::Connection(e));
+        self.counters.connections += 1;
+    }
+
+    /// The counters, with the connection side's.
+    pub fn counters(&self) -> Counters {
+        let udp = self.connections.udp_counters();
+        Counters {
+            udp_repeats: udp.repeats,
+            udp_flows_forgotten: udp.forgotten,
+            names_learned: self.connections.counters.names_learned,
+            ..self.counters
+        }
     }
 
     /// The held DNS events of `pid`, now that its process is known.
@@ -174,10 +261,10 @@ impl<H: Host> Enricher<H> {
             return;
         }
         let (mine, rest): (VecDeque<_>, VecDeque<_>) =
-            self.held.drain(..).partition(|(_, r)| r.header.pid == pid);
+            self.held.drain(..).partition(|(_, r)| process_id(r) == pid);
         self.held = rest;
         for (_, raw) in mine {
-            self.dns(&raw, out);
+            self.emit_held(&raw, out);
         }
     }
 
@@ -225,19 +312,36 @@ impl<H: Host> Enricher<H> {
                 })
             }
             (Source::DnsClient, dns_client::QUERY | dns_client::COMPLETED, _) => {
+                if h.event_id == dns_client::COMPLETED {
+                    // Learnt at once, so that a connection that overtakes its held answer is
+                    // still named.
+                    let asker = self
+                        .procs
+                        .get(h.pid)
+                        .map(|p| p.process.name.clone())
+                        .unwrap_or_default();
+                    self.connections.learn(f, h.pid, &asker, h.timestamp);
+                }
                 if h.pid != 0 && self.procs.get(h.pid).is_none() {
                     self.counters.dns_held += 1;
-                    if self.held.len() >= MAX_HELD
-                        && let Some((_, oldest)) = self.held.pop_front()
-                    {
-                        self.release(&oldest, out);
-                    }
-                    self.held
-                        .push_back((h.timestamp.saturating_add(DNS_HOLD), raw.clone()));
+                    self.hold(raw, out);
                 } else {
                     self.dns(raw, out);
                 }
                 Some(())
+            }
+            (Source::KernelNetwork, id, _) if kernel_network::EVENTS.contains(&id) => {
+                net_map::connect(h, f).map(|c| {
+                    if !self.connections.admit(&c) {
+                        return;
+                    }
+                    if c.pid != 0 && self.procs.get(c.pid).is_none() {
+                        self.counters.connections_held += 1;
+                        self.hold(raw, out);
+                    } else {
+                        self.connection(&c, out);
+                    }
+                })
             }
             _ => Some(()),
         };

@@ -7,7 +7,10 @@
 //! (`replay.rs`); the tests build the same structure from the documented event layouts (see
 //! `schema.rs`). Everything after that point is the same code.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    net::IpAddr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use crate::sid::Sid;
 
@@ -20,6 +23,8 @@ pub enum Source {
     KernelTrace,
     /// Microsoft-Windows-DNS-Client, a manifest provider in the user session.
     DnsClient,
+    /// Microsoft-Windows-Kernel-Network, a manifest provider in the user session.
+    KernelNetwork,
 }
 
 /// The parts of `EVENT_HEADER` the mapping uses.
@@ -52,6 +57,8 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// A security identifier (the kernel Process event's `UserSID`, decoded).
     Sid(Sid),
+    /// An IPv4 or IPv6 address (Kernel-Network's `daddr`, `saddr`).
+    Ip(IpAddr),
 }
 
 /// An event's properties, by the names its manifest (or MOF class) gives them.
@@ -108,6 +115,13 @@ impl Fields {
     pub fn bytes(&self, name: &str) -> Option<&[u8]> {
         match self.get(name)? {
             Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn ip(&self, name: &str) -> Option<IpAddr> {
+        match self.get(name)? {
+            Value::Ip(a) => Some(*a),
             _ => None,
         }
     }

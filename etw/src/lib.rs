@@ -3,14 +3,17 @@
 //! ```text
 //! kernel session   "tunnelwatch-kernel": Process Start/DCStart/End (command line, user SID)  ─┐
 //! user session     "tunnelwatch": Microsoft-Windows-Kernel-Process 1/2 (image path),          ├─ callbacks copy the
-//!                                 Microsoft-Windows-DNS-Client 3006/3008                      ─┘  properties (schema.rs)
-//!   ─> bounded channel (drops counted) ─> enrich (process table, paths, SIDs, PE version)
+//!                                 Microsoft-Windows-DNS-Client 3006/3008,                     │  properties (schema.rs)
+//!                                 Microsoft-Windows-Kernel-Network 12/28/42/58 (connects)     ─┘
+//!   ─> bounded channel (drops counted) ─> enrich (process table, paths, SIDs, PE version,
+//!      names of addresses from DNS answers, UDP flows)
 //!   ─> engine (shared rules, allowlist) ─> emitter (shared JSON lines) ─> stdout
 //! ```
 //!
 //! Everything from the copied properties on is OS-neutral and tested on Linux: [`fields`],
 //! [`schema`], [`paths`], [`sid`], [`pe_version`], [`dns_results`], [`process_map`],
-//! [`dns_map`], [`process_table`], [`enrich`], [`pipeline`], [`stats`]. The ETW sessions,
+//! [`dns_map`], [`net_map`], [`udp_flows`], [`connections`], [`process_table`], [`enrich`],
+//! [`pipeline`], [`stats`]. The ETW sessions,
 //! Win32 look-ups, elevation check, single-instance mutex, console and service plumbing are
 //! Windows-only: `consumer`, `elevation`, `instance`, `live_process`, `sensor`, `service`.
 //!
@@ -18,6 +21,7 @@
 //! by the same [`process_v4`] decoder the live sensor uses, and mapped by the same enricher
 //! ([`replay`]): `tunnelwatch replay FILE.etl`.
 
+pub mod connections;
 pub mod dns_map;
 pub mod dns_results;
 pub mod enrich;
@@ -28,6 +32,7 @@ pub mod host;
 pub mod loss_counters;
 pub mod lz77;
 pub mod manifest_payload;
+pub mod net_map;
 pub mod paths;
 pub mod pe_version;
 pub mod pipeline;
@@ -38,6 +43,7 @@ pub mod replay;
 pub mod schema;
 pub mod sid;
 pub mod stats;
+pub mod udp_flows;
 
 #[cfg(windows)]
 pub mod consumer;

@@ -15,6 +15,11 @@
 //! - Microsoft-Windows-DNS-Client 3006 v0: `QueryName` UnicodeString, `QueryType` UInt32,
 //!   `QueryOptions` UInt64, `ServerList` UnicodeString, then four UInt32; 3008 v0: `QueryName`,
 //!   `QueryType`, `QueryOptions`, `QueryStatus` UInt32, `QueryResults` UnicodeString.
+//! - Microsoft-Windows-Kernel-Network 12, 28 (TCP connection attempted) and 42, 58 (UDP data
+//!   sent), version 0 (the only version in the manifests of Windows 7 to Windows 10 19H2 as
+//!   transcribed in repnz/etw-providers-docs): `PID` UInt32, `size` UInt32, `daddr` and `saddr`
+//!   (4 bytes for 12 and 42, 16 for 28 and 58, network order), `dport` and `sport` (UInt16 in
+//!   network order), then the TCP options, `seqnum` and `connid`, which are not read.
 //!
 //! Bounds-checked; a payload short of a field the mapping needs gives `None`.
 //!
@@ -22,9 +27,11 @@
 //! replay runs what the live sensor runs; a later version (a Windows newer than the manifests
 //! these layouts were read from) goes to TDH, which reads the host's own manifest.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
 use crate::{
     fields::{Fields, Source, Value},
-    schema::{dns_client, kernel_process},
+    schema::{dns_client, kernel_network, kernel_process},
     sid::Sid,
 };
 
@@ -43,6 +50,17 @@ impl Cursor<'_> {
         let b = self.data.get(self.at..self.at + 4)?;
         self.at += 4;
         Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn bytes<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let b = self.data.get(self.at..self.at.checked_add(N)?)?;
+        self.at += N;
+        b.try_into().ok()
+    }
+
+    /// A UInt16 in network byte order (out-type `win:Port`).
+    fn port(&mut self) -> Option<u16> {
+        self.bytes::<2>().map(u16::from_be_bytes)
     }
 
     fn u64(&mut self) -> Option<u64> {
@@ -79,6 +97,7 @@ pub fn is_known(source: Source, id: u16, version: u8) -> bool {
         // ProcessID comes first in every version.
         (Source::KernelProcess, kernel_process::PROCESS_STOP) => true,
         (Source::DnsClient, dns_client::QUERY | dns_client::COMPLETED) => version == 0,
+        (Source::KernelNetwork, id) => kernel_network::EVENTS.contains(&id) && version == 0,
         _ => false,
     }
 }
@@ -88,6 +107,7 @@ pub fn fields(source: Source, id: u16, version: u8, payload: &[u8]) -> Option<Fi
     match source {
         Source::KernelProcess => kernel_process(id, version, payload),
         Source::DnsClient => dns_client(id, payload),
+        Source::KernelNetwork => kernel_network(id, payload),
         Source::KernelTrace => None,
     }
 }
@@ -154,6 +174,79 @@ pub fn dns_client(id: u16, payload: &[u8]) -> Option<Fields> {
         }
         _ => None,
     }
+}
+
+/// The fields of a Kernel-Network event (`id` 12, 28, 42 or 58): `PID`, `daddr`, `saddr`,
+/// `dport`, `sport` (ports in host order).
+pub fn kernel_network(id: u16, payload: &[u8]) -> Option<Fields> {
+    let mut c = Cursor {
+        data: payload,
+        at: 0,
+    };
+    let pid = c.u32()?;
+    c.u32()?; // size
+    let (daddr, saddr) = match id {
+        kernel_network::TCP_CONNECT_V4 | kernel_network::UDP_SEND_V4 => (
+            IpAddr::V4(Ipv4Addr::from(c.bytes::<4>()?)),
+            IpAddr::V4(Ipv4Addr::from(c.bytes::<4>()?)),
+        ),
+        kernel_network::TCP_CONNECT_V6 | kernel_network::UDP_SEND_V6 => (
+            IpAddr::V6(Ipv6Addr::from(c.bytes::<16>()?)),
+            IpAddr::V6(Ipv6Addr::from(c.bytes::<16>()?)),
+        ),
+        _ => return None,
+    };
+    let dport = c.port()?;
+    let sport = c.port()?;
+    Some(
+        Fields::new()
+            .with("PID", Value::U32(pid))
+            .with("daddr", Value::Ip(daddr))
+            .with("saddr", Value::Ip(saddr))
+            .with("dport", Value::U32(dport.into()))
+            .with("sport", Value::U32(sport.into())),
+    )
+}
+
+/// The payload of a Kernel-Network TCP connect (12 or 28, by the addresses' family) or UDP send
+/// (42 or 58) of `size` bytes from `src` to `dst` by process `pid`, with the whole template
+/// (for tests and fixtures). Returns the event id with it.
+pub fn encode_kernel_network(
+    tcp: bool,
+    pid: u32,
+    size: u32,
+    src: SocketAddr,
+    dst: SocketAddr,
+) -> (u16, Vec<u8>) {
+    let mut b = pid.to_le_bytes().to_vec();
+    b.extend_from_slice(&size.to_le_bytes());
+    let v6 = dst.is_ipv6();
+    for a in [dst.ip(), src.ip()] {
+        match a {
+            IpAddr::V4(a) if !v6 => b.extend_from_slice(&a.octets()),
+            IpAddr::V4(a) => b.extend_from_slice(&a.to_ipv6_mapped().octets()),
+            IpAddr::V6(a) => b.extend_from_slice(&a.octets()),
+        }
+    }
+    b.extend_from_slice(&dst.port().to_be_bytes());
+    b.extend_from_slice(&src.port().to_be_bytes());
+    if tcp {
+        // mss, sackopt, tsopt, wsopt, rcvwin, rcvwinscale, sndwinscale.
+        for v in [1460u16, 1, 0, 1] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&65535u32.to_le_bytes());
+        b.extend_from_slice(&[8, 0, 8, 0]);
+    }
+    b.extend_from_slice(&0u32.to_le_bytes()); // seqnum
+    b.extend_from_slice(&0u32.to_le_bytes()); // connid
+    let id = match (tcp, v6) {
+        (true, false) => kernel_network::TCP_CONNECT_V4,
+        (true, true) => kernel_network::TCP_CONNECT_V6,
+        (false, false) => kernel_network::UDP_SEND_V4,
+        (false, true) => kernel_network::UDP_SEND_V6,
+    };
+    (id, b)
 }
 
 fn wide(b: &mut Vec<u8>, s: &str) {
@@ -283,6 +376,90 @@ mod tests {
         let f = fields(Source::DnsClient, 3006, 0, &encode_dns_query("a.b", 28)).unwrap();
         assert_eq!(f.u32("QueryType"), Some(28));
         assert!(fields(Source::KernelTrace, 1, 4, &[0; 64]).is_none());
+    }
+
+    #[test]
+    fn kernel_network_events_decode_from_the_documented_layout() {
+        // TCPv4 12, written byte by byte after the template: PID 5832, size 0,
+        // daddr 3.134.125.175, saddr 192.168.1.20, dport 443, sport 50123 (network order).
+        let mut v4 = Vec::new();
+        v4.extend_from_slice(&5832u32.to_le_bytes());
+        v4.extend_from_slice(&0u32.to_le_bytes());
+        v4.extend_from_slice(&[3, 134, 125, 175, 192, 168, 1, 20]);
+        v4.extend_from_slice(&[0x01, 0xbb, 0xc3, 0xcb]);
+        // mss, sackopt, tsopt, wsopt, rcvwin, rcvwinscale, sndwinscale, seqnum, connid.
+        v4.extend_from_slice(&[0; 24]);
+        let f = kernel_network(12, &v4).unwrap();
+        assert_eq!(f.u32("PID"), Some(5832));
+        assert_eq!(f.ip("daddr"), Some("3.134.125.175".parse().unwrap()));
+        assert_eq!(f.ip("saddr"), Some("192.168.1.20".parse().unwrap()));
+        assert_eq!((f.u32("dport"), f.u32("sport")), (Some(443), Some(50123)));
+        assert_eq!(
+            fields(Source::KernelNetwork, 12, 0, &v4),
+            Some(f.clone()),
+            "the live path"
+        );
+        // The encoder writes the same fields, and the whole template.
+        let (id, enc) = encode_kernel_network(
+            true,
+            5832,
+            0,
+            "192.168.1.20:50123".parse().unwrap(),
+            "3.134.125.175:443".parse().unwrap(),
+        );
+        assert_eq!((id, &enc[..20], enc.len()), (12, &v4[..20], v4.len()));
+        // UDPv6 58.
+        let (id, v6) = encode_kernel_network(
+            false,
+            77,
+            1200,
+            "[2001:db8::2]:61000".parse().unwrap(),
+            "[2606:4700:a0::1]:7844".parse().unwrap(),
+        );
+        assert_eq!(id, 58);
+        let f = kernel_network(58, &v6).unwrap();
+        assert_eq!(f.ip("daddr"), Some("2606:4700:a0::1".parse().unwrap()));
+        assert_eq!((f.u32("dport"), f.u32("sport")), (Some(7844), Some(61000)));
+        // The same bytes as an IPv4 event read other addresses: the id decides the family.
+        assert_ne!(kernel_network(42, &v6).unwrap().ip("daddr"), f.ip("daddr"));
+        assert!(kernel_network(13, &v4).is_none(), "not one of the four");
+        assert!(is_known(Source::KernelNetwork, 58, 0));
+        assert!(
+            !is_known(Source::KernelNetwork, 58, 1),
+            "a later version: TDH"
+        );
+        assert!(!is_known(Source::KernelNetwork, 10, 0));
+    }
+
+    #[test]
+    fn kernel_network_short_and_hostile_payloads() {
+        for (tcp, dst) in [
+            (true, "3.134.125.175:443"),
+            (false, "[2606:4700:a0::1]:7844"),
+        ] {
+            let dst: SocketAddr = dst.parse().unwrap();
+            let src = SocketAddr::new(dst.ip(), 1);
+            let (id, full) = encode_kernel_network(tcp, 1, 2, src, dst);
+            let prefix = if dst.is_ipv6() { 44 } else { 20 };
+            for n in 0..full.len() {
+                assert_eq!(kernel_network(id, &full[..n]).is_some(), n >= prefix, "{n}");
+            }
+        }
+        // Any bytes: a result or none, never a panic; every id.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..200 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            for id in 0..64 {
+                let _ = kernel_network(id, &bytes);
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! The records the live sensor consumes are taken from the trace ([`crate::etl`]): the kernel
 //! logger's Process Start, End, DCStart (decoded by [`crate::process_v4`], as live),
 //! Microsoft-Windows-Kernel-Process 1 and 2 and Microsoft-Windows-DNS-Client 3006 and 3008
-//! (decoded from their manifests' templates, [`crate::manifest_payload`]), turned into the
+//! and Microsoft-Windows-Kernel-Network 12, 28, 42 and 58 (decoded from their manifests'
+//! templates, [`crate::manifest_payload`]), turned into the
 //! same [`RawEvent`]s the ETW callbacks make, and run through the same [`Enricher`]. The host
 //! is the trace: it has no live processes or image files; account names are those of the
 //! well-known SIDs (and, on Windows, what `LookupAccountSidW` says). A trace without kernel
@@ -23,7 +24,7 @@ use crate::{
     manifest_payload,
     paths::DeviceMap,
     process_v4,
-    schema::{dns_client, kernel_process, kernel_trace},
+    schema::{dns_client, kernel_network, kernel_process, kernel_trace},
     sid::Sid,
 };
 
@@ -32,6 +33,7 @@ pub use crate::etl::is_etl;
 const PROCESS: Guid = Guid::parse(kernel_trace::PROCESS_GUID);
 const KERNEL_PROCESS: Guid = Guid::parse(kernel_process::GUID);
 const DNS_CLIENT: Guid = Guid::parse(dns_client::GUID);
+const KERNEL_NETWORK: Guid = Guid::parse(kernel_network::GUID);
 /// The kernel logger's Process group (`EVENT_TRACE_GROUP_PROCESS` >> 8).
 const GROUP_PROCESS: u8 = 3;
 
@@ -150,6 +152,19 @@ pub fn raw_event(
             let h = header(Source::DnsClient, id, opcode, u16::from(version));
             Some(
                 manifest_payload::dns_client(id, payload)
+                    .map(|fields| RawEvent { header: h, fields })
+                    .ok_or(()),
+            )
+        }
+        Kind::Provider {
+            guid,
+            id,
+            version,
+            opcode,
+        } if guid == KERNEL_NETWORK && kernel_network::EVENTS.contains(&id) => {
+            let h = header(Source::KernelNetwork, id, opcode, u16::from(version));
+            Some(
+                manifest_payload::kernel_network(id, payload)
                     .map(|fields| RawEvent { header: h, fields })
                     .ok_or(()),
             )

@@ -29,6 +29,21 @@
 //!   UnicodeString). Both are logged by dnsapi.dll inside the asking process, so the header's
 //!   process id names it. Both carry only the reserved keyword bit 63 (as the provider's other
 //!   events do, so no keyword mask singles them out: the session filters by event id), level 4.
+//! - Microsoft-Windows-Kernel-Network (GUID 7dd42a49-5329-4832-8dfd-43d979153a88): the provider
+//!   manifest (`wevtutil gp Microsoft-Windows-Kernel-Network /ge /gm`; as transcribed in
+//!   repnz/etw-providers-docs' `Manifests-*/Microsoft-Windows-Kernel-Network.xml` and OTRF's
+//!   OSSEM-DD `windows/etw-providers/Microsoft-Windows-Kernel-Network/events/event-12.yml`,
+//!   `-28`, `-42`, `-58`): task `KERNEL_NETWORK_TASK_TCPIP` 12 "TCPv4: Connection attempted
+//!   between %4:%6 and %3:%5" (keyword `KERNEL_NETWORK_KEYWORD_IPV4` 0x10) and 28 its TCPv6 twin
+//!   (`KERNEL_NETWORK_KEYWORD_IPV6` 0x20); task `KERNEL_NETWORK_TASK_UDPIP` 42 "UDPv4: %2 bytes
+//!   transmitted from %4:%6 to %3:%5" and 58 its UDPv6 twin; all version 0, level 4. Their
+//!   templates start `PID` UInt32 (the process the socket belongs to: the events are logged
+//!   in whatever context the stack runs, so the header's process id is not it), `size` UInt32,
+//!   `daddr`, `saddr` (UInt32 with out-type `win:IPv4`, the address's bytes in network order;
+//!   for IPv6 Binary of length 16), `dport`, `sport` (UInt16 with out-type `win:Port`: network
+//!   byte order), then fields this sensor does not read (TCP options, `seqnum`, `connid`). The
+//!   provider's keywords are per IP version, not per protocol: both are enabled and the
+//!   event-id filter keeps the four events (no data, receive, retransmit or disconnect events).
 
 use crate::fields::Source;
 
@@ -41,6 +56,10 @@ pub enum Kind {
     Str,
     /// Raw bytes (the WBEM SID blob).
     Bytes,
+    /// An IPv4 or IPv6 address (out-type `win:IPv4` / `win:IPv6`).
+    Ip,
+    /// A UInt16 port in network byte order (out-type `win:Port`).
+    Port,
 }
 
 /// A property to copy out of an event.
@@ -110,6 +129,40 @@ pub mod dns_client {
     ];
 }
 
+/// Microsoft-Windows-Kernel-Network.
+pub mod kernel_network {
+    use super::{FieldSpec, Kind, spec};
+
+    pub const GUID: &str = "7dd42a49-5329-4832-8dfd-43d979153a88";
+    /// `KERNEL_NETWORK_KEYWORD_IPV4`.
+    pub const KEYWORD_IPV4: u64 = 0x10;
+    /// `KERNEL_NETWORK_KEYWORD_IPV6`.
+    pub const KEYWORD_IPV6: u64 = 0x20;
+    /// TCPv4 connection attempted.
+    pub const TCP_CONNECT_V4: u16 = 12;
+    /// TCPv6 connection attempted.
+    pub const TCP_CONNECT_V6: u16 = 28;
+    /// UDPv4 data sent.
+    pub const UDP_SEND_V4: u16 = 42;
+    /// UDPv6 data sent.
+    pub const UDP_SEND_V6: u16 = 58;
+    /// The four, for the session's event-id filter.
+    pub const EVENTS: [u16; 4] = [TCP_CONNECT_V4, TCP_CONNECT_V6, UDP_SEND_V4, UDP_SEND_V6];
+
+    pub const FIELDS: &[FieldSpec] = &[
+        spec("PID", Kind::U32),
+        spec("daddr", Kind::Ip),
+        spec("saddr", Kind::Ip),
+        spec("dport", Kind::Port),
+        spec("sport", Kind::Port),
+    ];
+
+    /// Whether event `id` is TCP (else UDP), for the four above.
+    pub fn is_tcp(id: u16) -> bool {
+        matches!(id, TCP_CONNECT_V4 | TCP_CONNECT_V6)
+    }
+}
+
 /// The properties to copy out of an event, or `None` for events the sensor does not use (they
 /// are dropped in the callback, before the channel).
 pub fn fields_of(source: Source, event_id: u16, opcode: u8) -> Option<&'static [FieldSpec]> {
@@ -129,6 +182,9 @@ pub fn fields_of(source: Source, event_id: u16, opcode: u8) -> Option<&'static [
             dns_client::COMPLETED => Some(dns_client::COMPLETED_FIELDS),
             _ => None,
         },
+        Source::KernelNetwork => kernel_network::EVENTS
+            .contains(&event_id)
+            .then_some(kernel_network::FIELDS),
     }
 }
 
@@ -152,6 +208,12 @@ mod tests {
         assert!(fields_of(Source::DnsClient, 3006, 0).is_some());
         assert!(fields_of(Source::DnsClient, 3008, 0).is_some());
         assert!(fields_of(Source::DnsClient, 3020, 0).is_none());
+        for id in [12, 28, 42, 58] {
+            assert!(fields_of(Source::KernelNetwork, id, 0).is_some(), "{id}");
+        }
+        for id in [10, 11, 13, 15, 26, 43, 59] {
+            assert!(fields_of(Source::KernelNetwork, id, 0).is_none(), "{id}");
+        }
         let names: Vec<_> = kernel_trace::FIELDS.iter().map(|f| f.name).collect();
         assert_eq!(
             names,

@@ -245,7 +245,7 @@ fn event_loop<W: Write>(
 fn report<W: Write>(pipeline: &Pipeline<WindowsHost, W>, losses: &Losses, which: &str) {
     let written = pipeline.counts();
     let activity = Activity {
-        counters: pipeline.enricher.counters,
+        counters: pipeline.enricher.counters(),
         written,
         suppressed: pipeline.engine().suppressed(),
         processes: pipeline.enricher.procs().len(),

@@ -56,6 +56,12 @@ pub fn stats(which: &str, losses: &Losses, a: &Activity) -> Stats {
         .set("dns_unmatched", a.counters.dns_unmatched)
         .set("live_command_lines", a.counters.live_command_lines)
         .set("missing_command_lines", a.counters.missing_command_lines)
+        .set("connections", a.counters.connections)
+        .set("connections_held", a.counters.connections_held)
+        .set("connections_unmatched", a.counters.connections_unmatched)
+        .set("udp_repeats", a.counters.udp_repeats)
+        .set("udp_flows_forgotten", a.counters.udp_flows_forgotten)
+        .set("names_learned", a.counters.names_learned)
         .output(a.written, a.suppressed)
         .set("processes", a.processes as u64);
     line
@@ -97,6 +103,12 @@ mod tests {
                 dns_unmatched: 1,
                 live_command_lines: 0,
                 missing_command_lines: 0,
+                connections: 6,
+                connections_held: 1,
+                connections_unmatched: 0,
+                udp_repeats: 40,
+                udp_flows_forgotten: 0,
+                names_learned: 3,
             },
             written: Counts {
                 lines: 3,
@@ -113,7 +125,9 @@ mod tests {
             r#"{"stats":"final","mode":"kernel","etw_events_lost":1,"etw_buffers_lost":2,"#,
             r#""channel_dropped":3,"decode_errors":4,"records":10,"unmapped":1,"process_starts":5,"#,
             r#""dns_messages":4,"dns_held":2,"dns_unmatched":1,"live_command_lines":0,"#,
-            r#""missing_command_lines":0,"#,
+            r#""missing_command_lines":0,"connections":6,"connections_held":1,"#,
+            r#""connections_unmatched":0,"udp_repeats":40,"udp_flows_forgotten":0,"#,
+            r#""names_learned":3,"#,
             r#""lines":3,"alerts":1,"suppressed":0,"correlation_groups_dropped":0,"#,
             r#""correlation_values_dropped":0,"correlation_late":0,"summaries":1,"folded":4,"#,
             r#""fold_untracked":0,"processes":120}"#

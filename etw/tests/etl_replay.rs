@@ -19,7 +19,7 @@ use tunnelwatch_etw::{
     manifest_payload,
     process_v4::{self, ProcessRecord},
     replay::EtlReplay,
-    schema::{dns_client, kernel_process},
+    schema::{dns_client, kernel_network, kernel_process},
     sid::Sid,
 };
 
@@ -352,9 +352,103 @@ fn a_trace_without_kernel_process_events_is_mapped_as_the_fallback_mode() {
     assert_eq!(&*p.parent.name, "");
 }
 
+/// A renamed ngrok agent on a `pointer`-bit Windows, recorded with the kernel's process events,
+/// DNS-Client and Kernel-Network (`logman ... -p Microsoft-Windows-Kernel-Network 0x30`): its
+/// answer for connect.ngrok-agent.com, its TCP connect to the answered address (12), and
+/// three UDP datagrams of one flow to Cloudflare's edge port (42), logged in System's context.
+fn ngrok_connection_trace(pointer: u8) -> Vec<u8> {
+    let t0 = START + 10_000_000;
+    let cmd = record(
+        4000,
+        3100,
+        USER,
+        "cmd.exe",
+        r#""C:\Windows\system32\cmd.exe" "#,
+    );
+    let agent = record(
+        5832,
+        4000,
+        USER,
+        "svc-update.exe",
+        r"C:\Users\a\AppData\Local\Temp\svc-update.exe start --all",
+    );
+    let network = |tcp: bool, dst: &str, time: i64| {
+        let (id, payload) = manifest_payload::encode_kernel_network(
+            tcp,
+            5832,
+            0,
+            "192.168.1.20:50123".parse().unwrap(),
+            dst.parse().unwrap(),
+        );
+        provider(kernel_network::GUID, id, 0, 4, time, payload)
+    };
+    let mut w = EtlWriter::new(pointer, START, 0x400).compressed();
+    w.push(&perfinfo(3, &cmd, START + 1, pointer))
+        .push(&kernel(1, &agent, 4000, t0, pointer))
+        .push(&provider(
+            dns_client::GUID,
+            3008,
+            0,
+            5832,
+            t0 + 1,
+            manifest_payload::encode_dns_completed(
+                "connect.ngrok-agent.com",
+                1,
+                0,
+                "::ffff:3.134.125.175;",
+            ),
+        ))
+        .push(&network(true, "3.134.125.175:443", t0 + 2));
+    for i in 0..3 {
+        w.push(&network(false, "198.41.192.77:7844", t0 + 3 + i));
+    }
+    w.finish()
+}
+
+#[test]
+fn kernel_network_connects_in_a_trace_are_named_by_its_dns_answers() {
+    for pointer in [4, 8] {
+        let lines = replay_lines(&ngrok_connection_trace(pointer), true);
+        let v: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let conns: Vec<_> = v.iter().filter(|a| a.get("dest_ip").is_some()).collect();
+        assert_eq!(
+            conns.len(),
+            2,
+            "the TCP connect and one UDP flow: {lines:#?}"
+        );
+        let ngrok = conns[0];
+        assert_eq!(ngrok["rule_id"], "b9b52559-80a1-4ed1-ad6b-cc147ff65fbc");
+        assert_eq!(ngrok["dest"], "connect.ngrok-agent.com");
+        assert_eq!(ngrok["dest_name_source"], "dns");
+        assert_eq!(ngrok["dest_ip"], "3.134.125.175");
+        assert_eq!(ngrok["dest_port"], 443);
+        assert_eq!(ngrok["transport"], "tcp");
+        assert_eq!(ngrok["process_id"], 5832);
+        assert_eq!(ngrok["process_name"], "svc-update.exe");
+        assert_eq!(ngrok["resolver_process_name"], "svc-update.exe");
+        assert_eq!(ngrok["parent_process_name"], "cmd.exe");
+        let udp = conns[1];
+        assert_eq!(udp["rule_id"], "f941459f-d97d-443b-b877-d681bba24d30");
+        assert_eq!(udp["transport"], "udp");
+        assert_eq!(udp["dest_port"], 7844);
+        assert_eq!(udp["process_name"], "svc-update.exe");
+    }
+}
+
 #[test]
 fn hostile_traces_end_with_an_error_or_less_never_a_panic() {
-    let good = ngrok_trace(8);
+    for good in [ngrok_trace(8), ngrok_connection_trace(4)] {
+        hostile(good);
+    }
+    // Not a trace at all.
+    assert!(!is_etl(b"{\"time\":\"2026-11-23T05:26:01Z\"}"));
+    assert!(EtlReplay::new(&b"not a trace"[..], "").is_err());
+}
+
+fn hostile(good: Vec<u8>) {
     let events_in_full = replay_lines(&good, true).len();
     // Cut anywhere: whatever came before the cut, then an error; never more.
     for cut in (0..good.len()).step_by(7) {
@@ -384,7 +478,4 @@ fn hostile_traces_end_with_an_error_or_less_never_a_panic() {
             }
         }
     }
-    // Not a trace at all.
-    assert!(!is_etl(b"{\"time\":\"2026-11-23T05:26:01Z\"}"));
-    assert!(EtlReplay::new(&b"not a trace"[..], "").is_err());
 }

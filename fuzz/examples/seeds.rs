@@ -99,15 +99,15 @@ fn process_v4_seeds() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Small traces: a rundown, a start from both providers, DNS-Client events, plain and
-/// compressed buffers, both pointer sizes.
+/// Small traces: a rundown, a start from both providers, DNS-Client events, Kernel-Network
+/// connects and datagrams, plain and compressed buffers, both pointer sizes.
 fn etl_seeds() -> Vec<(String, Vec<u8>)> {
     use tunnelwatch_etw::{
         etl::Guid,
         etl_writer::{EtlWriter, Rec},
         manifest_payload as m,
         process_v4::{ProcessRecord, encode},
-        schema::{dns_client, kernel_process},
+        schema::{dns_client, kernel_network, kernel_process},
         sid::Sid,
     };
     let start = 132_404_548_206_236_167i64;
@@ -184,8 +184,37 @@ fn etl_seeds() -> Vec<(String, Vec<u8>)> {
                 time: start + 4,
                 stack: false,
                 payload: m::encode_dns_completed("x.ngrok.io", 1, 0, "1.2.3.4;"),
-            })
-            .push(&Rec::Kernel {
+            });
+            // Kernel-Network: a TCP connect to the answered address, two datagrams of a UDP
+            // flow over IPv6; logged in System's context.
+            for (i, (tcp, src, dst)) in [
+                (true, "10.0.0.2:50123", "1.2.3.4:443"),
+                (false, "[2001:db8::2]:61000", "[2606:4700:a0::1]:7844"),
+                (false, "[2001:db8::2]:61000", "[2606:4700:a0::1]:7844"),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let (id, payload) = m::encode_kernel_network(
+                    tcp,
+                    5832,
+                    64,
+                    src.parse().unwrap(),
+                    dst.parse().unwrap(),
+                );
+                w.push(&Rec::Provider {
+                    guid: Guid::parse(kernel_network::GUID),
+                    id,
+                    version: 0,
+                    opcode: if tcp { 12 } else { 10 },
+                    pid: 4,
+                    tid: 1,
+                    time: start + 4 + i as i64,
+                    stack: false,
+                    payload,
+                });
+            }
+            w.push(&Rec::Kernel {
                 group: 3,
                 opcode: 2,
                 version: 4,

@@ -394,6 +394,7 @@ fn run_correlations(set: RuleSet) {
             parent: process("bash"),
             args_truncated: false,
             fileless: "".into(),
+            loader: "".into(),
         });
         let dns = Event::Dns(DnsEvent {
             time,
@@ -517,7 +518,18 @@ pub fn etl_reader(data: &[u8]) {
                 assert!(!d.query.is_empty());
                 events += 1;
             }
-            Ok(Event::Connection(_)) => panic!("ETL traces carry no connections yet"),
+            Ok(Event::Connection(c)) => {
+                // Kernel-Network connects: no first flight on Windows, a name only from DNS.
+                assert!(matches!(c.transport, "tcp" | "udp"));
+                assert!(c.server_name.is_empty() && c.alpn.is_empty() && c.app.is_empty());
+                assert_eq!(c.name_source.is_some(), !c.dest_name.is_empty());
+                assert_eq!(c.dest_name, c.dns_name);
+                assert_eq!(c.resolver.is_some(), !c.dns_name.is_empty());
+                if let std::net::IpAddr::V6(v6) = c.dest.ip() {
+                    assert!(v6.to_ipv4_mapped().is_none(), "IPv4-mapped written as IPv4");
+                }
+                events += 1;
+            }
             Err(_) => break,
         }
         // Every event comes from at least one record of at least 16 bytes.

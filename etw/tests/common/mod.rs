@@ -269,3 +269,30 @@ pub fn rundown() -> Vec<RawEvent> {
         ),
     ]
 }
+
+/// Microsoft-Windows-Kernel-Network 12/28 (TCP connection attempted) or 42/58 (UDP data sent),
+/// version 0, by process `pid` from `src` to `dst`: its payload built after the template (PID,
+/// size, daddr, saddr, dport, sport in network order, ...) and decoded by the sensor's own
+/// decoder, as live and in replay. Logged in whatever context the stack ran: the header's pid
+/// is System's.
+pub fn kernel_network(tcp: bool, pid: u32, src: &str, dst: &str, time: i64) -> RawEvent {
+    let (id, payload) = tunnelwatch_etw::manifest_payload::encode_kernel_network(
+        tcp,
+        pid,
+        if tcp { 0 } else { 1200 },
+        src.parse().unwrap(),
+        dst.parse().unwrap(),
+    );
+    RawEvent {
+        header: header(
+            Source::KernelNetwork,
+            id,
+            if tcp { 12 } else { 10 },
+            0,
+            4,
+            time,
+        ),
+        fields: tunnelwatch_etw::manifest_payload::kernel_network(id, &payload)
+            .expect("a well-formed payload"),
+    }
+}

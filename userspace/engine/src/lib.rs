@@ -19,7 +19,8 @@
 //!    (folded repeats), `emit`, `step`, `stats`;
 //! 8. running rule test cases: `rule_tests`.
 //!
-//! `dns` (DNS wire decoding) stands apart: it uses none of them.
+//! `dns` (DNS wire decoding) stands apart: it uses none of them. So does `names` (addresses named
+//! by DNS answers, for connections), which uses `dns` only.
 
 pub mod alert;
 pub mod allowlist;
@@ -39,6 +40,7 @@ pub mod fold;
 pub mod line;
 mod matcher;
 mod modifier;
+pub mod names;
 mod pattern;
 mod query_name;
 pub mod replay;

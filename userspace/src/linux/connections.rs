@@ -1,5 +1,5 @@
 //! What names a connection's destination: the flows (`flows`), held for their first flight,
-//! and the names DNS answers gave to addresses (`net::names`), fed by the DNS responses the
+//! and the names DNS answers gave to addresses (the engine's `names`), fed by the DNS responses the
 //! sensor decodes. For each finished flow it says which server name the ClientHello gave (TLS
 //! or QUIC), which name DNS gave the address (and which process asked), which of the two names
 //! the destination, and whether the first datagram of a UDP flow was a DNS query to a port
@@ -11,14 +11,14 @@
 use std::sync::Arc;
 
 use tunnelwatch_common::ConnRecord;
-use tunnelwatch_engine::{dns::DnsMessage, event::NameSource};
+use tunnelwatch_engine::{dns::DnsMessage, event::NameSource, names::NameCache};
 
 use crate::{
     linux::{
         decode::Flight,
         flows::{FirstFlight, Flow, FlowCounters, Flows},
     },
-    net::{dns_sniff, names::NameCache},
+    net::dns_sniff,
 };
 
 /// Counters, for the stats line.

@@ -20,11 +20,11 @@ use tunnelwatch_common::{
     ConnRecord,
     records::{conn_flags, flight_flags},
 };
+use tunnelwatch_engine::names::canonical;
 
 use crate::{
     linux::decode::Flight,
     net::{
-        names::canonical,
         quic::{self, QuicError},
         tls::{self, ClientHello, TlsError},
     },

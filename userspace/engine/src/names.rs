@@ -6,7 +6,19 @@
 //!
 //! Bounded: at most [`MAX_ADDRESSES`] addresses, each with its [`MAX_NAMES_PER_ADDRESS`] most
 //! recent names (a CDN address serves many); when full, the address learned longest ago goes
-//! first. Time is the caller's (boot-time nanoseconds), so that tests and replay control it.
+//! first. Time is the caller's (nanoseconds on the caller's clock: boot time on Linux, FILETIME
+//! times 100 on Windows), so that tests and replay control it.
+//!
+//! Both sensors use it: the Linux sensor learns from the DNS responses it decodes ([`learn`]),
+//! the Windows sensor from Microsoft-Windows-DNS-Client's 3008 `QueryResults`, which give the
+//! addresses of the question's name (the CNAME chain already followed) and no TTL
+//! ([`learn_addresses`]).
+//!
+//! Apart from the floors, beside `dns`: it uses `dns` (the decoded messages) and nothing else of
+//! the engine, and the engine's floors do not use it.
+//!
+//! [`learn`]: NameCache::learn
+//! [`learn_addresses`]: NameCache::learn_addresses
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -14,7 +26,7 @@ use std::{
     sync::Arc,
 };
 
-use tunnelwatch_engine::dns::DnsMessage;
+use crate::dns::DnsMessage;
 
 /// Addresses remembered at most.
 pub const MAX_ADDRESSES: usize = 16_384;
@@ -114,20 +126,31 @@ impl NameCache {
             let Ok(ip) = a.data.parse::<IpAddr>() else {
                 continue;
             };
-            let keep = (a.ttl as u64 * 1_000_000_000).clamp(MIN_KEEP_NS, MAX_KEEP_NS);
-            self.insert(
-                ip,
-                Learned {
-                    name: name.clone(),
-                    asker_pid,
-                    asker_name: asker_name.clone(),
-                    learned_ns: now,
-                    expires_ns: now.saturating_add(keep),
-                },
-            );
+            let keep = a.ttl as u64 * 1_000_000_000;
+            self.insert(ip, learning(&name, (asker_pid, asker_name), now, keep));
             learned += 1;
         }
         learned
+    }
+
+    /// Learns that `name` has the addresses `addrs`, as `asker_pid` (named `asker_name`) was
+    /// told at `now`, for `keep_ns` (clamped as a TTL is). Returns how many addresses it named.
+    pub fn learn_addresses(
+        &mut self,
+        name: &str,
+        addrs: &[IpAddr],
+        (asker_pid, asker_name): (u32, &Arc<str>),
+        now: u64,
+        keep_ns: u64,
+    ) -> usize {
+        if name.is_empty() {
+            return 0;
+        }
+        let name: Arc<str> = name.into();
+        for &ip in addrs {
+            self.insert(ip, learning(&name, (asker_pid, asker_name), now, keep_ns));
+        }
+        addrs.len()
     }
 
     fn insert(&mut self, ip: IpAddr, l: Learned) {
@@ -195,6 +218,18 @@ impl NameCache {
     }
 }
 
+/// `name` as `asker` was told at `now`, kept `keep_ns` (clamped to [`MIN_KEEP_NS`],
+/// [`MAX_KEEP_NS`]).
+fn learning(name: &Arc<str>, (pid, asker): (u32, &Arc<str>), now: u64, keep_ns: u64) -> Learned {
+    Learned {
+        name: name.clone(),
+        asker_pid: pid,
+        asker_name: asker.clone(),
+        learned_ns: now,
+        expires_ns: now.saturating_add(keep_ns.clamp(MIN_KEEP_NS, MAX_KEEP_NS)),
+    }
+}
+
 /// IPv4-mapped IPv6 addresses (a dual-stack socket's view of an IPv4 peer) as IPv4.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -205,7 +240,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
-    use tunnelwatch_engine::dns::{DnsAnswer, DnsQuestion};
+    use crate::dns::{DnsAnswer, DnsQuestion};
 
     use super::*;
 
@@ -326,6 +361,30 @@ mod tests {
             ],
         );
         assert_eq!(c.learn(&l, 1, &p, 0), 1);
+    }
+
+    #[test]
+    fn addresses_without_a_message() {
+        let mut c = NameCache::new();
+        let svchost: Arc<str> = "svchost.exe".into();
+        let addrs = [ip("203.0.113.7"), ip("::ffff:203.0.113.8")];
+        assert_eq!(
+            c.learn_addresses(
+                "tunnel.us.ngrok.com",
+                &addrs,
+                (900, &svchost),
+                5 * S,
+                600 * S
+            ),
+            2
+        );
+        let l = c.lookup(ip("203.0.113.8"), 1, 6 * S).unwrap();
+        assert_eq!((&*l.name, l.asker_pid), ("tunnel.us.ngrok.com", 900));
+        assert!(c.lookup(ip("203.0.113.7"), 1, 605 * S + 1).is_none());
+        // A keep of 0 is kept MIN_KEEP_NS; no name teaches nothing.
+        c.learn_addresses("a.example", &[ip("192.0.2.1")], (1, &svchost), 0, 0);
+        assert!(c.lookup(ip("192.0.2.1"), 1, MIN_KEEP_NS - 1).is_some());
+        assert_eq!(c.learn_addresses("", &addrs, (1, &svchost), 0, S), 0);
     }
 
     #[test]
