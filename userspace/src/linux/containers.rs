@@ -11,57 +11,18 @@
 //! path names no container and the process is in namespaces of its own, `/proc/PID/cgroup`'s
 //! v1 paths are read too (host processes never pay for it).
 //!
-//! Uses: `container_path`, `procfs`, `runtime_api` (this folder) and the engine's events.
+//! Uses: `container_path`, `container_slot`, `procfs`, `runtime_api` (this folder) and the
+//! engine's events.
 
-use std::{
-    path::Path,
-    sync::{Arc, OnceLock},
-};
+use std::{path::Path, sync::Arc};
 
-use tunnelwatch_engine::event::{Container, Namespaces};
+use tunnelwatch_engine::event::Namespaces;
 
-use crate::linux::{container_path, procfs, runtime_api::Lookups};
+use crate::linux::{container_path, container_slot::Slot, procfs, runtime_api::Lookups};
 
 /// Most cgroups and containers remembered (then the caches start over: a pointer copy per
 /// event becomes one path parse per cgroup again).
 const CACHE_MAX: usize = 16_384;
-
-/// One container, shared by its processes: what its cgroup path says, then what the
-/// runtime's API says, once it has answered.
-#[derive(Debug)]
-pub struct Slot {
-    base: Arc<Container>,
-    named: OnceLock<Arc<Container>>,
-}
-
-impl Slot {
-    fn new(c: container_path::PathContainer) -> Slot {
-        Slot {
-            base: Arc::new(Container {
-                id: c.id.into(),
-                runtime: c.runtime.into(),
-                pod_uid: c.pod_uid.unwrap_or_default().into(),
-                ..Container::default()
-            }),
-            named: OnceLock::new(),
-        }
-    }
-
-    /// What is known of the container now.
-    pub fn current(&self) -> Arc<Container> {
-        self.named.get().unwrap_or(&self.base).clone()
-    }
-
-    /// The container as its cgroup path names it (id, runtime, pod uid).
-    pub fn base(&self) -> &Container {
-        &self.base
-    }
-
-    /// Fills in what the runtime's API said (the first answer stays).
-    pub fn name(&self, named: Container) {
-        let _ = self.named.set(Arc::new(named));
-    }
-}
 
 /// Where a process runs.
 #[derive(Clone, Debug, Default)]
@@ -195,7 +156,7 @@ impl Containers {
             self.by_id.clear();
         }
         let slot = Arc::new(Slot::new(c));
-        self.by_id.insert(slot.base.id.clone(), slot.clone());
+        self.by_id.insert(slot.base().id.clone(), slot.clone());
         if let Some(lookups) = &self.lookups {
             lookups.ask(slot.clone());
         }
@@ -213,6 +174,7 @@ impl Containers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tunnelwatch_engine::event::Container;
 
     const ID: &str = "93b6694fe4836db7e01d49fa230e91aa4cd46503e6ddf216a1b36a8f30b7bcb7";
 

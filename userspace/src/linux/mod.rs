@@ -20,6 +20,8 @@ pub mod connections;
 #[cfg(target_os = "linux")]
 pub mod container_path;
 #[cfg(target_os = "linux")]
+pub mod container_slot;
+#[cfg(target_os = "linux")]
 pub mod containers;
 #[cfg(target_os = "linux")]
 pub mod decode;

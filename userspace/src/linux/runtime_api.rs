@@ -16,7 +16,7 @@
 //! that does not fit is dropped and counted. What an answer says is cut to [`TEXT_MAX`]
 //! bytes per field.
 //!
-//! Uses: `containers` (the slots it fills) and the engine's events.
+//! Uses: `container_slot` (the slots it fills) and the engine's events.
 
 use std::{
     collections::HashMap,
@@ -31,7 +31,7 @@ use std::{
 
 use tunnelwatch_engine::event::Container;
 
-use crate::linux::containers::Slot;
+use crate::linux::container_slot::Slot;
 
 /// The most one lookup may take, connection included.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
